@@ -1,0 +1,122 @@
+"""The one validated settings object, read from the environment and `.env`.
+
+Every variable is `DBMON_<FIELD>`; any of them may instead be given as
+`DBMON_<FIELD>_FILE` pointing at a file holding the value (Docker/K8s secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor_app.errors import ConfigError
+
+ENV_PREFIX = "DBMON_"
+
+
+class _FileSecretsSource(PydanticBaseSettingsSource):
+    """Reads `DBMON_X_FILE` for any field `x` so secrets need not sit in the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"{ENV_PREFIX}{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text().strip(), field_name, False
+        except OSError as exc:
+            raise ConfigError([(f"{ENV_PREFIX}{field_name.upper()}_FILE", f"cannot read {path}: {exc.strerror}")], "settings")
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Holds the embedded store, broker folders and beat state.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir.")
+    broker_url: str | None = Field(None, description="Celery broker; default: filesystem broker in data_dir.")
+    config_file: Path = Field(Path("dbmon.yaml"), description="Declarative assets, watch paths, rules, channels.")
+    secret_key: str | None = Field(None, description="Encrypts stored credentials and signs links; generated into data_dir if unset.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_workers: int = Field(2, ge=1, le=64)
+    public_status_page: bool = Field(True, description="Serve the status page without an API key.")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_concurrency: int = Field(2, ge=1, le=256)
+    filesystem_polling_interval: float = Field(0.1, gt=0, le=5)
+    broker_visibility_timeout: int = Field(600, ge=5, description="Seconds before Redis redelivers an unacked task.")
+
+    host_sample_interval: float = Field(30.0, gt=0)
+    reachability_interval: float = Field(30.0, gt=0)
+    redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")
+    task_lease_grace: float = Field(30.0, ge=0, description="Slack beyond a task's time limit before it counts as lost.")
+    probe_timeout: float = Field(5.0, gt=0, le=120)
+    event_retention_days: int = Field(90, ge=1)
+
+    @field_validator("database_url", "broker_url")
+    @classmethod
+    def _blank_is_default(cls, value: str | None) -> str | None:
+        return value or None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _FileSecretsSource(settings_cls), dotenv_settings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'dbmon.sqlite3').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem://")
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, else one generated once and kept in the data dir (mode 0600)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation failures into a ConfigError naming each variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        errors = [(ENV_PREFIX + ".".join(str(p) for p in err["loc"]).upper(), err["msg"]) for err in exc.errors()]
+        raise ConfigError(errors, "settings") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

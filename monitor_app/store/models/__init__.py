@@ -1,0 +1,7 @@
+"""Every model module is imported here so `Base.metadata` is complete for migrations."""
+
+from monitor_app.store.models.core import ApiKey, Asset, AuditEntry, Event
+from monitor_app.store.models.metrics import MetricSample
+from monitor_app.store.models.tasks import TaskRun
+
+__all__ = ["ApiKey", "Asset", "AuditEntry", "Event", "MetricSample", "TaskRun"]
