@@ -1,0 +1,1 @@
+"""Container lifecycle monitoring and database service discovery on a Docker engine."""
