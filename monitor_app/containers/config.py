@@ -1,0 +1,60 @@
+"""The `containers:` section of the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CredentialMatch(_Strict):
+    """Every given criterion must hold; globs use shell syntax (`pg-*`)."""
+
+    name: str | None = None
+    image: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class CredentialRule(_Strict):
+    match: CredentialMatch
+    user: str = "postgres"
+    database: str = "postgres"
+    password_env: str | None = None
+    password_file: Path | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "CredentialRule":
+        if self.password_env and self.password_file:
+            raise ValueError("give only one of password_env, password_file")
+        if not (self.match.name or self.match.image or self.match.labels):
+            raise ValueError("match needs at least one of name, image, labels")
+        return self
+
+
+class FlappingConfig(_Strict):
+    restarts: int = Field(3, ge=2, le=1000)
+    minutes: float = Field(10.0, gt=0, le=1440)
+
+
+class ContainersConfig(_Strict):
+    enabled: bool = True
+    docker_url: str | None = Field(None, description="Engine address; default: DOCKER_HOST or the local socket.")
+    reconcile_interval: float = Field(60.0, ge=5, le=86400)
+    probe_interval: float = Field(30.0, ge=1, le=86400)
+    probe_timeout: float = Field(3.0, gt=0, le=60)
+    flapping: FlappingConfig = Field(default_factory=FlappingConfig)
+    tls_warn_days: list[int] = Field(default_factory=lambda: [30, 7, 1])
+    credentials: list[CredentialRule] = Field(default_factory=list)
+
+    @field_validator("tls_warn_days")
+    @classmethod
+    def _positive_days(cls, days: list[int]) -> list[int]:
+        if any(d <= 0 for d in days):
+            raise ValueError("thresholds are days before expiry and must be positive")
+        return sorted(set(days), reverse=True)
