@@ -100,7 +100,9 @@ def remember(action: str, time_nano: int, memory: Memory, *, restart_count: int 
         memory.oom_pending = True
     if base == "die":
         memory.oom_pending = False
-    if restart_count is not None:
+    # The engine bumps RestartCount when it decides to restart, before the start: only a start
+    # absorbs the growth, so the start is the one reported as the unplanned restart.
+    if base == "start" and restart_count is not None:
         memory.restart_count = max(memory.restart_count, restart_count)
     return memory
 
