@@ -17,6 +17,8 @@ def entries(settings: Settings) -> dict:
             "schedule": settings.reachability_interval,
             "options": {"queue": "discovery", "expires": settings.reachability_interval},
         },
+        "containers-reconcile": {"task": "containers.reconcile", "schedule": settings.containers_reconcile_interval, "options": {"queue": "discovery", "expires": settings.containers_reconcile_interval}},
+        "containers-probe": {"task": "containers.probe", "schedule": settings.reachability_interval, "options": {"queue": "discovery", "expires": settings.reachability_interval}},
         "sync-config": {
             "task": "assets.sync_config",
             "schedule": 300.0,

@@ -66,6 +66,14 @@ def probe_sqlite(connection: dict, timeout: float) -> ProbeResult:
     return ProbeResult(True, (time.perf_counter() - started) * 1000, server_version=version)
 
 
+def can_probe(asset) -> bool:
+    """A PostgreSQL asset discovered without credentials has no database to log into: its
+    reachability is its port answering, which container monitoring checks instead."""
+    if asset.engine == "postgresql":
+        return bool((asset.connection or {}).get("host") and (asset.connection or {}).get("database"))
+    return asset.engine == "sqlite"
+
+
 def probe(asset: Asset, password: str | None, timeout: float) -> ProbeResult:
     if asset.engine == "postgresql":
         return probe_postgres(asset.connection, password, timeout)

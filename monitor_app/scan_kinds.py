@@ -22,5 +22,6 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "host": ScanKind("metrics.host_sample", "metrics", "none", "sample host CPU, memory and disk"),
     "reachability": ScanKind("assets.check_reachability", "discovery", "optional",
                              "connect to database assets and record up/down"),
+    "discovery": ScanKind("containers.reconcile", "discovery", "none", "list and inspect Docker containers, register databases"),
     "config": ScanKind("assets.sync_config", "discovery", "none", "load assets from the config file"),
 }

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
 
     host_sample_interval: float = Field(30.0, gt=0)
     reachability_interval: float = Field(30.0, gt=0)
+    containers_reconcile_interval: float = Field(60.0, gt=0, description="Full Docker reconcile, the event stream's safety net.")
     redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")
     task_lease_seconds: float = Field(30.0, gt=0, description="A running task renews its lease; a dead worker's run is re-sent after this.")
     task_queued_grace: float = Field(60.0, gt=0, description="A queued run not started within this is published again.")

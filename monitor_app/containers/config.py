@@ -45,8 +45,6 @@ class FlappingConfig(_Strict):
 class ContainersConfig(_Strict):
     enabled: bool = True
     docker_url: str | None = Field(None, description="Engine address; default: DOCKER_HOST or the local socket.")
-    reconcile_interval: float = Field(60.0, ge=5, le=86400)
-    probe_interval: float = Field(30.0, ge=1, le=86400)
     probe_timeout: float = Field(3.0, gt=0, le=60)
     flapping: FlappingConfig = Field(default_factory=FlappingConfig)
     tls_warn_days: list[int] = Field(default_factory=lambda: [30, 7, 1])

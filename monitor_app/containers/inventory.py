@@ -201,3 +201,12 @@ def list_all(client, *, read_proc: bool = True) -> list[ContainerRecord]:
         if record is not None:  # removed between list and inspect
             records.append(record)
     return records
+
+
+def connect(docker_url: str | None = None, timeout: float = 30.0):
+    """A Docker client for `docker_url`, or from DOCKER_HOST / the local socket. Connects lazily."""
+    import docker
+
+    if docker_url:
+        return docker.DockerClient(base_url=docker_url, timeout=timeout)
+    return docker.from_env(timeout=timeout)

@@ -6,7 +6,7 @@ from sqlalchemy import or_, select
 
 from monitor_app.assets import password_for, sync_config_assets
 from monitor_app.errors import NotFound
-from monitor_app.reachability import apply_probe, probe
+from monitor_app.reachability import apply_probe, can_probe, probe
 from monitor_app.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
@@ -28,15 +28,17 @@ def check_reachability(rt: Runtime, asset_id: int | None = None) -> dict:
     if asset_id is None:
         now = utcnow()
         with rt.store.session() as s:
-            due = s.scalars(select(Asset.id).where(
+            due = [a.id for a in s.scalars(select(Asset).where(
                 Asset.engine.in_(PROBED_ENGINES), Asset.status != "gone",
-                or_(Asset.next_check_at.is_(None), Asset.next_check_at <= now))).all()
+                or_(Asset.next_check_at.is_(None), Asset.next_check_at <= now))) if can_probe(a)]
         runs = [rt.dispatch("assets.check_reachability", {"asset_id": a}) for a in due]
         return {"dispatched": len(runs), "asset_ids": list(due)}
     with rt.store.session() as s:
         asset = s.get(Asset, asset_id)
         if asset is None or asset.status == "gone":
             raise NotFound(f"asset {asset_id} does not exist or is gone")
+        if not can_probe(asset):
+            return {"asset_id": asset_id, "skipped": "no credentials to log in; probed by its port instead"}
         password = password_for(asset, rt.credentials)
         engine, connection, name = asset.engine, dict(asset.connection), asset.name
     # Probe outside the transaction: a slow target must not hold a store connection open.

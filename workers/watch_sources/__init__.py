@@ -8,4 +8,5 @@ source sit out when it has nothing to watch.
 
 SOURCES: dict[str, str] = {
     "config": "workers.watch_sources.config_file:ConfigFileSource",
+    "docker": "workers.watch_sources.docker_events:DockerEventsSource",
 }

@@ -1,0 +1,85 @@
+"""`dbmon discover`: one reconcile against the Docker engine, printing the database services found."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from monitor_app.containers import inventory
+from monitor_app.containers.identify import identify
+from monitor_app.containers.registry import endpoints
+from monitor_app.errors import ProbeError
+
+
+def _rows(records) -> list[dict]:
+    rows = []
+    for rec in records:
+        ident = identify(rec)
+        if not ident.is_database:
+            continue
+        rows.append({
+            "container_id": rec.id, "name": rec.name, "image": rec.image, "engine": ident.engine,
+            "kind": ident.kind, "ports": sorted(rec.all_ports), "endpoints": endpoints(rec, ident.engine),
+            "status": rec.status, "health": rec.health, "restart_count": rec.restart_count,
+            "confidence": ident.confidence, "reasons": ident.reasons,
+        })
+    return sorted(rows, key=lambda r: r["name"])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array instead of a table")
+@click.option("--no-store", is_flag=True, help="only look; do not register assets in the store")
+@click.option("--docker-url", default=None, help="engine address (default: config, DOCKER_HOST, local socket)")
+def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
+    """Reconcile once with the Docker engine and list the database containers found.
+
+    Containers that are not databases (applications, admin tools, exporters) are not listed."""
+    from monitor_app.runtime import Runtime
+
+    rt = None if no_store else Runtime()
+    config = rt.config.containers if rt else None
+    client = inventory.connect(docker_url or (config.docker_url if config else None))
+    try:
+        try:
+            records = inventory.list_all(client)
+        except Exception as exc:  # noqa: BLE001 - docker raises several unrelated types for "engine away"
+            raise ProbeError(f"docker engine unreachable: {exc}") from None
+        if rt is not None:
+            from monitor_app.containers.discovery import reconcile
+
+            with rt.store.session() as s:
+                out = reconcile(s, client, config, rt.credentials, records=records)
+            assets = _asset_ids(rt)
+        else:
+            out, assets = None, {}
+    finally:
+        client.close()
+    rows = _rows(records)
+    for row in rows:
+        row["asset_id"] = assets.get(row["name"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no database containers found")
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            ep = r["endpoints"][0] if r["endpoints"] else None
+            where = f"{ep['host']}:{ep['port']}" if ep else "(no reachable endpoint)"
+            click.echo(f"{r['name']:<{width}}  {r['engine']:<13} {r['status']:<10} {where:<22} "
+                       f"{r['confidence']:.2f}  {r['image']}")
+    if out is not None:
+        click.echo(f"{out.seen} containers seen, {out.databases} databases; new: {len(out.created)}, "
+                   f"changed: {len(out.changed)}, revived: {len(out.revived)}, gone: {len(out.gone)}", err=True)
+
+
+def _asset_ids(rt) -> dict[str, int]:
+    from sqlalchemy import select
+
+    from monitor_app.containers.registry import SOURCE
+    from monitor_app.store.models import Asset
+
+    with rt.store.session() as s:
+        return dict(s.execute(select(Asset.name, Asset.id).where(Asset.source == SOURCE, Asset.status != "gone")).all())

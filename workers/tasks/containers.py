@@ -1,0 +1,104 @@
+"""Container discovery tasks: thin wrappers loading by id, calling the domain core, storing."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from monitor_app.containers import inventory
+from monitor_app.containers.discovery import Outcome, handle_event, reconcile
+from monitor_app.containers.registry import SOURCE
+from monitor_app.containers.service_status import apply, probe_endpoints
+from monitor_app.errors import NotFound, ProbeError
+from monitor_app.reachability import can_probe
+from monitor_app.runtime import Runtime
+from monitor_app.scan_kinds import SCAN_KINDS
+from monitor_app.store.models import Asset
+from workers.task_base import dbmon_task
+
+log = logging.getLogger("dbmon.tasks.containers")
+# Scan kinds that take a PostgreSQL asset once credentials are known (registered by those concerns).
+HANDOVER_KINDS = ("schema", "metrics")
+
+
+def _client(rt: Runtime):
+    try:
+        client = inventory.connect(rt.config.containers.docker_url)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - docker raises several unrelated types for "engine away"
+        raise ProbeError(f"docker engine unreachable: {exc}") from None
+
+
+def _follow_up(rt: Runtime, out: Outcome) -> None:
+    for asset_id in out.probe:
+        rt.dispatch("containers.probe", {"asset_id": asset_id})
+    if not out.created and not out.revived:
+        return
+    with rt.store.session() as s:
+        handed = s.scalars(select(Asset.id).where(Asset.source == SOURCE, Asset.name.in_(out.created + out.revived),
+                                                  Asset.engine == "postgresql")).all()
+        handed = [a.id for a in (s.get(Asset, i) for i in handed) if (a.details or {}).get("monitoring")]
+    for asset_id in handed:
+        for kind in HANDOVER_KINDS:
+            spec = SCAN_KINDS.get(kind)
+            if spec is not None and spec.asset != "none":
+                rt.dispatch(spec.task, {"asset_id": asset_id}, queue=spec.queue, kind=kind)
+
+
+@dbmon_task("containers.reconcile", queue="discovery", time_limit=300)
+def reconcile_containers(rt: Runtime) -> dict:
+    cfg = rt.config.containers
+    if not cfg.enabled:
+        return {"skipped": "containers.enabled is false"}
+    client = _client(rt)
+    try:
+        records = inventory.list_all(client)  # engine calls outside the store transaction
+        with rt.store.session() as s:
+            out = reconcile(s, client, cfg, rt.credentials, records=records)
+    finally:
+        client.close()
+    _follow_up(rt, out)
+    return out.as_dict()
+
+
+@dbmon_task("containers.handle_event", queue="discovery", time_limit=60)
+def handle_container_event(rt: Runtime, container_id: str, action: str, time_nano: int,
+                           attributes: dict | None = None) -> dict:
+    cfg = rt.config.containers
+    client = _client(rt)
+    try:
+        with rt.store.session() as s:
+            out = handle_event(s, client, {"container_id": container_id, "action": action, "time_nano": time_nano,
+                                           "attributes": attributes or {}}, cfg, rt.credentials)
+    finally:
+        client.close()
+    _follow_up(rt, out)
+    return out.as_dict()
+
+
+@dbmon_task("containers.probe", queue="discovery", time_limit=120)
+def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
+    """With an asset: TCP and TLS on each endpoint. Without: one task per live docker asset."""
+    if asset_id is None:
+        with rt.store.session() as s:
+            ids = s.scalars(select(Asset.id).where(Asset.source == SOURCE, Asset.status != "gone")).all()
+        for i in ids:
+            rt.dispatch("containers.probe", {"asset_id": i})
+        return {"dispatched": list(ids)}
+    with rt.store.session() as s:
+        asset = s.get(Asset, asset_id)
+        if asset is None or asset.status == "gone":
+            raise NotFound(f"asset {asset_id} does not exist or is gone")
+        endpoints, engine = list((asset.details or {}).get("endpoints") or []), asset.engine
+        login = can_probe(asset)
+    cfg = rt.config.containers
+    result = probe_endpoints(endpoints, engine, cfg.probe_timeout)  # network work outside the transaction
+    with rt.store.session() as s:
+        summary = apply(s, s.get(Asset, asset_id), result, thresholds=cfg.tls_warn_days,
+                        interval=rt.settings.reachability_interval)
+    if login:
+        # Credentials known: the full login check says whether the database itself answers.
+        rt.dispatch("assets.check_reachability", {"asset_id": asset_id})
+    return summary
