@@ -184,6 +184,15 @@ def reconcile(session: Session, client, config: ContainersConfig, box=None, *,
     return out
 
 
+def refresh_asset(session: Session, client, asset: Asset, config: ContainersConfig, box=None) -> ContainerRecord | None:
+    """Re-inspect the container behind an asset (its ports may have opened since the last event)."""
+    cid = (asset.details or {}).get("container_id")
+    record = inventory.inspect(client, cid) if cid else None
+    if record is not None:
+        _register(session, record, config, box, Outcome())
+    return record
+
+
 def database_assets(session: Session) -> list[Asset]:
     return list(session.scalars(select(Asset).where(Asset.source == registry.SOURCE, Asset.status != "gone")))
 

@@ -24,8 +24,10 @@ class ContainerRecord:
     exposed_ports: list[int] = field(default_factory=list)
     # [{"port": 5432, "proto": "tcp", "host_ip": "0.0.0.0", "host_port": 15432}]
     published_ports: list[dict[str, Any]] = field(default_factory=list)
-    # Ports the main process listens on, read from /proc when the engine runs on this host.
+    # Ports the main process listens on, read from /proc when the engine runs on this host
+    # (`proc_readable`); empty and readable means "not listening (yet)".
     listening_ports: list[int] = field(default_factory=list)
+    proc_readable: bool = False
     network_mode: str = ""
     networks: dict[str, dict[str, str]] = field(default_factory=dict)
     mounts: list[dict[str, Any]] = field(default_factory=list)
@@ -99,6 +101,10 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def proc_readable(pid: int) -> bool:
+    return bool(pid) and os.access(f"/proc/{pid}/fd", os.R_OK | os.X_OK) and os.path.exists(f"/proc/{pid}/net/tcp")
+
+
 def listening_ports(pid: int) -> list[int]:
     """TCP ports in LISTEN state owned by the process `pid` (its own network namespace view).
 
@@ -164,6 +170,7 @@ def normalise(attrs: dict[str, Any], *, read_proc: bool = True) -> ContainerReco
         exposed_ports=exposed,
         published_ports=published,
         listening_ports=listening_ports(pid) if read_proc and running else [],
+        proc_readable=read_proc and running and proc_readable(pid),
         network_mode=host.get("NetworkMode") or "",
         networks=networks,
         mounts=mounts,

@@ -69,7 +69,10 @@ def endpoints(record: ContainerRecord, engine: str | None) -> list[dict]:
             out.append({"host": host, "port": p["host_port"], "container_port": p["port"], "via": "published"})
     if record.network_mode == "host":
         # EXPOSE says nothing about the port a host-network server was told to use: trust the sockets.
-        for port in record.listening_ports or record.exposed_ports:
+        # Readable sockets but none listening: not up yet, and EXPOSE would point at some other
+        # process on the host (e.g. the host's own PostgreSQL on 5432).
+        ports = record.listening_ports if record.proc_readable else record.exposed_ports
+        for port in ports if record.status == "running" else ():
             out.append({"host": "127.0.0.1", "port": port, "container_port": port, "via": "host network"})
     else:
         ip = _container_ip(record)
@@ -175,6 +178,10 @@ def upsert(session: Session, record: ContainerRecord, ident: Identification, *, 
                          summary=f"{record.name} is back (container {record.short_id})",
                          payload={"container_id": record.id, "previous_container_id": old.get("container_id")},
                          dedupe_key=f"docker:revived:{record.id}")
+        if record.status != "running" and old.get("endpoints") and not details["endpoints"]:
+            # A stopped container loses its port bindings; keep probing where it last served, to report it down.
+            details["endpoints"] = old["endpoints"]
+            connection = _connection(details, credential)
         result.changed = [k for k in WATCHED if old.get(k) != details.get(k)]
         if old.get("container_id") and old.get("container_id") != record.id:
             result.changed.insert(0, "container_id")

@@ -90,11 +90,11 @@ class Runner:
         return f"dbmt-{self.tag}-{base}"
 
     def run(self, image: str, base: str, *, command=None, env=None, labels=None, network="none",
-            start=True, **host_config):
+            start=True, user=None, **host_config):
         labels = {TEST_LABEL: "1", **(labels or {})}
         hc = self.client.api.create_host_config(network_mode=network, **host_config)
         c = self.client.api.create_container(image, command=command, name=self.name(base), environment=env,
-                                             labels=labels, host_config=hc)
+                                             labels=labels, host_config=hc, user=user)
         self.ids.append(c["Id"])
         if start:
             self.client.api.start(c["Id"])

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import select
 
 from monitor_app.containers import inventory
-from monitor_app.containers.discovery import Outcome, handle_event, reconcile
+from monitor_app.containers.discovery import Outcome, handle_event, reconcile, refresh_asset
 from monitor_app.containers.registry import SOURCE
 from monitor_app.containers.service_status import apply, probe_endpoints
 from monitor_app.errors import NotFound, ProbeError
@@ -87,13 +87,21 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
         for i in ids:
             rt.dispatch("containers.probe", {"asset_id": i})
         return {"dispatched": list(ids)}
-    with rt.store.session() as s:
-        asset = s.get(Asset, asset_id)
-        if asset is None or asset.status == "gone":
-            raise NotFound(f"asset {asset_id} does not exist or is gone")
-        endpoints, engine = list((asset.details or {}).get("endpoints") or []), asset.engine
-        login = can_probe(asset)
     cfg = rt.config.containers
+    client = _client(rt)
+    try:
+        with rt.store.session() as s:
+            asset = s.get(Asset, asset_id)
+            if asset is None or asset.status == "gone":
+                raise NotFound(f"asset {asset_id} does not exist or is gone")
+            record = refresh_asset(s, client, asset, cfg, rt.credentials)
+            endpoints, engine = list((asset.details or {}).get("endpoints") or []), asset.engine
+            login = can_probe(asset)
+    finally:
+        client.close()
+    if record is not None and record.status == "running" and not endpoints and record.proc_readable:
+        # Started but not listening yet: the task's retry backoff (2, 4, 8 ... s) waits for it.
+        raise ProbeError(f"{record.name} is running but not listening on any port yet")
     result = probe_endpoints(endpoints, engine, cfg.probe_timeout)  # network work outside the transaction
     with rt.store.session() as s:
         summary = apply(s, s.get(Asset, asset_id), result, thresholds=cfg.tls_warn_days,
