@@ -39,7 +39,7 @@ def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
 
     rt = None if no_store else Runtime()
     config = rt.config.containers if rt else None
-    client = inventory.connect(docker_url or (config.docker_url if config else None))
+    client = inventory.connect(docker_url or (config.docker_url if config else None))  # ProbeError -> exit 1
     try:
         try:
             records = inventory.list_all(client)

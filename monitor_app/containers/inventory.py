@@ -211,9 +211,15 @@ def list_all(client, *, read_proc: bool = True) -> list[ContainerRecord]:
 
 
 def connect(docker_url: str | None = None, timeout: float = 30.0):
-    """A Docker client for `docker_url`, or from DOCKER_HOST / the local socket. Connects lazily."""
+    """A Docker client for `docker_url`, or from DOCKER_HOST / the local socket.
+    Raises ProbeError (transient) when the engine does not answer."""
     import docker
 
-    if docker_url:
-        return docker.DockerClient(base_url=docker_url, timeout=timeout)
-    return docker.from_env(timeout=timeout)
+    from monitor_app.errors import ProbeError
+
+    try:
+        if docker_url:
+            return docker.DockerClient(base_url=docker_url, timeout=timeout)
+        return docker.from_env(timeout=timeout)
+    except docker.errors.DockerException as exc:
+        raise ProbeError(f"docker engine unreachable: {exc}") from None
