@@ -19,6 +19,12 @@ class CredentialMatch(_Strict):
     image: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> "CredentialMatch":
+        if not (self.name or self.image or self.labels):
+            raise ValueError("give at least one of name, image, labels (an empty match would take every container)")
+        return self
+
 
 class CredentialRule(_Strict):
     match: CredentialMatch
@@ -32,8 +38,6 @@ class CredentialRule(_Strict):
     def _one_password_source(self) -> "CredentialRule":
         if self.password_env and self.password_file:
             raise ValueError("give only one of password_env, password_file")
-        if not (self.match.name or self.match.image or self.match.labels):
-            raise ValueError("match needs at least one of name, image, labels")
         return self
 
 

@@ -91,3 +91,29 @@ def test_dbmon_discover_explains_an_unreachable_engine(deployment):
     out = deployment.cli("discover", "--docker-url", "unix:///nonexistent/docker.sock")
     assert out.returncode == 1
     assert out.stderr.startswith("error: docker engine unreachable") and "Traceback" not in out.stderr
+
+
+def test_a_started_service_is_probed_and_its_status_follows_the_container(deployment, runner):
+    from tests.services import free_port
+
+    deployment.start_worker()
+    deployment.start_watcher()
+    port = free_port()
+    cid = runner.run("dbmon-test/redis:7", "cache", network="host",
+                     command=["/bin/sh", "-c", f"sleep 0.5; exec httpd -f -p 127.0.0.1:{port}"])
+    name = runner.name("cache")
+
+    def status(want):
+        a = _asset(deployment, name)
+        return a if a is not None and a.status == want else None
+
+    # Not listening for half a second: the probe task retries until the port opens.
+    up = wait_for(lambda: status("up"), 30, 0.1)
+    assert up.details["endpoints"][0]["port"] == port
+    assert up.details["ports_probe"][f"127.0.0.1:{port}"]["up"] is True
+    runner.client.api.kill(cid)
+    down = wait_for(lambda: status("down"), 30, 0.1)
+    assert down.details["ports_probe"][f"127.0.0.1:{port}"]["up"] is False
+    with deployment.store.session() as s:
+        types = set(s.scalars(select(Event.type).where(Event.asset_id == up.id)))
+    assert {"asset.up", "asset.down", "service.port_down"} <= types
