@@ -118,13 +118,20 @@ def handle_event(session: Session, client, event: dict, config: ContainersConfig
     base, _ = lifecycle.split_action(action)
     record = None if base == "destroy" else inventory.inspect(client, cid)
     state = session.scalar(select(ContainerState).where(ContainerState.container_id == cid))
+    if record is None and state is None and attributes.get("image"):
+        # Gone before its first event was handled (a short-lived or crash-looping container):
+        # the event's own attributes (image, name, dbmon.* labels) still tell whether it was a database.
+        ghost = ContainerRecord(id=cid, name=attributes.get("name") or cid[:12], image=attributes["image"],
+                                labels={k: v for k, v in attributes.items() if k.startswith("dbmon.")
+                                        and not k.startswith("dbmon.after_")}, status="removed")
+        state = _register(session, ghost, config, box, out).state
     if record is not None:
         previous_restarts = state.restart_count if state is not None else record.restart_count
         state = _register(session, record, config, box, out).state
     else:
         previous_restarts = state.restart_count if state is not None else 0
     if state is None:
-        return out  # destroyed before it was ever seen, and not a database we knew
+        return out
     memory = lifecycle.Memory(name=state.name, stop_requested_nano=state.stop_requested_nano,
                               restart_count=previous_restarts)
     restart_count = record.restart_count if record else None

@@ -122,7 +122,9 @@ class Annotator:
 def to_task_kwargs(ev: dict, annotator: Annotator) -> dict:
     cid = ev.get("id") or ev["Actor"]["ID"]
     attrs = ev.get("Actor", {}).get("Attributes", {}) or {}
-    forwarded = {k: attrs[k] for k in FORWARDED_ATTRIBUTES if k in attrs}
+    # Labels travel with every event; only dbmon's own are passed on, to identify a container
+    # that is already gone when its task runs.
+    forwarded = {k: v for k, v in attrs.items() if k in FORWARDED_ATTRIBUTES or k.startswith("dbmon.")}
     annotator.annotate(cid, ev["Action"], int(ev["timeNano"]), forwarded)
     return {"container_id": cid, "action": ev["Action"], "time_nano": int(ev["timeNano"]), "attributes": forwarded}
 

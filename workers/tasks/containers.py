@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from monitor_app.containers import inventory
 from monitor_app.containers.discovery import Outcome, handle_event, reconcile, refresh_asset
 from monitor_app.containers.registry import SOURCE
 from monitor_app.containers.service_status import apply, probe_endpoints
-from monitor_app.errors import NotFound, ProbeError
+from monitor_app.errors import DbmonError, NotFound, ProbeError
 from monitor_app.reachability import can_probe
 from monitor_app.runtime import Runtime
 from monitor_app.scan_kinds import SCAN_KINDS
@@ -57,6 +58,8 @@ def reconcile_containers(rt: Runtime) -> dict:
         records = inventory.list_all(client)  # engine calls outside the store transaction
         with rt.store.session() as s:
             out = reconcile(s, client, cfg, rt.credentials, records=records)
+    except IntegrityError:
+        raise DbmonError("a container was registered concurrently by an event; retrying", permanent=False) from None
     finally:
         client.close()
     _follow_up(rt, out)
@@ -72,6 +75,9 @@ def handle_container_event(rt: Runtime, container_id: str, action: str, time_nan
         with rt.store.session() as s:
             out = handle_event(s, client, {"container_id": container_id, "action": action, "time_nano": time_nano,
                                            "attributes": attributes or {}}, cfg, rt.credentials)
+    except IntegrityError:
+        # Another task registered the same container or asset at the same moment: run again, it exists now.
+        raise DbmonError(f"{container_id[:12]} {action}: registered concurrently; retrying", permanent=False) from None
     finally:
         client.close()
     _follow_up(rt, out)

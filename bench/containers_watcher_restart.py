@@ -1,0 +1,141 @@
+"""Events lost across watcher restarts during container churn. Must be 0.
+
+A churn thread creates, starts, kills and removes database containers continuously while
+the real `dbmon watcher` process is stopped (SIGTERM, or SIGKILL: no chance to flush) and
+restarted several times, with a worker processing tasks. Afterwards every container event
+the engine reports for the churned containers must be in the store exactly once.
+
+    python bench/containers_watcher_restart.py [--restarts 5] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import docker  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from monitor_app.containers.lifecycle import LIFECYCLE_ACTIONS, split_action  # noqa: E402
+from monitor_app.store.models import Event, TaskRun  # noqa: E402
+from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
+from tests.containers.deployment import Deployment  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "containers_watcher_restart.json"
+STORED = {"create", "start", "die", "stop", "kill", "restart", "oom", "health_status", "destroy"}
+
+
+def churn(client, stop: threading.Event, tag: str, created: list[str]) -> None:
+    i = 0
+    while not stop.is_set():
+        name = f"dbmt-churn-{tag}-{i}"
+        c = client.api.create_container("dbmon-test/postgres:16", name=name, labels={"dbmon-test": "1"},
+                                        environment={"POSTGRES_PASSWORD": "x"},
+                                        host_config=client.api.create_host_config(network_mode="none"))
+        created.append(c["Id"])
+        client.api.start(c["Id"])
+        time.sleep(0.1)
+        client.api.kill(c["Id"])
+        if i % 2:
+            client.api.remove_container(c["Id"])
+        i += 1
+        time.sleep(0.1)
+
+
+def engine_events(client, ids: set[str], since: float, until: float) -> set[tuple[str, int, str]]:
+    out = set()
+    for ev in client.events(since=since, until=until, decode=True, filters={"type": "container",
+                                                                            "label": "dbmon-test=1"}):
+        base, _ = split_action(ev["Action"])
+        if ev["id"] in ids and base in STORED and base in LIFECYCLE_ACTIONS:
+            out.add((ev["id"][:12], int(ev["timeNano"]), f"container.{base}"))
+    return out
+
+
+def stored_events(d: Deployment) -> list[tuple[str, int, str]]:
+    with d.store.session() as s:
+        rows = s.execute(select(Event.dedupe_key, Event.type).where(Event.type.like("container.%"))).all()
+    out = []
+    for key, type_ in rows:
+        parts = (key or "").split(":")
+        if len(parts) == 4 and parts[0] == "docker" and parts[2].isdigit():
+            out.append((parts[1], int(parts[2]), type_))
+    return out
+
+
+def one_run(client, restarts: int, tag: str, hard: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="dbmon-bench-") as tmp:
+        d = Deployment(Path(os.environ.get("DBMON_BENCH_KEEP_DIR") or tmp))
+        try:
+            d.start_worker()
+            d.start_watcher()
+            since = time.time()
+            stop, created = threading.Event(), []
+            t = threading.Thread(target=churn, args=(client, stop, tag, created), daemon=True)
+            t.start()
+            for _ in range(restarts):
+                time.sleep(1.5)
+                d.stop("watcher", signal.SIGKILL if hard else signal.SIGTERM)
+                time.sleep(1.0)  # containers keep changing while nobody watches
+                d.start_watcher()
+            time.sleep(1.5)
+            stop.set()
+            t.join(30)
+            until = time.time() + 0.5
+            time.sleep(0.6)
+            expected = engine_events(client, set(created), since, until)
+            deadline = time.monotonic() + 60
+            while True:
+                stored = stored_events(d)
+                if expected <= set(stored) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
+            lost = expected - set(stored)
+            ours = [k for k in stored if k in expected]
+            with d.store.session() as s:
+                troubled = [f"{r.name} {r.status} {r.kwargs.get('action')} {r.error}" for r in s.scalars(
+                    select(TaskRun).where(TaskRun.status != "done"))]
+            return {"engine_events": len(expected), "stored": len(ours), "lost": len(lost),
+                    "duplicates": len(ours) - len(set(ours)), "containers": len(created),
+                    "watcher_restarts": restarts, "stop_signal": "SIGKILL" if hard else "SIGTERM",
+                    "lost_examples": sorted(lost)[:5], "unfinished_tasks": troubled[:10]}
+        finally:
+            d.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--restarts", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    client = docker.from_env(timeout=60)
+    make_image(client, "dbmon-test/postgres:16", **IMAGES["dbmon-test/postgres:16"])
+    runs = []
+    try:
+        for r in range(args.runs):
+            runs.append(one_run(client, args.restarts, str(r), hard=bool(r % 2)))
+            print(f"run {r + 1}: {runs[-1]}", flush=True)
+    finally:
+        cleanup(client)
+    result = {"benchmark": "container events lost across watcher restarts during churn",
+              "runs": runs, "total_engine_events": sum(r["engine_events"] for r in runs),
+              "total_lost": sum(r["lost"] for r in runs), "total_duplicates": sum(r["duplicates"] for r in runs),
+              "median_engine_events_per_run": statistics.median(r["engine_events"] for r in runs),
+              "target_lost": 0}
+    result["meets_target"] = result["total_lost"] == 0 and result["total_duplicates"] == 0
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
