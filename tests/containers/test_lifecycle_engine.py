@@ -152,3 +152,29 @@ def test_it_reconnects_with_backoff_after_losing_the_engine_and_covers_the_gap(s
     finally:
         h.stop()
         proxy.close()
+
+
+def test_events_of_a_database_container_removed_before_they_are_handled_are_kept(sqlite_store, docker_engine,
+                                                                               containers_config, runner):
+    import time
+
+    from monitor_app.containers.discovery import handle_event
+    from monitor_app.containers.event_stream import Annotator, to_task_kwargs
+    from tests.containers.follow import Harness as _H
+
+    since = time.time()
+    cid = runner.run("dbmon-test/postgres:16", "short", labels={"dbmon.engine": "postgresql"})
+    runner.client.api.kill(cid)
+    runner.remove(cid)
+    # A worker lagging behind: every task runs after the container is gone.
+    annotator = Annotator()
+    for ev in docker_engine.api.events(since=since, until=time.time() + 0.5, decode=True,
+                                       filters={"type": "container", "container": cid}):
+        with sqlite_store.session() as s:
+            handle_event(s, docker_engine, to_task_kwargs(ev, annotator), containers_config)
+    h = _H(sqlite_store, docker_engine, containers_config)
+    assert [e.type for e in h.events(runner.name("short"))] == [
+        "container.create", "container.start", "container.kill", "container.die", "container.destroy"]
+    with sqlite_store.session() as s:
+        asset = s.scalar(select(Asset).where(Asset.external_id == runner.name("short")))
+        assert asset.status == "gone" and asset.engine == "postgresql"
