@@ -30,15 +30,15 @@ from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
 from tests.services import create_pg_database, drop_pg_database  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "containers_reconcile.json"
-KINDS = [("dbmon-test/postgres:16", {"POSTGRES_PASSWORD": "x"}), ("dbmon-test/mysql:8", {"MYSQL_ROOT_PASSWORD": "x"}),
-         ("dbmon-test/redis:7", {}), ("dbmon-test/mongo:7", {}), ("dbmon-test/nginx:1.25", {}),
-         ("dbmon-test/adminer:4", {}), ("dbmon-test/base:1", {"DATABASE_URL": "postgres://db/app"})]
+KINDS = [("dbmct/postgres:16", {"POSTGRES_PASSWORD": "x"}), ("dbmct/mysql:8", {"MYSQL_ROOT_PASSWORD": "x"}),
+         ("dbmct/redis:7", {}), ("dbmct/mongo:7", {}), ("dbmct/nginx:1.25", {}),
+         ("dbmct/adminer:4", {}), ("dbmct/base:1", {"DATABASE_URL": "postgres://db/app"})]
 
 
 def start_containers(client, n: int) -> int:
     def one(i: int) -> None:
         image, env = KINDS[i % len(KINDS)]
-        c = client.api.create_container(image, name=f"dbmt-recon-{i}", environment=env, labels={"dbmon-test": "1"},
+        c = client.api.create_container(image, name=f"dbmt-recon-{i}", environment=env, labels={"dbmon-test": "containers"},
                                         host_config=client.api.create_host_config(network_mode="none"))
         client.api.start(c["Id"])
 

@@ -39,7 +39,7 @@ def churn(client, stop: threading.Event, tag: str, created: list[str]) -> None:
     i = 0
     while not stop.is_set():
         name = f"dbmt-churn-{tag}-{i}"
-        c = client.api.create_container("dbmon-test/postgres:16", name=name, labels={"dbmon-test": "1"},
+        c = client.api.create_container("dbmct/postgres:16", name=name, labels={"dbmon-test": "containers"},
                                         environment={"POSTGRES_PASSWORD": "x"},
                                         host_config=client.api.create_host_config(network_mode="none"))
         created.append(c["Id"])
@@ -55,7 +55,7 @@ def churn(client, stop: threading.Event, tag: str, created: list[str]) -> None:
 def engine_events(client, ids: set[str], since: float, until: float) -> set[tuple[str, int, str]]:
     out = set()
     for ev in client.events(since=since, until=until, decode=True, filters={"type": "container",
-                                                                            "label": "dbmon-test=1"}):
+                                                                            "label": "dbmon-test=containers"}):
         base, _ = split_action(ev["Action"])
         if ev["id"] in ids and base in STORED and base in LIFECYCLE_ACTIONS:
             out.add((ev["id"][:12], int(ev["timeNano"]), f"container.{base}"))
@@ -73,11 +73,12 @@ def stored_events(d: Deployment) -> list[tuple[str, int, str]]:
     return out
 
 
-def one_run(client, restarts: int, tag: str, hard: bool) -> dict:
+def one_run(client, restarts: int, tag: str, hard: bool, mode: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="dbmon-bench-") as tmp:
-        d = Deployment(Path(os.environ.get("DBMON_BENCH_KEEP_DIR") or tmp))
+        d = Deployment(Path(os.environ.get("DBMON_BENCH_KEEP_DIR") or tmp), mode=mode)
         try:
             d.start_worker()
+            d.start_beat()  # redelivers any task message the broker lost
             d.start_watcher()
             since = time.time()
             stop, created = threading.Event(), []
@@ -117,23 +118,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--restarts", type=int, default=5)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mode", choices=("distributed", "embedded"), default="distributed",
+                    help="distributed: Redis broker + PostgreSQL store; embedded: filesystem broker + SQLite")
     args = ap.parse_args()
     client = docker.from_env(timeout=60)
-    make_image(client, "dbmon-test/postgres:16", **IMAGES["dbmon-test/postgres:16"])
+    make_image(client, "dbmct/postgres:16", **IMAGES["dbmct/postgres:16"])
     runs = []
     try:
         for r in range(args.runs):
-            runs.append(one_run(client, args.restarts, str(r), hard=bool(r % 2)))
+            runs.append(one_run(client, args.restarts, f"{args.mode}{r}", hard=bool(r % 2), mode=args.mode))
             print(f"run {r + 1}: {runs[-1]}", flush=True)
     finally:
         cleanup(client)
-    result = {"benchmark": "container events lost across watcher restarts during churn",
+    result = {"benchmark": "container events lost across watcher restarts during churn", "mode": args.mode,
               "runs": runs, "total_engine_events": sum(r["engine_events"] for r in runs),
               "total_lost": sum(r["lost"] for r in runs), "total_duplicates": sum(r["duplicates"] for r in runs),
               "median_engine_events_per_run": statistics.median(r["engine_events"] for r in runs),
               "target_lost": 0}
     result["meets_target"] = result["total_lost"] == 0 and result["total_duplicates"] == 0
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    merged = json.loads(OUT.read_text()) if OUT.exists() else {}
+    merged = merged if "modes" in merged else {"modes": {}}
+    merged["modes"][args.mode] = result
+    OUT.write_text(json.dumps(merged, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

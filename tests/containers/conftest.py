@@ -14,7 +14,8 @@ import pytest
 
 from monitor_app.containers.config import ContainersConfig
 
-TEST_LABEL = "dbmon-test"
+# Scoped to this concern: other suites on the same engine label their own containers.
+TEST_LABEL, TEST_LABEL_VALUE = "dbmon-test", "containers"
 BUSYBOX = shutil.which("busybox")
 
 
@@ -35,7 +36,7 @@ def _busybox_rootfs() -> bytes:
 
 
 def make_image(client, tag: str, *, expose=(), cmd=("/bin/sleep", "3600"), env=()) -> str:
-    changes = [f"LABEL {TEST_LABEL}=1", f'CMD {list(cmd)!r}'.replace("'", '"')]
+    changes = [f"LABEL {TEST_LABEL}={TEST_LABEL_VALUE}", f'CMD {list(cmd)!r}'.replace("'", '"')]
     changes += [f"EXPOSE {p}" for p in expose]
     changes += [f"ENV {e}" for e in env]
     args = ["docker", "import"] + [a for c in changes for a in ("--change", c)] + ["-", tag]
@@ -44,14 +45,14 @@ def make_image(client, tag: str, *, expose=(), cmd=("/bin/sleep", "3600"), env=(
 
 
 IMAGES = {
-    "dbmon-test/postgres:16": dict(expose=[5432]),
-    "dbmon-test/mysql:8": dict(expose=[3306, 33060]),
-    "dbmon-test/redis:7": dict(expose=[6379]),
-    "dbmon-test/mongo:7": dict(expose=[27017]),
-    "dbmon-test/nginx:1.25": dict(expose=[80]),
-    "dbmon-test/adminer:4": dict(expose=[8080]),
-    "dbmon-test/postgres-exporter:0.15": dict(expose=[9187]),
-    "dbmon-test/base:1": dict(),
+    "dbmct/postgres:16": dict(expose=[5432]),
+    "dbmct/mysql:8": dict(expose=[3306, 33060]),
+    "dbmct/redis:7": dict(expose=[6379]),
+    "dbmct/mongo:7": dict(expose=[27017]),
+    "dbmct/nginx:1.25": dict(expose=[80]),
+    "dbmct/adminer:4": dict(expose=[8080]),
+    "dbmct/postgres-exporter:0.15": dict(expose=[9187]),
+    "dbmct/base:1": dict(),
 }
 
 
@@ -66,12 +67,12 @@ def images(docker_engine):
 
 
 def cleanup(client) -> None:
-    for c in client.api.containers(all=True, filters={"label": f"{TEST_LABEL}=1"}):
+    for c in client.api.containers(all=True, filters={"label": f"{TEST_LABEL}={TEST_LABEL_VALUE}"}):
         try:
             client.api.remove_container(c["Id"], force=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
-    for img in client.api.images(filters={"label": f"{TEST_LABEL}=1"}):
+    for img in client.api.images(filters={"label": f"{TEST_LABEL}={TEST_LABEL_VALUE}"}):
         try:
             client.api.remove_image(img["Id"], force=True)
         except Exception:  # noqa: BLE001
@@ -91,7 +92,7 @@ class Runner:
 
     def run(self, image: str, base: str, *, command=None, env=None, labels=None, network="none",
             start=True, user=None, **host_config):
-        labels = {TEST_LABEL: "1", **(labels or {})}
+        labels = {TEST_LABEL: TEST_LABEL_VALUE, **(labels or {})}
         hc = self.client.api.create_host_config(network_mode=network, **host_config)
         c = self.client.api.create_container(image, command=command, name=self.name(base), environment=env,
                                              labels=labels, host_config=hc, user=user)

@@ -1,15 +1,19 @@
-"""Real dbmon processes (watcher with the docker source, a discovery worker) on an embedded
-store and broker in a temp dir: what `dbmon up` runs, minus beat and the API."""
+"""Real dbmon processes (watcher with the docker source, a discovery worker, optionally beat).
+
+`embedded`: SQLite store and filesystem broker in a temp dir. `distributed`: a throwaway
+PostgreSQL database and a private redis-server on a free port."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.containers.conftest import wait_for
+from tests.services import create_pg_database, drop_pg_database, free_port, missing, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"DBMON_FILESYSTEM_POLLING_INTERVAL": "0.02", "DBMON_REDELIVER_INTERVAL": "1",
@@ -18,23 +22,41 @@ FAST = {"DBMON_FILESYSTEM_POLLING_INTERVAL": "0.02", "DBMON_REDELIVER_INTERVAL":
 
 
 class Deployment:
-    def __init__(self, tmp: Path, config: str = ""):
-        self.tmp = tmp
+    def __init__(self, tmp: Path, config: str = "", mode: str = "embedded"):
+        self.tmp, self.mode = tmp, mode
         (tmp / "dbmon.yaml").write_text(config)
         self.env = {**os.environ, **FAST, "PYTHONPATH": str(ROOT), "DBMON_DATA_DIR": str(tmp / "var"),
                     "DBMON_CONFIG_FILE": str(tmp / "dbmon.yaml"), "DBMON_SECRET_KEY": "test-secret-key"}
         for key in ("DBMON_DATABASE_URL", "DBMON_BROKER_URL"):
             self.env.pop(key, None)
         self.procs: dict[str, subprocess.Popen] = {}
+        self.redis: subprocess.Popen | None = None
+        self.pg_name: str | None = None
+        self.store_url = f"sqlite:///{(tmp / 'var' / 'dbmon.sqlite3').resolve()}"
+        if mode == "distributed":
+            self._start_redis()
+            self.pg_name, url = create_pg_database("dbmon_containers")
+            self.store_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+            self.env["DBMON_DATABASE_URL"] = self.store_url
         self.cli("db", "upgrade", check=True)
         self._store = None
+
+    def _start_redis(self) -> None:
+        if not shutil.which("redis-server"):
+            missing("redis-server binary")
+        port = free_port()
+        self.redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--dir", str(self.tmp)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open("127.0.0.1", port), 10)
+        self.env["DBMON_BROKER_URL"] = f"redis://127.0.0.1:{port}/0"
 
     @property
     def store(self):
         if self._store is None:
             from monitor_app.store import Store
 
-            self._store = Store(f"sqlite:///{(self.tmp / 'var' / 'dbmon.sqlite3').resolve()}")
+            self._store = Store(self.store_url)
         return self._store
 
     def cli(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -59,6 +81,9 @@ class Deployment:
         self.start("worker", "worker", "-Q", "discovery", "-c", "2", "-n", f"containers-{os.getpid()}@test",
                    ready="ready.")
 
+    def start_beat(self) -> None:
+        self.start("beat", "beat")
+
     def start_watcher(self) -> None:
         self.start("watcher", "watcher", "--source", "docker", ready="following docker events")
 
@@ -78,3 +103,8 @@ class Deployment:
             self.stop(name)
         if self._store is not None:
             self._store.dispose()
+        if self.redis is not None:
+            self.redis.kill()
+            self.redis.wait()
+        if self.pg_name:
+            drop_pg_database(self.pg_name)

@@ -28,8 +28,8 @@ def api(tmp_path, store, runner, containers_config):
 
 def test_it_lists_the_inventory_with_reasons_and_each_assets_containers_and_events(api, store, runner,
                                                                                      containers_config):
-    pg = runner.run("dbmon-test/postgres:16", "pg", env={"POSTGRES_PASSWORD": "secret-value"})
-    runner.run("dbmon-test/adminer:4", "adminer")
+    pg = runner.run("dbmct/postgres:16", "pg", env={"POSTGRES_PASSWORD": "secret-value"})
+    runner.run("dbmct/adminer:4", "adminer")
     with store.session() as s:
         reconcile(s, runner.client, containers_config)
         handle_event(s, runner.client, {"container_id": pg, "action": "kill", "time_nano": 1,

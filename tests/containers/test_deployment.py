@@ -37,7 +37,7 @@ def _types(d, name):
 def test_the_watcher_and_worker_register_a_new_database_within_seconds(deployment, runner):
     deployment.start_worker()
     deployment.start_watcher()
-    runner.run("dbmon-test/mongo:7", "mongo", env={"MONGO_INITDB_ROOT_USERNAME": "root"})
+    runner.run("dbmct/mongo:7", "mongo", env={"MONGO_INITDB_ROOT_USERNAME": "root"})
     asset = wait_for(lambda: _asset(deployment, runner.name("mongo")), 20, 0.05)
     assert asset.engine == "mongodb"
     wait_for(lambda: _types(deployment, runner.name("mongo"))[:2] == ["container.create", "container.start"], 20)
@@ -54,12 +54,12 @@ def test_the_watcher_and_worker_register_a_new_database_within_seconds(deploymen
 def test_containers_changing_while_the_watcher_is_down_lose_no_event(deployment, runner):
     deployment.start_worker()
     deployment.start_watcher()
-    a = runner.run("dbmon-test/postgres:16", "a", env={"POSTGRES_PASSWORD": "x"})
+    a = runner.run("dbmct/postgres:16", "a", env={"POSTGRES_PASSWORD": "x"})
     wait_for(lambda: "container.start" in _types(deployment, runner.name("a")), 20)
     deployment.stop("watcher")
 
     runner.client.api.kill(a)
-    runner.run("dbmon-test/redis:7", "b")
+    runner.run("dbmct/redis:7", "b")
     deployment.start_watcher()
     wait_for(lambda: "container.die" in _types(deployment, runner.name("a")), 20)
     wait_for(lambda: _types(deployment, runner.name("b")) == ["container.create", "container.start"], 20)
@@ -68,10 +68,10 @@ def test_containers_changing_while_the_watcher_is_down_lose_no_event(deployment,
 
 
 def test_dbmon_discover_prints_only_databases_as_json(deployment, runner):
-    runner.run("dbmon-test/postgres:16", "pg", env={"POSTGRES_PASSWORD": "secret-value"},
+    runner.run("dbmct/postgres:16", "pg", env={"POSTGRES_PASSWORD": "secret-value"},
                labels={"com.example.team": "payments"})
-    runner.run("dbmon-test/nginx:1.25", "web")
-    runner.run("dbmon-test/adminer:4", "adminer")
+    runner.run("dbmct/nginx:1.25", "web")
+    runner.run("dbmct/adminer:4", "adminer")
     out = deployment.cli("discover", "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
@@ -99,7 +99,7 @@ def test_a_started_service_is_probed_and_its_status_follows_the_container(deploy
     deployment.start_worker()
     deployment.start_watcher()
     port = free_port()
-    cid = runner.run("dbmon-test/redis:7", "cache", network="host",
+    cid = runner.run("dbmct/redis:7", "cache", network="host",
                      command=["/bin/sh", "-c", f"sleep 0.5; exec httpd -f -p 127.0.0.1:{port}"])
     name = runner.name("cache")
 

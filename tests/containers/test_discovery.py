@@ -26,22 +26,22 @@ def _ours(runner, names):
 def test_it_registers_database_containers_and_nothing_else(store, runner, containers_config, tmp_path):
     data = tmp_path / "pgdata"
     data.mkdir()
-    runner.run("dbmon-test/postgres:16", "pg", env={"POSTGRES_PASSWORD": "s3cret-value"},
+    runner.run("dbmct/postgres:16", "pg", env={"POSTGRES_PASSWORD": "s3cret-value"},
                binds={str(data): {"bind": "/var/lib/postgresql/data", "mode": "rw"}},
                restart_policy={"Name": "unless-stopped"})
-    runner.run("dbmon-test/mysql:8", "my", env={"MYSQL_ROOT_PASSWORD": "s3cret-value"})
-    runner.run("dbmon-test/redis:7", "cache")
-    runner.run("dbmon-test/mongo:7", "mongo", env={"MONGO_INITDB_ROOT_USERNAME": "root"})
-    runner.run("dbmon-test/nginx:1.25", "web")
-    runner.run("dbmon-test/adminer:4", "adminer", env={"ADMINER_DEFAULT_SERVER": "pg"})
-    runner.run("dbmon-test/postgres-exporter:0.15", "exporter",
+    runner.run("dbmct/mysql:8", "my", env={"MYSQL_ROOT_PASSWORD": "s3cret-value"})
+    runner.run("dbmct/redis:7", "cache")
+    runner.run("dbmct/mongo:7", "mongo", env={"MONGO_INITDB_ROOT_USERNAME": "root"})
+    runner.run("dbmct/nginx:1.25", "web")
+    runner.run("dbmct/adminer:4", "adminer", env={"ADMINER_DEFAULT_SERVER": "pg"})
+    runner.run("dbmct/postgres-exporter:0.15", "exporter",
                env={"DATA_SOURCE_NAME": "postgresql://u:s3cret-value@pg/db"})
-    runner.run("dbmon-test/base:1", "app", env={"DATABASE_URL": "postgres://u:s3cret-value@pg/db",
+    runner.run("dbmct/base:1", "app", env={"DATABASE_URL": "postgres://u:s3cret-value@pg/db",
                                                 "POSTGRES_PASSWORD": "s3cret-value"})
-    runner.run("dbmon-test/postgres:16", "client", env={"PGHOST": "pg", "PGPASSWORD": "s3cret-value"})
-    runner.run("dbmon-test/postgres:16", "optout", labels={"dbmon.enable": "false"})
-    runner.run("dbmon-test/base:1", "forced", labels={"dbmon.engine": "clickhouse"})
-    runner.run("dbmon-test/nginx:1.25", "port-only", command=["/bin/sleep", "3600"])
+    runner.run("dbmct/postgres:16", "client", env={"PGHOST": "pg", "PGPASSWORD": "s3cret-value"})
+    runner.run("dbmct/postgres:16", "optout", labels={"dbmon.enable": "false"})
+    runner.run("dbmct/base:1", "forced", labels={"dbmon.engine": "clickhouse"})
+    runner.run("dbmct/nginx:1.25", "port-only", command=["/bin/sleep", "3600"])
 
     with store.session() as s:
         out = reconcile(s, runner.client, containers_config)
@@ -73,7 +73,7 @@ def test_it_registers_database_containers_and_nothing_else(store, runner, contai
 
 
 def test_it_marks_removed_containers_gone_and_revives_them_by_name(store, runner, containers_config):
-    first = runner.run("dbmon-test/redis:7", "cache")
+    first = runner.run("dbmct/redis:7", "cache")
     with store.session() as s:
         reconcile(s, runner.client, containers_config)
     runner.remove(first)
@@ -82,7 +82,7 @@ def test_it_marks_removed_containers_gone_and_revives_them_by_name(store, runner
     assert runner.name("cache") in out.gone
     assert _assets(store)[runner.name("cache")].status == "gone"
 
-    second = runner.run("dbmon-test/redis:7", "cache")
+    second = runner.run("dbmct/redis:7", "cache")
     with store.session() as s:
         out = reconcile(s, runner.client, containers_config)
     assert runner.name("cache") in out.revived
@@ -94,7 +94,7 @@ def test_it_marks_removed_containers_gone_and_revives_them_by_name(store, runner
 
 
 def test_a_second_reconcile_changes_nothing(sqlite_store, runner, containers_config):
-    runner.run("dbmon-test/postgres:16", "pg", env={"POSTGRES_PASSWORD": "x"})
+    runner.run("dbmct/postgres:16", "pg", env={"POSTGRES_PASSWORD": "x"})
     with sqlite_store.session() as s:
         reconcile(s, runner.client, containers_config)
     with sqlite_store.session() as s:
@@ -105,7 +105,7 @@ def test_a_second_reconcile_changes_nothing(sqlite_store, runner, containers_con
 
 
 def test_it_records_a_change_of_configuration(sqlite_store, runner, containers_config):
-    cid = runner.run("dbmon-test/postgres:16", "pg", env={"POSTGRES_PASSWORD": "x"})
+    cid = runner.run("dbmct/postgres:16", "pg", env={"POSTGRES_PASSWORD": "x"})
     with sqlite_store.session() as s:
         reconcile(s, runner.client, containers_config)
     runner.client.api.update_container(cid, restart_policy={"Name": "always"})

@@ -58,7 +58,7 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
     try:
         ro = {p: {"bind": p, "mode": "ro"} for p in ("/usr", "/lib", "/lib64", "/etc", "/bin") if os.path.exists(p)}
         # A neutral image: nothing but the running process and its socket says "PostgreSQL".
-        cid = runner.run("dbmon-test/base:1", "pg", network="host", user=f"{uid}:{uid}",
+        cid = runner.run("dbmct/base:1", "pg", network="host", user=f"{uid}:{uid}",
                          binds={**ro, root: {"bind": "/data", "mode": "rw"}},
                          labels={"dbmon.password_env": "DBMON_TEST_PG_PASSWORD", "dbmon.user": "postgres"},
                          command=[f"{bindir}/postgres", "-D", "/data/db", "-p", str(port), "-k", "/data",

@@ -21,7 +21,7 @@ def harness(sqlite_store, docker_engine, containers_config):
 
 
 def test_it_follows_a_container_from_create_to_destroy(harness, runner):
-    cid = runner.run("dbmon-test/postgres:16", "pg", env={"POSTGRES_PASSWORD": "x"})
+    cid = runner.run("dbmct/postgres:16", "pg", env={"POSTGRES_PASSWORD": "x"})
     name = runner.name("pg")
     harness.wait_event(name, "container.start")
     runner.client.api.stop(cid, timeout=1)
@@ -37,8 +37,8 @@ def test_it_follows_a_container_from_create_to_destroy(harness, runner):
 
 
 def test_a_kill_is_planned_but_a_crash_is_not(harness, runner):
-    killed = runner.run("dbmon-test/postgres:16", "killed", env={"POSTGRES_PASSWORD": "x"})
-    crashed = runner.run("dbmon-test/postgres:16", "crashed", env={"POSTGRES_PASSWORD": "x"},
+    killed = runner.run("dbmct/postgres:16", "killed", env={"POSTGRES_PASSWORD": "x"})
+    crashed = runner.run("dbmct/postgres:16", "crashed", env={"POSTGRES_PASSWORD": "x"},
                          command=["/bin/sh", "-c", "sleep 1; exit 3"])
     harness.wait_event(runner.name("killed"), "container.start")
     runner.client.api.kill(killed)
@@ -49,7 +49,7 @@ def test_a_kill_is_planned_but_a_crash_is_not(harness, runner):
 
 
 def test_restart_policy_restarts_are_unplanned_and_flapping_raises_severity(harness, runner):
-    runner.run("dbmon-test/postgres:16", "flappy", env={"POSTGRES_PASSWORD": "x"},
+    runner.run("dbmct/postgres:16", "flappy", env={"POSTGRES_PASSWORD": "x"},
                command=["/bin/sh", "-c", "sleep 0.3; exit 1"], restart_policy={"Name": "on-failure", "MaximumRetryCount": 3})
     name = runner.name("flappy")
     restarts = harness.wait_event(name, "container.unplanned_restart", timeout=30)
@@ -60,7 +60,7 @@ def test_restart_policy_restarts_are_unplanned_and_flapping_raises_severity(harn
 
 
 def test_it_reports_an_out_of_memory_kill(harness, runner):
-    runner.run("dbmon-test/redis:7", "oom", command=["/bin/sh", "-c", "sleep 0.5; tail /dev/zero"],
+    runner.run("dbmct/redis:7", "oom", command=["/bin/sh", "-c", "sleep 0.5; tail /dev/zero"],
                mem_limit="16m", memswap_limit="16m")
     name = runner.name("oom")
     assert harness.wait_event(name, "container.oom", timeout=30)[0].severity == "critical"
@@ -71,8 +71,8 @@ def test_it_reports_an_out_of_memory_kill(harness, runner):
 def test_it_records_health_check_transitions(harness, runner):
     hc = {"Test": ["CMD-SHELL", "test ! -f /tmp/bad"], "Interval": 300_000_000, "Timeout": 1_000_000_000,
           "Retries": 1, "StartPeriod": 0}
-    c = runner.client.api.create_container("dbmon-test/redis:7", name=runner.name("health"), healthcheck=hc,
-                                           labels={"dbmon-test": "1"},
+    c = runner.client.api.create_container("dbmct/redis:7", name=runner.name("health"), healthcheck=hc,
+                                           labels={"dbmon-test": "containers"},
                                            host_config=runner.client.api.create_host_config(network_mode="none"))
     runner.ids.append(c["Id"])
     runner.client.api.start(c["Id"])
@@ -95,15 +95,15 @@ def _lifecycle(harness, name):
 def test_no_event_is_lost_or_doubled_when_the_watcher_restarts_during_changes(sqlite_store, docker_engine,
                                                                               containers_config, runner):
     first = Harness(sqlite_store, docker_engine, containers_config).start()
-    a = runner.run("dbmon-test/postgres:16", "a", env={"POSTGRES_PASSWORD": "x"})
+    a = runner.run("dbmct/postgres:16", "a", env={"POSTGRES_PASSWORD": "x"})
     first.wait_event(runner.name("a"), "container.start")
     first.stop()
 
     # While nobody watches: a new database appears, one is killed and removed, one is created only.
-    b = runner.run("dbmon-test/mysql:8", "b", env={"MYSQL_ROOT_PASSWORD": "x"})
+    b = runner.run("dbmct/mysql:8", "b", env={"MYSQL_ROOT_PASSWORD": "x"})
     runner.client.api.kill(a)
     runner.client.api.remove_container(a)
-    runner.run("dbmon-test/redis:7", "c", start=False)
+    runner.run("dbmct/redis:7", "c", start=False)
     runner.client.api.stop(b, timeout=1)
 
     second = Harness(sqlite_store, docker_engine, containers_config).start()
@@ -133,11 +133,11 @@ def test_it_reconnects_with_backoff_after_losing_the_engine_and_covers_the_gap(s
     h = Harness(sqlite_store, docker_engine, containers_config,
                 client_factory=lambda: docker.DockerClient(base_url=proxy.url, timeout=10)).start()
     try:
-        runner.run("dbmon-test/postgres:16", "before", env={"POSTGRES_PASSWORD": "x"})
+        runner.run("dbmct/postgres:16", "before", env={"POSTGRES_PASSWORD": "x"})
         h.wait_event(runner.name("before"), "container.start")
         proxy.cut()
         wait_for(lambda: not h.follower.connected.is_set(), 10)
-        during = runner.run("dbmon-test/redis:7", "during")  # happens while the engine is unreachable
+        during = runner.run("dbmct/redis:7", "during")  # happens while the engine is unreachable
         runner.client.api.kill(during)
         import time
         time.sleep(1.0)  # several failed reconnect attempts, none of which may crash the follower
@@ -163,7 +163,7 @@ def test_events_of_a_database_container_removed_before_they_are_handled_are_kept
     from tests.containers.follow import Harness as _H
 
     since = time.time()
-    cid = runner.run("dbmon-test/postgres:16", "short", labels={"dbmon.engine": "postgresql"})
+    cid = runner.run("dbmct/postgres:16", "short", labels={"dbmon.engine": "postgresql"})
     runner.client.api.kill(cid)
     runner.remove(cid)
     # A worker lagging behind: every task runs after the container is gone.
