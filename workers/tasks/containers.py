@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +47,16 @@ def _follow_up(rt: Runtime, out: Outcome) -> None:
             spec = SCAN_KINDS.get(kind)
             if spec is not None and spec.asset != "none":
                 rt.dispatch(spec.task, {"asset_id": asset_id}, queue=spec.queue, kind=kind)
+
+
+def _just_started(record, within: float = 120.0) -> bool:
+    if record.status != "running" or not record.started_at:
+        return False
+    try:
+        started = datetime.fromisoformat(record.started_at[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return False
+    return (datetime.now(timezone.utc) - started).total_seconds() < within
 
 
 @dbmon_task("containers.reconcile", queue="discovery", time_limit=300)
@@ -105,9 +116,11 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
             login = can_probe(asset)
     finally:
         client.close()
-    if record is not None and record.status == "running" and not endpoints and record.proc_readable:
-        # Started but not listening yet: the task's retry backoff (2, 4, 8 ... s) waits for it.
-        raise ProbeError(f"{record.name} is running but not listening on any port yet")
+    if not endpoints:
+        if record is not None and record.network_mode != "none" and _just_started(record):
+            # Started but not listening yet: the task's retry backoff (2, 4, 8 ... s) waits for it.
+            raise ProbeError(f"{record.name} is running but not listening on any port yet")
+        return {"asset_id": asset_id, "skipped": "no endpoint reachable from dbmon"}
     result = probe_endpoints(endpoints, engine, cfg.probe_timeout)  # network work outside the transaction
     with rt.store.session() as s:
         summary = apply(s, s.get(Asset, asset_id), result, thresholds=cfg.tls_warn_days,

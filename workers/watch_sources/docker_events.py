@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from monitor_app.containers.event_stream import CursorStore, EventFollower
@@ -21,7 +22,11 @@ class DockerEventsSource:
 
     @classmethod
     def wanted(cls, runtime) -> bool:
-        return runtime.config.containers.enabled
+        cfg = runtime.config.containers
+        if not cfg.enabled:
+            return False
+        # No engine configured or installed here: nothing to follow (a configured one that is down is retried).
+        return bool(cfg.docker_url or os.environ.get("DOCKER_HOST") or os.path.exists("/var/run/docker.sock"))
 
     def _on_event(self, kwargs: dict) -> None:
         # The ledger row is written before this returns, so the cursor only moves past a stored task.
