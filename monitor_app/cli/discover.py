@@ -9,7 +9,7 @@ import click
 from monitor_app.containers import inventory
 from monitor_app.containers.identify import identify
 from monitor_app.containers.registry import endpoints
-from monitor_app.errors import ProbeError
+from monitor_app.errors import DbmonError, ProbeError
 
 
 def _rows(records) -> list[dict]:
@@ -48,9 +48,15 @@ def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
         if rt is not None:
             from monitor_app.containers.discovery import reconcile
 
-            with rt.store.session() as s:
-                out = reconcile(s, client, config, rt.credentials, records=records)
-            assets = _asset_ids(rt)
+            from sqlalchemy.exc import OperationalError, ProgrammingError
+
+            try:
+                with rt.store.session() as s:
+                    out = reconcile(s, client, config, rt.credentials, records=records)
+                assets = _asset_ids(rt)
+            except (OperationalError, ProgrammingError) as exc:
+                raise DbmonError(f"cannot write to the store ({type(exc.orig).__name__}); "
+                                 "run `dbmon db upgrade`, or use --no-store", permanent=True) from None
         else:
             out, assets = None, {}
     finally:
