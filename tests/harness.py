@@ -79,6 +79,8 @@ class Deployment:
         self.pg_name: str | None = None
         self.config_file = tmp / "dbmon.yaml"
         self.env = {**os.environ, **FAST_TIMINGS, "PYTHONPATH": str(ROOT),
+                    # Subprocesses run in the temp dir; their coverage data must land beside the parent's.
+                    "COVERAGE_FILE": str(ROOT / ".coverage"),
                     "DBMON_DATA_DIR": str(tmp / "var"), "DBMON_CONFIG_FILE": str(self.config_file),
                     "DBMON_SECRET_KEY": "test-secret-key"}
         for key in ("DBMON_DATABASE_URL", "DBMON_BROKER_URL"):
