@@ -1,9 +1,10 @@
-"""kombu's filesystem transport with atomic publishing.
+"""kombu's filesystem transport with atomic file creation.
 
-Upstream writes the message file in place, so a worker polling the folder can
-pick up a half-written (often empty) file and die on the JSON decode. Writing
-under a name the reader ignores and renaming it into place makes a message
-appear whole or not at all.
+Upstream writes message files and new exchange tables in place, so a process
+polling the folder (a worker) or routing a message (the API) can read a
+half-written, often empty, file and die on the JSON decode. Here each file is
+written under a name nobody reads and then renamed or linked into place, so it
+appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ class Channel(filesystem.Channel):
             os.replace(partial, final)
         except OSError as exc:
             raise ChannelError(f"cannot add message file {final!r}") from exc
+
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        table = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        if not table.exists():
+            staged = table.with_name(f".{table.name}.{uuid.uuid4().hex}")
+            staged.write_bytes(str_to_bytes(dumps([[routing_key or "", pattern or "", queue or ""]])))
+            try:
+                os.link(staged, table)  # fails if another process created it first
+                return
+            except FileExistsError:
+                pass
+            finally:
+                staged.unlink()
+        # The table exists: upstream updates it in place under an exclusive lock, which readers respect.
+        super()._queue_bind(exchange, routing_key, pattern, queue)
 
 
 class Transport(filesystem.Transport):

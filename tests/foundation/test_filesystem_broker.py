@@ -40,3 +40,34 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
     assert errors == [], len(received)
     assert sorted(m["i"] for m in received) == list(range(count))
     assert not list(folder.glob("*.partial"))
+
+
+def test_a_publisher_never_reads_an_exchange_table_while_it_is_created(tmp_path):
+    """A worker declaring its queues while the API publishes must not crash either side."""
+    failures = []
+    for round_ in range(60):
+        control = tmp_path / f"control-{round_}"
+        options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "control_folder": str(control)}
+        with Connection("filesystem://", transport="workers.filesystem_broker:Transport",
+                        transport_options=options) as binder, \
+             Connection("filesystem://", transport="workers.filesystem_broker:Transport",
+                        transport_options=options) as reader:
+            bind_channel, read_channel = binder.default_channel, reader.default_channel
+            control.mkdir()
+            start = threading.Barrier(2)
+
+            def bind():
+                start.wait()
+                bind_channel._queue_bind("jobs", "jobs", None, "jobs")
+
+            thread = threading.Thread(target=bind)
+            thread.start()
+            start.wait()
+            try:
+                for _ in range(200):
+                    read_channel.get_table("jobs")
+            except Exception as exc:  # noqa: BLE001 - the failure under test
+                failures.append(exc)
+            thread.join()
+            assert [q.queue for q in read_channel.get_table("jobs")] == ["jobs"]
+    assert failures == []

@@ -123,3 +123,10 @@ def test_a_bad_setting_stops_the_cli_with_a_message_not_a_traceback(tmp_path):
     result = run_cli("db", "current", env={"DBMON_API_PORT": "x", "DBMON_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert "DBMON_API_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_env_example_documents_every_setting():
+    from monitor_app.settings import Settings
+
+    documented = (ROOT / ".env.example").read_text()
+    assert [n for n in Settings.model_fields if f"DBMON_{n.upper()}=" not in documented] == []
