@@ -6,13 +6,17 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from monitor_app.settings import Settings, get_settings
-from monitor_app.task_queues import QUEUES
+from monitor_app.task_queues import QUEUES, queue_for
 
 TASK_MODULES = [
     "workers.tasks.assets",
     "workers.tasks.metrics",
     "workers.tasks.maintenance",
 ]
+
+
+def _route(name, args, kwargs, options, task=None, **_):
+    return {"queue": queue_for(name)} if not name.startswith("celery.") else None
 
 
 def celery_config(settings: Settings) -> dict:
@@ -24,6 +28,7 @@ def celery_config(settings: Settings) -> dict:
         broker_heartbeat=10,
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue="maintenance",
+        task_routes=(_route,),
         task_create_missing_queues=False,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
