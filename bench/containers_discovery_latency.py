@@ -4,13 +4,12 @@ For each of N containers: t0 just before `create`, then `start`; the time until 
 is in the store. Several runs; per run median and p99; the figures reported are the medians
 of those. Target: p99 < 2 s.
 
-    python bench/containers_discovery_latency.py [--containers 50] [--runs 3]
+    python -m bench.containers_discovery_latency [--containers 50] [--runs 3] [--modes distributed,embedded]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,13 +25,7 @@ from monitor_app.store.models import Asset  # noqa: E402
 from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
 from tests.containers.deployment import Deployment  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "containers_discovery_latency.json"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
+from bench.stats import summary, write  # noqa: E402
 
 
 def one_run(client, n: int, tag: str, mode: str) -> list[float]:
@@ -64,39 +57,32 @@ def one_run(client, n: int, tag: str, mode: str) -> list[float]:
             d.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--containers", type=int, default=50)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--mode", choices=("distributed", "embedded"), default="distributed",
+    ap.add_argument("--modes", default="distributed,embedded",
                     help="distributed: Redis broker + PostgreSQL store; embedded: filesystem broker + SQLite")
-    args = ap.parse_args()
+    args = ap.parse_args(argv if argv is not None else [])
     client = docker.from_env(timeout=60)
     make_image(client, "dbmct/postgres:16", **IMAGES["dbmct/postgres:16"])
-    runs = []
+    modes = {}
     try:
-        for r in range(args.runs):
-            lat = one_run(client, args.containers, f"{args.mode}{r}", args.mode)
-            runs.append({"median_s": round(statistics.median(lat), 4), "p99_s": round(percentile(lat, 99), 4),
-                         "max_s": round(max(lat), 4), "min_s": round(min(lat), 4)})
-            print(f"run {r + 1}: median {runs[-1]['median_s']:.3f} s, p99 {runs[-1]['p99_s']:.3f} s", flush=True)
+        for mode in args.modes.split(","):
+            runs = []
+            for r in range(args.runs):
+                runs.append({k: round(v, 4) for k, v in summary(one_run(client, args.containers, f"{mode}{r}", mode)).items()})
+                print(f"{mode} run {r + 1}: median {runs[-1]['median']:.3f} s, p99 {runs[-1]['p99']:.3f} s", flush=True)
+            modes[mode] = {"runs": runs, "median_s": statistics.median(x["median"] for x in runs),
+                           "p99_s": statistics.median(x["p99"] for x in runs)}
+            modes[mode]["meets_target"] = modes[mode]["p99_s"] < 2.0
     finally:
         cleanup(client)
-    result = {
-        "benchmark": "container start -> asset stored (watcher + worker + beat processes)",
-        "mode": args.mode,
-        "containers_per_run": args.containers, "runs": runs,
-        "median_s": statistics.median(r["median_s"] for r in runs),
-        "p99_s": statistics.median(r["p99_s"] for r in runs),
-        "target_p99_s": 2.0,
-    }
-    result["meets_target"] = result["p99_s"] < 2.0
-    merged = json.loads(OUT.read_text()) if OUT.exists() else {}
-    merged = merged if "modes" in merged else {"modes": {}}
-    merged["modes"][args.mode] = result
-    OUT.write_text(json.dumps(merged, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    path = write("containers_discovery_latency", {
+        "what": "container create+start -> asset row stored, through watcher + worker + beat processes",
+        "containers_per_run": args.containers, "target_p99_s": 2.0, "modes": modes})
+    print(path.read_text())
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -4,13 +4,12 @@ N running busybox containers of mixed kinds (databases, web servers, admin tools
 Timed: the first reconcile (everything new) and a steady-state one (nothing changed),
 several runs each, medians reported. Target: < 3 s for 200 containers.
 
-    python bench/containers_reconcile.py [--containers 200] [--runs 3]
+    python -m bench.containers_reconcile [--containers 200] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from monitor_app.store.migrate import upgrade  # noqa: E402
 from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
 from tests.services import create_pg_database, drop_pg_database  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "containers_reconcile.json"
+from bench.stats import write  # noqa: E402
 KINDS = [("dbmct/postgres:16", {"POSTGRES_PASSWORD": "x"}), ("dbmct/mysql:8", {"MYSQL_ROOT_PASSWORD": "x"}),
          ("dbmct/redis:7", {}), ("dbmct/mongo:7", {}), ("dbmct/nginx:1.25", {}),
          ("dbmct/adminer:4", {}), ("dbmct/base:1", {"DATABASE_URL": "postgres://db/app"})]
@@ -77,11 +76,11 @@ def bench_backend(label: str, url: str, client, runs: int) -> dict:
             "containers": out["seen"], "databases": out["databases"]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--containers", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
+    args = ap.parse_args(argv if argv is not None else [])
     client = docker.from_env(timeout=120)
     for tag, spec in IMAGES.items():
         make_image(client, tag, **spec)
@@ -107,12 +106,11 @@ def main() -> None:
     finally:
         cleanup(client)
     worst = max(results[b]["first_s"] for b in results)
-    result = {"benchmark": f"reconcile of {args.containers} running containers (list + inspect + identify + store)",
-              "runs": args.runs, "backends": results, "worst_first_s": worst, "target_s": 3.0,
-              "meets_target": worst < 3.0}
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    path = write("containers_reconcile", {
+        "what": f"reconcile of {args.containers} running containers (list + inspect + identify + store)",
+        "runs": args.runs, "backends": results, "worst_first_s": worst, "target_s": 3.0, "meets_target": worst < 3.0})
+    print(path.read_text())
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -5,16 +5,14 @@ the real `dbmon watcher` process is stopped (SIGTERM, or SIGKILL: no chance to f
 restarted several times, with a worker processing tasks. Afterwards every container event
 the engine reports for the churned containers must be in the store exactly once.
 
-    python bench/containers_watcher_restart.py [--restarts 5] [--runs 3]
+    python -m bench.containers_watcher_restart [--restarts 5] [--runs 3] [--modes distributed,embedded]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import threading
@@ -31,7 +29,7 @@ from monitor_app.store.models import Event, TaskRun  # noqa: E402
 from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
 from tests.containers.deployment import Deployment  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "containers_watcher_restart.json"
+from bench.stats import write  # noqa: E402
 STORED = {"create", "start", "die", "stop", "kill", "restart", "oom", "health_status", "destroy"}
 
 
@@ -114,34 +112,32 @@ def one_run(client, restarts: int, tag: str, hard: bool, mode: str) -> dict:
             d.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--restarts", type=int, default=5)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--mode", choices=("distributed", "embedded"), default="distributed",
-                    help="distributed: Redis broker + PostgreSQL store; embedded: filesystem broker + SQLite")
-    args = ap.parse_args()
+    ap.add_argument("--modes", default="distributed,embedded")
+    args = ap.parse_args(argv if argv is not None else [])
     client = docker.from_env(timeout=60)
     make_image(client, "dbmct/postgres:16", **IMAGES["dbmct/postgres:16"])
-    runs = []
+    modes = {}
     try:
-        for r in range(args.runs):
-            runs.append(one_run(client, args.restarts, f"{args.mode}{r}", hard=bool(r % 2), mode=args.mode))
-            print(f"run {r + 1}: {runs[-1]}", flush=True)
+        for mode in args.modes.split(","):
+            runs = []
+            for r in range(args.runs):
+                # Alternate a graceful stop and a SIGKILL (no chance to flush anything).
+                runs.append(one_run(client, args.restarts, f"{mode}{r}", hard=bool(r % 2), mode=mode))
+                print(f"{mode} run {r + 1}: {runs[-1]}", flush=True)
+            modes[mode] = {"runs": runs, "engine_events": sum(x["engine_events"] for x in runs),
+                           "lost": sum(x["lost"] for x in runs), "duplicates": sum(x["duplicates"] for x in runs)}
+            modes[mode]["meets_target"] = modes[mode]["lost"] == 0 and modes[mode]["duplicates"] == 0
     finally:
         cleanup(client)
-    result = {"benchmark": "container events lost across watcher restarts during churn", "mode": args.mode,
-              "runs": runs, "total_engine_events": sum(r["engine_events"] for r in runs),
-              "total_lost": sum(r["lost"] for r in runs), "total_duplicates": sum(r["duplicates"] for r in runs),
-              "median_engine_events_per_run": statistics.median(r["engine_events"] for r in runs),
-              "target_lost": 0}
-    result["meets_target"] = result["total_lost"] == 0 and result["total_duplicates"] == 0
-    merged = json.loads(OUT.read_text()) if OUT.exists() else {}
-    merged = merged if "modes" in merged else {"modes": {}}
-    merged["modes"][args.mode] = result
-    OUT.write_text(json.dumps(merged, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    path = write("containers_watcher_restart", {
+        "what": "container events lost across watcher restarts during churn (engine's events vs stored events)",
+        "target_lost": 0, "modes": modes})
+    print(path.read_text())
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
