@@ -23,6 +23,8 @@ from sqlalchemy import select  # noqa: E402
 
 from monitor_app.store.models import Asset  # noqa: E402
 from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
+
+BENCH_LABEL = "containers-bench"  # its own label: a test session cleaning up leaves these alone
 from tests.containers.deployment import Deployment  # noqa: E402
 
 from bench.stats import summary, write  # noqa: E402
@@ -39,7 +41,7 @@ def one_run(client, n: int, tag: str, mode: str) -> list[float]:
             for i in range(n):
                 name = f"dbmt-bench-{tag}-{i}"
                 t0 = time.perf_counter()
-                c = client.api.create_container("dbmct/postgres:16", name=name, labels={"dbmon-test": "containers"},
+                c = client.api.create_container("dbmct-bench/postgres:16", name=name, labels={"dbmon-test": BENCH_LABEL},
                                                 environment={"POSTGRES_PASSWORD": "x"},
                                                 host_config=client.api.create_host_config(network_mode="none"))
                 client.api.start(c["Id"])
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="distributed: Redis broker + PostgreSQL store; embedded: filesystem broker + SQLite")
     args = ap.parse_args(argv if argv is not None else [])
     client = docker.from_env(timeout=60)
-    make_image(client, "dbmct/postgres:16", **IMAGES["dbmct/postgres:16"])
+    make_image(client, "dbmct-bench/postgres:16", label_value=BENCH_LABEL, **IMAGES["dbmct/postgres:16"])
     modes = {}
     try:
         for mode in args.modes.split(","):
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                            "p99_s": statistics.median(x["p99"] for x in runs)}
             modes[mode]["meets_target"] = modes[mode]["p99_s"] < 2.0
     finally:
-        cleanup(client)
+        cleanup(client, BENCH_LABEL)
     path = write("containers_discovery_latency", {
         "what": "container create+start -> asset row stored, through watcher + worker + beat processes",
         "containers_per_run": args.containers, "target_p99_s": 2.0, "modes": modes})

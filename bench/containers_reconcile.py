@@ -26,18 +26,20 @@ from monitor_app.containers.discovery import reconcile  # noqa: E402
 from monitor_app.store import Store  # noqa: E402
 from monitor_app.store.migrate import upgrade  # noqa: E402
 from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
+
+BENCH_LABEL = "containers-bench"  # its own label: a test session cleaning up leaves these alone
 from tests.services import create_pg_database, drop_pg_database  # noqa: E402
 
 from bench.stats import write  # noqa: E402
-KINDS = [("dbmct/postgres:16", {"POSTGRES_PASSWORD": "x"}), ("dbmct/mysql:8", {"MYSQL_ROOT_PASSWORD": "x"}),
-         ("dbmct/redis:7", {}), ("dbmct/mongo:7", {}), ("dbmct/nginx:1.25", {}),
-         ("dbmct/adminer:4", {}), ("dbmct/base:1", {"DATABASE_URL": "postgres://db/app"})]
+KINDS = [("dbmct-bench/postgres:16", {"POSTGRES_PASSWORD": "x"}), ("dbmct-bench/mysql:8", {"MYSQL_ROOT_PASSWORD": "x"}),
+         ("dbmct-bench/redis:7", {}), ("dbmct-bench/mongo:7", {}), ("dbmct-bench/nginx:1.25", {}),
+         ("dbmct-bench/adminer:4", {}), ("dbmct-bench/base:1", {"DATABASE_URL": "postgres://db/app"})]
 
 
 def start_containers(client, n: int) -> int:
     def one(i: int) -> None:
         image, env = KINDS[i % len(KINDS)]
-        c = client.api.create_container(image, name=f"dbmt-recon-{i}", environment=env, labels={"dbmon-test": "containers"},
+        c = client.api.create_container(image, name=f"dbmt-recon-{i}", environment=env, labels={"dbmon-test": BENCH_LABEL},
                                         host_config=client.api.create_host_config(network_mode="none"))
         client.api.start(c["Id"])
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv if argv is not None else [])
     client = docker.from_env(timeout=120)
     for tag, spec in IMAGES.items():
-        make_image(client, tag, **spec)
+        make_image(client, tag.replace("dbmct/", "dbmct-bench/"), label_value=BENCH_LABEL, **spec)
     results = {}
     try:
         total = start_containers(client, args.containers)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             "first_runs_s": [r["first_s"] for r in pg_runs], "steady_runs_s": [r["steady_s"] for r in pg_runs],
             "containers": pg_runs[0]["containers"], "databases": pg_runs[0]["databases"]}
     finally:
-        cleanup(client)
+        cleanup(client, BENCH_LABEL)
     worst = max(results[b]["first_s"] for b in results)
     path = write("containers_reconcile", {
         "what": f"reconcile of {args.containers} running containers (list + inspect + identify + store)",

@@ -27,6 +27,8 @@ from sqlalchemy import select  # noqa: E402
 from monitor_app.containers.lifecycle import LIFECYCLE_ACTIONS, split_action  # noqa: E402
 from monitor_app.store.models import Event, TaskRun  # noqa: E402
 from tests.containers.conftest import IMAGES, cleanup, make_image  # noqa: E402
+
+BENCH_LABEL = "containers-bench"  # its own label: a test session cleaning up leaves these alone
 from tests.containers.deployment import Deployment  # noqa: E402
 
 from bench.stats import write  # noqa: E402
@@ -37,7 +39,7 @@ def churn(client, stop: threading.Event, tag: str, created: list[str]) -> None:
     i = 0
     while not stop.is_set():
         name = f"dbmt-churn-{tag}-{i}"
-        c = client.api.create_container("dbmct/postgres:16", name=name, labels={"dbmon-test": "containers"},
+        c = client.api.create_container("dbmct-bench/postgres:16", name=name, labels={"dbmon-test": BENCH_LABEL},
                                         environment={"POSTGRES_PASSWORD": "x"},
                                         host_config=client.api.create_host_config(network_mode="none"))
         created.append(c["Id"])
@@ -53,7 +55,7 @@ def churn(client, stop: threading.Event, tag: str, created: list[str]) -> None:
 def engine_events(client, ids: set[str], since: float, until: float) -> set[tuple[str, int, str]]:
     out = set()
     for ev in client.events(since=since, until=until, decode=True, filters={"type": "container",
-                                                                            "label": "dbmon-test=containers"}):
+                                                                            "label": f"dbmon-test={BENCH_LABEL}"}):
         base, _ = split_action(ev["Action"])
         if ev["id"] in ids and base in STORED and base in LIFECYCLE_ACTIONS:
             out.add((ev["id"][:12], int(ev["timeNano"]), f"container.{base}"))
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--modes", default="distributed,embedded")
     args = ap.parse_args(argv if argv is not None else [])
     client = docker.from_env(timeout=60)
-    make_image(client, "dbmct/postgres:16", **IMAGES["dbmct/postgres:16"])
+    make_image(client, "dbmct-bench/postgres:16", label_value=BENCH_LABEL, **IMAGES["dbmct/postgres:16"])
     modes = {}
     try:
         for mode in args.modes.split(","):
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                            "lost": sum(x["lost"] for x in runs), "duplicates": sum(x["duplicates"] for x in runs)}
             modes[mode]["meets_target"] = modes[mode]["lost"] == 0 and modes[mode]["duplicates"] == 0
     finally:
-        cleanup(client)
+        cleanup(client, BENCH_LABEL)
     path = write("containers_watcher_restart", {
         "what": "container events lost across watcher restarts during churn (engine's events vs stored events)",
         "target_lost": 0, "modes": modes})

@@ -199,7 +199,3 @@ def refresh_asset(session: Session, client, asset: Asset, config: ContainersConf
         _register(session, record, config, box, Outcome())
     return record
 
-
-def database_assets(session: Session) -> list[Asset]:
-    return list(session.scalars(select(Asset).where(Asset.source == registry.SOURCE, Asset.status != "gone")))
-

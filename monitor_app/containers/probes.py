@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtensionOID
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -91,13 +91,6 @@ def parse_certificate(der: bytes, now: datetime | None = None) -> Certificate:
         fingerprint_sha256=hashlib.sha256(der).hexdigest(), serial=format(cert.serial_number, "x"),
         self_signed=cert.subject == cert.issuer,
     )
-
-
-def common_name(cert: Certificate) -> str:
-    try:
-        return x509.Name.from_rfc4514_string(cert.subject).get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    except (IndexError, ValueError):
-        return cert.subject
 
 
 def fetch_certificate(host: str, port: int, engine: str | None, timeout: float) -> Certificate | None:

@@ -35,8 +35,9 @@ def _busybox_rootfs() -> bytes:
     return buf.getvalue()
 
 
-def make_image(client, tag: str, *, expose=(), cmd=("/bin/sleep", "3600"), env=()) -> str:
-    changes = [f"LABEL {TEST_LABEL}={TEST_LABEL_VALUE}", f'CMD {list(cmd)!r}'.replace("'", '"')]
+def make_image(client, tag: str, *, expose=(), cmd=("/bin/sleep", "3600"), env=(),
+               label_value: str = TEST_LABEL_VALUE) -> str:
+    changes = [f"LABEL {TEST_LABEL}={label_value}", f'CMD {list(cmd)!r}'.replace("'", '"')]
     changes += [f"EXPOSE {p}" for p in expose]
     changes += [f"ENV {e}" for e in env]
     args = ["docker", "import"] + [a for c in changes for a in ("--change", c)] + ["-", tag]
@@ -66,13 +67,13 @@ def images(docker_engine):
     cleanup(docker_engine)
 
 
-def cleanup(client) -> None:
-    for c in client.api.containers(all=True, filters={"label": f"{TEST_LABEL}={TEST_LABEL_VALUE}"}):
+def cleanup(client, value: str = TEST_LABEL_VALUE) -> None:
+    for c in client.api.containers(all=True, filters={"label": f"{TEST_LABEL}={value}"}):
         try:
             client.api.remove_container(c["Id"], force=True)
         except Exception:  # noqa: BLE001 - already gone
             pass
-    for img in client.api.images(filters={"label": f"{TEST_LABEL}={TEST_LABEL_VALUE}"}):
+    for img in client.api.images(filters={"label": f"{TEST_LABEL}={value}"}):
         try:
             client.api.remove_image(img["Id"], force=True)
         except Exception:  # noqa: BLE001

@@ -14,9 +14,9 @@ from tests.containers.deployment import Deployment
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@pytest.fixture()
-def deployment(tmp_path, docker_engine, images):
-    d = Deployment(tmp_path)
+@pytest.fixture(params=["embedded", "distributed"])
+def deployment(request, tmp_path, docker_engine, images):
+    d = Deployment(tmp_path, mode=request.param)
     yield d
     d.close()
 
