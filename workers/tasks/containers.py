@@ -109,8 +109,10 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
     try:
         with rt.store.session() as s:
             asset = s.get(Asset, asset_id)
-            if asset is None or asset.status == "gone":
-                raise NotFound(f"asset {asset_id} does not exist or is gone")
+            if asset is None:
+                raise NotFound(f"asset {asset_id} does not exist")
+            if asset.status == "gone":
+                return {"asset_id": asset_id, "skipped": "the container is gone"}  # removed since the probe was queued
             record = refresh_asset(s, client, asset, cfg, rt.credentials)
             endpoints, engine = list((asset.details or {}).get("endpoints") or []), asset.engine
             login = can_probe(asset)
