@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from monitor_app.containers.config import ContainersConfig
+from tests.services import missing
 
 # Scoped to this concern: other suites on the same engine label their own containers.
 TEST_LABEL, TEST_LABEL_VALUE = "dbmon-test", "containers"
@@ -60,7 +61,7 @@ IMAGES = {
 @pytest.fixture(scope="session")
 def images(docker_engine):
     if not BUSYBOX:
-        pytest.skip("busybox-static is needed to build test images")
+        missing("busybox (apt-get install busybox-static) to build test images")
     for tag, spec in IMAGES.items():
         make_image(docker_engine, tag, **spec)
     yield IMAGES
