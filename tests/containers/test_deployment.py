@@ -108,11 +108,11 @@ def test_a_started_service_is_probed_and_its_status_follows_the_container(deploy
         return a if a is not None and a.status == want else None
 
     # Not listening for half a second: the probe task retries until the port opens.
-    up = wait_for(lambda: status("up"), 30, 0.1)
+    up = wait_for(lambda: status("up"), 60, 0.1)
     assert up.details["endpoints"][0]["port"] == port
     assert up.details["ports_probe"][f"127.0.0.1:{port}"]["up"] is True
     runner.client.api.kill(cid)
-    down = wait_for(lambda: status("down"), 30, 0.1)
+    down = wait_for(lambda: status("down"), 60, 0.1)
     assert down.details["ports_probe"][f"127.0.0.1:{port}"]["up"] is False
     with deployment.store.session() as s:
         types = set(s.scalars(select(Event.type).where(Event.asset_id == up.id)))
