@@ -135,6 +135,9 @@ def _table_facts(objects: dict, key: str) -> tuple[float | None, bool | None]:
     return None, None
 
 
+_REDUNDANT_ALIAS = re.compile(r"((?:[\w$]+\.)?([\w$]+)) AS \2(?![\w$])")
+
+
 class _Renames:
     """Undoes renames inside text so a view naming a renamed table is not reported as changed."""
 
@@ -150,7 +153,8 @@ class _Renames:
         if isinstance(value, str):
             for pattern, old in self.pairs:
                 value = pattern.sub(old, value)
-            return value
+            # PostgreSQL keeps a view's output name by adding "AS old": same view.
+            return _REDUNDANT_ALIAS.sub(r"\1", value)
         if isinstance(value, list):
             return [self.undo(v) for v in value]
         return value
@@ -162,8 +166,11 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
     removed, added = matcher.unmatched()
     changes: list[dict] = []
 
+    # Attaching a partition makes its columns, indexes and constraints inherited copies of
+    # the parent's, which a snapshot does not list; that is the attach, not removals.
+    attached = {matcher.old_key(new[k]["parent"]) for k in added if new[k]["type"] == "partition"}
     for key in removed:
-        if _ancestor_in(old, key, removed):
+        if _ancestor_in(old, key, removed | attached):
             continue
         obj = old[key]
         rows, _ = _table_facts(old, obj["parent"])
@@ -195,7 +202,7 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
     for i, (before, after) in enumerate(pairs):
         changed = [a for a in sorted(set(before["attrs"]) | set(after["attrs"]))
                    if before["attrs"].get(a) != after["attrs"].get(a)
-                   and before["attrs"].get(a) != renames.undo(after["attrs"].get(a))]
+                   and renames.undo(before["attrs"].get(a)) != renames.undo(after["attrs"].get(a))]
         if not changed and i not in renamed_pairs:
             continue
         owner = after["parent"]

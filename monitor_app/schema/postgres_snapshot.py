@@ -292,7 +292,9 @@ def _read_catalogue(cur) -> dict:
             owner_name, parent = types.get(r["contypid"]), f"type:{r['contypid']}"
         if owner_name is None:
             continue
-        attrs = {"kind": CONTYPES[r["contype"]], "definition": r["def"], "validated": r["convalidated"],
+        # "NOT VALID" is said by `validated`; keeping it in the text would report VALIDATE twice.
+        definition = r["def"].removesuffix(" NOT VALID")
+        attrs = {"kind": CONTYPES[r["contype"]], "definition": definition, "validated": r["convalidated"],
                  "deferrable": r["condeferrable"], "deferred": r["condeferred"]}
         add_object(snap, f"con:{r['oid']}", "constraint", f"{owner_name}.{r['conname']}", r["conname"],
                    parent, attrs)
