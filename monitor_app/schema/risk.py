@@ -54,15 +54,24 @@ _TIME_RANK = {"date": 1, "timestamp without time zone": 2, "timestamp": 2, "date
               "timestamp with time zone": 3, "timestamptz": 3}
 
 
+# Spellings of one type across PostgreSQL, SQLite, SQLAlchemy and SQL parsers.
+_ALIASES = {"serial": "integer", "serial4": "integer", "bigserial": "bigint", "serial8": "bigint",
+            "smallserial": "smallint", "bool": "boolean", "jsonb": "json", "blob": "bytea",
+            "binary": "bytea", "varbinary": "bytea", "largebinary": "bytea", "decimal": "numeric",
+            "string": "text", "datetime": "timestamp", "timestamp(6)": "timestamp"}
+
+
 def type_shape(type_name: str | None) -> tuple[str, float, float]:
     """(family, width, scale) of a declared type; width inf means unbounded."""
     if not type_name:
         return ("any", float("inf"), 0)
     t = type_name.strip().lower()
+    t = _ALIASES.get(t, t)
     if t.endswith("[]"):
         return ("array:" + type_shape(t[:-2])[0], float("inf"), 0)
     m = re.fullmatch(r"([a-z ]+?)\s*(?:\((\d+)(?:\s*,\s*(\d+))?\))?", t)
     base, width, scale = (m.group(1), m.group(2), m.group(3)) if m else (t, None, None)
+    base = _ALIASES.get(base, base)
     if base in _INT_RANK or base == "integer":
         return ("integer", _INT_RANK.get(base, 8), 0)
     if base in _FLOAT_RANK:
