@@ -76,3 +76,5 @@ class SchemaWatchState(Base):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     trigger_installed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Compatibility mismatches already reported, so each is an event once, when it appears.
+    open_mismatches: Mapped[list] = mapped_column(JSONType, default=list)

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("trigger_installed", sa.Boolean(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("open_mismatches", JSON, nullable=False),
         sa.ForeignKeyConstraint(["asset_id"], ["assets.id"], name=op.f("fk_schema_watch_state_asset_id_assets"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("asset_id", name=op.f("pk_schema_watch_state")),
