@@ -193,7 +193,8 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
     renames = _Renames()
     renamed_pairs = set()
     for i, (before, after) in enumerate(pairs):
-        moved = (after["type"] in MOVABLE_TYPES and before["parent"] != matcher.old_key(after["parent"] or ""))
+        new_parent = matcher.old_key(after["parent"]) if after["parent"] else None
+        moved = after["type"] in MOVABLE_TYPES and before["parent"] != new_parent
         if after["type"] not in NAME_FOLLOWERS and (before["local"] != after["local"] or moved):
             renames.add(before["name"], after["name"])
             renames.add(before["local"], after["local"])

@@ -50,3 +50,39 @@ def one(changes: list[dict], **match) -> dict:
 
 def brief(changes: list[dict]) -> set[tuple]:
     return {(c["action"], c["object_type"], c["object"]) for c in changes}
+
+
+def make_runtime(store, tmp_path, config: dict | None = None):
+    """A Runtime over an already migrated store, with a config file holding `config`."""
+    import yaml
+
+    from monitor_app.runtime import Runtime
+    from monitor_app.settings import load_settings
+
+    config_file = tmp_path / "dbmon.yaml"
+    config_file.write_text(yaml.safe_dump(config or {}))
+    settings = load_settings(data_dir=tmp_path, database_url=store.url, config_file=config_file,
+                             secret_key="test-secret")
+    rt = Runtime(settings, sender=lambda *a: None)
+    rt.__dict__["store"] = store  # share the fixture's engine instead of opening a second pool
+    return rt
+
+
+def add_asset(store, *, name: str, engine: str, connection: dict) -> int:
+    from monitor_app.store.models import Asset
+
+    with store.session() as s:
+        asset = Asset(kind="database", engine=engine, name=name, source="config", external_id=name,
+                      labels={}, connection=connection, details={}, status="up")
+        s.add(asset)
+        s.flush()
+        return asset.id
+
+
+def pg_connection(url: str, user: str = "postgres") -> dict:
+    """An asset's `connection` for a libpq URL of the test server."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return {"host": parsed.hostname, "port": parsed.port or 5432, "database": parsed.path.lstrip("/"),
+            "user": user, "sslmode": "disable"}
