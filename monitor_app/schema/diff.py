@@ -75,8 +75,10 @@ class _Matcher:
 
     def _signature(self, snap: dict, key: str, parent: str | None, *, with_local: bool) -> Any:
         obj = snap[key]
+        # Columns and constraints define a table; indexes and triggers name it in their text.
         children = sorted(
-            repr((c["type"], c["local"], c["attrs"])) for c in snap.values() if c["parent"] == key
+            repr((c["type"], c["local"], c["attrs"])) for c in snap.values()
+            if c["parent"] == key and c["type"] in ("column", "constraint")
         ) if obj["type"] in ("table", "view") else []
         return (obj["type"], parent, obj["local"] if with_local else None,
                 repr(obj["attrs"]) if obj["type"] != "view" else None, tuple(children))
@@ -135,6 +137,7 @@ def _table_facts(objects: dict, key: str) -> tuple[float | None, bool | None]:
     return None, None
 
 
+_QUOTED_PLAIN_NAME = re.compile(r'"([a-z_][a-z0-9_$]*)"')
 _REDUNDANT_ALIAS = re.compile(r"((?:[\w$]+\.)?([\w$]+)) AS \2(?![\w$])")
 
 
@@ -153,7 +156,9 @@ class _Renames:
         if isinstance(value, str):
             for pattern, old in self.pairs:
                 value = pattern.sub(old, value)
-            # PostgreSQL keeps a view's output name by adding "AS old": same view.
+            # PostgreSQL keeps a view's output name by adding "AS old", SQLite quotes the new
+            # name it writes into dependent definitions: neither changes what they do.
+            value = _QUOTED_PLAIN_NAME.sub(r"\1", value)
             return _REDUNDANT_ALIAS.sub(r"\1", value)
         if isinstance(value, list):
             return [self.undo(v) for v in value]

@@ -177,8 +177,10 @@ def test_it_records_why_a_check_failed(store, tmp_path):
 
 
 def test_it_is_a_registered_task_on_the_schema_queue():
+    import workers.tasks.schema as tasks
+    from monitor_app.task_queues import queue_for
     from workers.celery_app import app
-    import workers.tasks.schema  # noqa: F401
 
-    assert app.tasks["schema.check"].queue == "schema"
-    assert app.tasks["schema.check_due"].queue == "schema"
+    assert app.tasks["schema.check"].name == tasks.check.name == "schema.check"
+    assert tasks.check_due.name in app.tasks
+    assert queue_for("schema.check") == queue_for("schema.check_due") == "schema"
