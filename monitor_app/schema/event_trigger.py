@@ -60,6 +60,12 @@ def installed(conn) -> bool:
         return cur.fetchone()[0] == len(TRIGGERS)
 
 
+def _outside_transaction(conn) -> None:
+    if not conn.autocommit:
+        conn.rollback()
+    conn.autocommit = True
+
+
 def _with_conn(dsn_or_conn, fn):
     if isinstance(dsn_or_conn, str):
         conn = connect(dsn_or_conn)
@@ -74,6 +80,7 @@ def install(dsn_or_conn) -> None:
     """Create (or refresh) the function and both event triggers in one transaction."""
 
     def run(conn):
+        _outside_transaction(conn)
         if not is_superuser(conn):
             raise TriggerError("installing the schema event trigger needs a superuser; "
                                "without one dbmon falls back to scheduled checks", permanent=True)
@@ -88,6 +95,7 @@ def install(dsn_or_conn) -> None:
                     cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
                     cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {FUNCTION}()")
             conn.commit()
+            conn.autocommit = True
         except psycopg2.Error as exc:
             conn.rollback()
             raise TriggerError(f"installing the schema event trigger failed: {str(exc).strip()}") from None
@@ -99,6 +107,7 @@ def uninstall(dsn_or_conn) -> bool:
     """Remove the triggers, the function and the `_dbmon` schema; True if anything was there."""
 
     def run(conn):
+        _outside_transaction(conn)
         conn.autocommit = False
         try:
             with conn.cursor() as cur:
@@ -110,6 +119,7 @@ def uninstall(dsn_or_conn) -> bool:
                     cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
                 cur.execute(f"DROP SCHEMA IF EXISTS {DBMON_SCHEMA} CASCADE")
             conn.commit()
+            conn.autocommit = True
             return present
         except psycopg2.errors.InsufficientPrivilege:
             conn.rollback()
