@@ -69,7 +69,8 @@ def _import(spec: str):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise ExpectationError(f"expected schema {spec}: cannot import ({exc})", field="expected") from None
-    return getattr(target, "metadata", target)
+    # A declarative base class carries its MetaData; anything else must be one.
+    return target.metadata if isinstance(target, type) and hasattr(target, "metadata") else target
 
 
 def from_snapshot(snapshot: dict, engine: str, source: str = "snapshot") -> Expected:
@@ -187,6 +188,14 @@ def check(expected: Expected, snapshot: dict) -> list[dict]:
             table = tables.get(_qualify(obj["attrs"].get("table", ""), engine))
             if table is not None:
                 table["indexes"].append(tuple(index_columns(obj)))
+        elif obj["type"] == "constraint" and obj["attrs"].get("columns") and obj["parent"] in by_key:
+            by_key[obj["parent"]]["indexes"].append(tuple(c.lower() for c in obj["attrs"]["columns"]))
+    # SQLite keeps a primary key in the table itself (the rowid or an automatic index).
+    for key, table in by_key.items():
+        pk = sorted((o["attrs"]["primary_key"], o["local"].lower()) for o in objects.values()
+                    if o["parent"] == key and o["type"] == "column" and o["attrs"].get("primary_key"))
+        if pk:
+            table["indexes"].append(tuple(name for _, name in pk))
 
     found: list[dict] = []
     for name, want in sorted(expected.tables.items()):
