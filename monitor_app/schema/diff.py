@@ -73,28 +73,42 @@ class _Matcher:
             if match is not None:
                 self.alias[k] = match
 
-    def _signature(self, snap: dict, key: str, parent: str | None, *, with_local: bool) -> Any:
+    @staticmethod
+    def _signature(snap: dict, key: str, parent: str | None, *, strict: bool) -> Any:
+        """What stays the same when a table or view is renamed (SQLite has no ALTER INDEX RENAME)."""
         obj = snap[key]
-        # Columns and constraints define a table; indexes and triggers name it in their text.
-        children = sorted(
-            repr((c["type"], c["local"], c["attrs"])) for c in snap.values()
-            if c["parent"] == key and c["type"] in ("column", "constraint")
-        ) if obj["type"] in ("table", "view") else []
-        return (obj["type"], parent, obj["local"] if with_local else None,
-                repr(obj["attrs"]) if obj["type"] != "view" else None, tuple(children))
+        if obj["type"] == "view":  # its text starts with its own name: compare the query only
+            return ("view", parent, (obj["attrs"].get("definition") or "").partition(" AS ")[2])
+        columns = [c for c in snap.values() if c["parent"] == key and c["type"] == "column"]
+        if strict:
+            shape = sorted(repr((c["local"], c["attrs"])) for c in columns)
+            return ("table", parent, repr(obj["attrs"]), tuple(shape))
+        # Loose: a table renamed together with some of its columns keeps their order and types.
+        return ("table", parent, tuple(sorted((c.get("position", 0), repr(c["attrs"])) for c in columns)))
+
+    @staticmethod
+    def _column_names(snap: dict, key: str) -> set[str]:
+        return {c["local"] for c in snap.values() if c["parent"] == key and c["type"] == "column"}
 
     def _pair_by_content(self) -> None:
-        # Renamed relations: same attributes and same children, new name.
-        for types in ({"table", "view"}, {"index", "trigger"}):
-            gone, new = self._candidates(types)
-            sigs = {}
+        # Renamed tables and views: same definition and columns, new name; then the same
+        # column shapes with at least half the column names kept.
+        for strict in (True, False):
+            gone, new = self._candidates({"table", "view"})
+            sigs: dict[Any, list[str]] = {}
             for k in gone:
-                sigs.setdefault(self._signature(self.old, k, self.old[k]["parent"], with_local=False), []).append(k)
+                sigs.setdefault(self._signature(self.old, k, self.old[k]["parent"], strict=strict), []).append(k)
             for k in sorted(new):
                 parent = self.old_key(self.new[k]["parent"]) if self.new[k]["parent"] else None
-                pool = sigs.get(self._signature(self.new, k, parent, with_local=False))
+                pool = sigs.get(self._signature(self.new, k, parent, strict=strict)) or []
+                if not strict:
+                    names = self._column_names(self.new, k)
+                    pool = [o for o in pool if 2 * len(names & self._column_names(self.old, o)) >= len(names)]
                 if pool:
-                    self.alias[k] = pool.pop(0)
+                    self.alias[k] = pool[0]
+                    for candidates in sigs.values():
+                        if pool[0] in candidates:
+                            candidates.remove(pool[0])
         # Children of a renamed relation keep their own names.
         removed, added = self.unmatched()
         by_parent_local = {(self.old[k]["parent"], self.old[k]["type"], self.old[k]["local"]): k for k in removed}
@@ -104,14 +118,28 @@ class _Matcher:
             match = by_parent_local.pop((parent, obj["type"], obj["local"]), None)
             if match is not None:
                 self.alias[k] = match
-        # Renamed columns: same table, same position and definition.
+        # Renamed columns: same table, same position, same definition. A renamed last column
+        # looks exactly like a dropped one plus a new one appended; the drop is the safer
+        # reading (it is the louder one), so only a column followed by others counts.
         gone, new = self._candidates({"column"})
-        by_shape = {(self.old[k]["parent"], repr(self.old[k]["attrs"])): k for k in gone}
+        last_old, last_new = self._last_positions(self.old), self._last_positions(self.new)
+        by_shape = {(self.old[k]["parent"], self.old[k].get("position"), repr(self.old[k]["attrs"])): k
+                    for k in gone if self.old[k].get("position") != last_old.get(self.old[k]["parent"])}
         for k in sorted(new):
             obj = self.new[k]
-            match = by_shape.pop((self.old_key(obj["parent"]), repr(obj["attrs"])), None)
+            if obj.get("position") == last_new.get(obj["parent"]):
+                continue
+            match = by_shape.pop((self.old_key(obj["parent"]), obj.get("position"), repr(obj["attrs"])), None)
             if match is not None:
                 self.alias[k] = match
+
+    @staticmethod
+    def _last_positions(snap: dict) -> dict[str, int]:
+        last: dict[str, int] = {}
+        for obj in snap.values():
+            if obj["type"] == "column" and obj.get("position") is not None:
+                last[obj["parent"]] = max(last.get(obj["parent"], -1), obj["position"])
+        return last
 
 
 def _ancestor_in(objects: dict, key: str, keys: set[str]) -> bool:

@@ -9,7 +9,8 @@ rename keeps its key and is reported as a rename; names on SQLite, which has no 
 `name` is the display name used in change records, `local` the object's own name (a rename
 changes it, a rename of the parent does not), `parent` the key of the owning object (used
 to fold children into an added or removed parent). `attrs` is what the diff compares;
-`rows` (row estimate) informs the risk rubric but is never compared, so ANALYZE is a no-op.
+`rows` (row estimate) informs the risk rubric but is never compared, so ANALYZE is a no-op;
+`position` (SQLite column order) only helps match renames.
 """
 
 from __future__ import annotations

@@ -128,6 +128,7 @@ def _table(conn: sqlite3.Connection, snap: dict, name: str, sql: str, flags: dic
         col_attrs = {"type": type_ or None, "not_null": bool(notnull), "default": dflt,
                      "primary_key": pk or None, "generated": GENERATED.get(hidden)}
         add_object(snap, f"col:{name}/{col}", "column", f"{SCHEMA}.{name}.{col}", col, key, col_attrs)
+        snap["objects"][f"col:{name}/{col}"]["position"] = cid  # for rename matching, not compared
     fks: dict[int, dict] = {}
     for fid, seq, ref, frm, to, on_update, on_delete, match in conn.execute(
             f"PRAGMA foreign_key_list({_quote(name)})"):

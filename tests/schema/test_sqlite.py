@@ -84,10 +84,16 @@ def test_it_reports_added_removed_and_changed_objects(db):
 
 
 def test_it_finds_renames_by_content(db):
-    changes = db.changes("ALTER TABLE orders RENAME TO purchases; ALTER TABLE users RENAME COLUMN age TO years;")
-    assert brief(changes) == {("modified", "table", "main.purchases"), ("modified", "column", "main.users.years")}
+    changes = db.changes("ALTER TABLE orders RENAME TO purchases; ALTER TABLE purchases RENAME COLUMN total TO amount;")
+    assert brief(changes) == {("modified", "table", "main.purchases"), ("modified", "column", "main.purchases.amount")}
     assert one(changes, object="main.purchases")["renamed_from"] == "main.orders"
-    assert one(changes, object="main.users.years")["renamed_from"] == "main.users.age"
+    assert one(changes, object="main.purchases.amount")["renamed_from"] == "main.orders.total"
+
+
+def test_it_reads_a_renamed_last_column_as_the_louder_drop_and_add(db):
+    # Without OIDs, renaming the last column and dropping it then appending one look the same.
+    changes = db.changes("ALTER TABLE orders RENAME COLUMN note TO remark")
+    assert brief(changes) == {("removed", "column", "main.orders.note"), ("added", "column", "main.orders.remark")}
 
 
 def test_it_reports_a_twelve_step_rebuild_as_the_column_change_it_made(db):
