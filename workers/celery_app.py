@@ -46,6 +46,7 @@ def celery_config(settings: Settings) -> dict:
         queue_dir = settings.broker_dir / "queue"
         queue_dir.mkdir(parents=True, exist_ok=True)
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+        conf["broker_transport"] = "workers.filesystem_broker:Transport"
         conf["broker_transport_options"] = {
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
