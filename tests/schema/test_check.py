@@ -184,3 +184,35 @@ def test_it_is_a_registered_task_on_the_schema_queue():
     assert app.tasks["schema.check"].name == tasks.check.name == "schema.check"
     assert tasks.check_due.name in app.tasks
     assert queue_for("schema.check") == queue_for("schema.check_due") == "schema"
+
+
+def test_the_beat_fan_out_dispatches_one_check_per_due_asset(store, tmp_path, pg_database):
+    import workers.tasks.schema as tasks
+    from monitor_app.store.models import TaskRun
+
+    rt = make_runtime(store, tmp_path)
+    ids = [add_asset(store, name=f"db-{i}", engine="postgresql", connection=pg_connection(pg_database[1]))
+           for i in range(2)]
+    assert tasks.check_due.domain_fn(rt) == {"dispatched": 2, "asset_ids": ids}
+    assert tasks.check.domain_fn(rt, asset_id=ids[0])["baseline"] is True
+    with store.session() as s:
+        runs = s.scalars(select(TaskRun).where(TaskRun.name == "schema.check")).all()
+        assert sorted(r.kwargs["asset_id"] for r in runs) == ids and {r.queue for r in runs} == {"schema"}
+
+
+def test_the_migration_goes_down_and_up_again(tmp_path):
+    from alembic import command
+
+    from monitor_app.store.migrate import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "schema@base")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    assert not {"schema_snapshots", "schema_changes"} & set(sa.inspect(engine).get_table_names())
+    upgrade(url)
+    assert {"schema_snapshots", "schema_change_sets", "schema_changes", "schema_watch_state"} <= set(
+        sa.inspect(engine).get_table_names())
+    engine.dispose()
