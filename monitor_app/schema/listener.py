@@ -143,17 +143,20 @@ class SchemaListener:
                     conn.close()
 
     def _loop(self, conn) -> None:
+        last_heard = time.monotonic()
         while not self._stop.is_set():
             wait = self.coalescer.wait_time(time.monotonic())
-            timeout = self.idle_timeout if wait is None else wait
-            if select.select([conn], [], [], min(timeout, 1.0)) != ([], [], []):
+            # Wake at least once a second so stop() is honoured promptly.
+            timeout = min(1.0, self.idle_timeout if wait is None else wait)
+            if select.select([conn], [], [], timeout) != ([], [], []):
                 conn.poll()
-                now = time.monotonic()
+                now = last_heard = time.monotonic()
                 while conn.notifies:
                     self.coalescer.add(conn.notifies.pop(0).payload, now)
-            elif wait is None:
-                with conn.cursor() as cur:  # an idle connection may be dead: find out now
+            elif wait is None and time.monotonic() - last_heard >= self.idle_timeout:
+                with conn.cursor() as cur:  # a long-silent connection may be dead: find out now
                     cur.execute("SELECT 1")
+                last_heard = time.monotonic()
             self._release()
 
     def _release(self) -> None:
