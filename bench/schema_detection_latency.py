@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor_app.schema import event_trigger  # noqa: E402
 from monitor_app.schema.check import run_check  # noqa: E402
 from monitor_app.schema.listener import SchemaListener  # noqa: E402
 from monitor_app.schema.postgres_snapshot import connect  # noqa: E402
