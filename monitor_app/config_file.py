@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor_app.errors import ConfigError
+from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)
 
@@ -85,6 +86,7 @@ class WatchConfig(_Strict):
 class DbmonConfig(_Strict):
     assets: list[AssetConfig] = Field(default_factory=list)
     watch: list[WatchConfig] = Field(default_factory=list)
+    schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
 
     @field_validator("assets")
     @classmethod
