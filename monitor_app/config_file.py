@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monitor_app.containers.config import ContainersConfig
 from monitor_app.errors import ConfigError
+from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)
 
@@ -87,6 +88,7 @@ class DbmonConfig(_Strict):
     assets: list[AssetConfig] = Field(default_factory=list)
     watch: list[WatchConfig] = Field(default_factory=list)
     containers: ContainersConfig = Field(default_factory=ContainersConfig)
+    schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
 
     @field_validator("assets")
     @classmethod

@@ -24,4 +24,5 @@ SCAN_KINDS: dict[str, ScanKind] = {
                              "connect to database assets and record up/down"),
     "discovery": ScanKind("containers.reconcile", "discovery", "none", "list and inspect Docker containers, register databases"),
     "config": ScanKind("assets.sync_config", "discovery", "none", "load assets from the config file"),
+    "schema": ScanKind("schema.check", "schema", "required", "snapshot a database schema and report changes"),
 }

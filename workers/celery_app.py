@@ -13,6 +13,7 @@ TASK_MODULES = [
     "workers.tasks.metrics",
     "workers.tasks.maintenance",
     "workers.tasks.containers",
+    "workers.tasks.schema",
 ]
 
 

@@ -8,4 +8,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.audit:ns",
     "api.namespaces.apikeys:ns",
     "api.namespaces.containers:ns",
+    "api.namespaces.schema:ns",
 ]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "apikey": "monitor_app.cli.apikey:apikey",
     "scan": "monitor_app.cli.scan:scan",
     "discover": "monitor_app.cli.discover:discover",
+    "schema": "monitor_app.cli.schema:schema",
 }
 
 
