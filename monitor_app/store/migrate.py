@@ -30,10 +30,12 @@ def current_revision(url: str) -> str | None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            # Each concern is its own branch from 0001, so a store has one head per concern.
+            heads = MigrationContext.configure(conn).get_current_heads()
+            return ", ".join(sorted(heads)) or None
     finally:
         engine.dispose()
 
 
 def head_revision(url: str) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    return ", ".join(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())) or None
