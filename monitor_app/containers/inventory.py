@@ -9,6 +9,7 @@ process name), because both routinely carry passwords.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -78,11 +79,17 @@ def _port_number(spec: str) -> tuple[int, str] | None:
 def process_name(pid: int, path: str) -> str:
     """The main process' comm where /proc is readable (same host), else the entrypoint's basename."""
     if pid:
-        try:
-            with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
-                return fh.read().strip()
-        except OSError:
-            pass
+        # Right at "start" the process may still be the runtime's init, about to exec the real one.
+        deadline = time.monotonic() + 0.5
+        while True:
+            try:
+                with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+                    comm = fh.read().strip()
+            except OSError:
+                break
+            if not comm.startswith("runc:") or time.monotonic() > deadline:
+                return comm
+            time.sleep(0.01)
     return os.path.basename(path or "")
 
 

@@ -68,6 +68,10 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
         h.wait_event(name, "container.start")
 
         # Discovered, by process name, with credentials from the label, and the data dir recorded.
+        def discovered():
+            with sqlite_store.session() as s:
+                return s.scalar(select(Asset.id).where(Asset.external_id == name))
+        wait_for(discovered, 10)
         with sqlite_store.session() as s:
             asset = s.scalar(select(Asset).where(Asset.external_id == name))
             assert asset.engine == "postgresql" and asset.kind == "database"
