@@ -111,8 +111,7 @@ def _stop_if_all_muted(batch: Batch, incident: Incident) -> None:
 
 
 def _title(alert: Alert) -> str:
-    summary = (alert.annotations or {}).get("summary")
-    return (summary or f"{alert.labels.get('alertname')} on {alert.labels.get('asset', 'host')}")[:500]
+    return f"{alert.labels.get('alertname')} on {alert.labels.get('asset', 'host')}"[:500]
 
 
 def _attach(batch: Batch, alert: Alert) -> None:

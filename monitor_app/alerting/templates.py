@@ -8,12 +8,16 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, FileSystemLoader, TemplateError, select_autoescape
+from jinja2 import ChoiceLoader, FileSystemLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor_app.errors import DbmonError
 
 BUILTIN = Path(__file__).resolve().parents[2] / "templates" / "alerting"
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and name.removesuffix(".j2").endswith((".html", ".htm"))
 
 
 def _slack_escape(value: object) -> str:
@@ -31,7 +35,7 @@ class TemplateRenderer:
         loaders = [FileSystemLoader(str(user_dir))] if user_dir else []
         loaders.append(FileSystemLoader(str(BUILTIN)))
         # Sandboxed because user templates are configuration, not code.
-        self.env = SandboxedEnvironment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html"]),
+        self.env = SandboxedEnvironment(loader=ChoiceLoader(loaders), autoescape=_is_html,
                                         trim_blocks=True, lstrip_blocks=True)
         self.env.filters["slack_escape"] = _slack_escape
         self.env.filters["rfc3339"] = _rfc3339
