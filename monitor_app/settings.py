@@ -64,9 +64,10 @@ class Settings(BaseSettings):
     host_sample_interval: float = Field(30.0, gt=0)
     reachability_interval: float = Field(30.0, gt=0)
     redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")
-    task_lease_grace: float = Field(30.0, ge=0, description="Slack beyond a task's time limit before it counts as lost.")
+    task_lease_seconds: float = Field(30.0, gt=0, description="A running task renews its lease; a dead worker's run is re-sent after this.")
+    task_queued_grace: float = Field(60.0, gt=0, description="A queued run not started within this is published again.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
-    event_retention_days: int = Field(90, ge=1)
+    metrics_retention_days: int = Field(90, ge=1)
 
     @field_validator("database_url", "broker_url")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -78,6 +78,8 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Called with the ids of events a unit of work recorded, after it committed.
+        self.event_listeners: list[Callable[[list[int]], None]] = []
 
     @property
     def dialect(self) -> str:
@@ -94,7 +96,11 @@ class Store:
             session.rollback()
             raise
         finally:
+            new_events = session.info.pop("dbmon_new_event_ids", None)
             session.close()
+        if new_events:
+            for listener in self.event_listeners:
+                listener(list(new_events))
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

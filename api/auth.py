@@ -1,0 +1,47 @@
+"""`X-API-Key` authentication with ordered roles: viewer < operator < admin."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import g, request
+from flask_restx import abort
+
+from api.context import runtime
+from monitor_app import audit
+from monitor_app.apikeys import authenticate
+from monitor_app.store.models.core import ROLES
+
+HEADER = "X-API-Key"
+
+
+def require_role(role: str):
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+
+    def decorate(fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            rt = runtime()
+            with rt.store.session() as s:
+                who = authenticate(s, request.headers.get(HEADER))
+                if who is None or not who.allows(role):
+                    if request.method != "GET":
+                        audit.record(s, actor=who.name if who else "anonymous", action=_action(),
+                                     target=request.path, outcome="denied",
+                                     detail={"needed_role": role, "had_role": who.role if who else None},
+                                     remote_addr=request.remote_addr)
+            if who is None:
+                abort(401, f"missing or invalid {HEADER} header")
+            if not who.allows(role):
+                abort(403, f"this action needs the {role} role; the key has {who.role}")
+            g.principal = who
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _action() -> str:
+    return f"{request.method} {request.url_rule.rule if request.url_rule else request.path}"

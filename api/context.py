@@ -1,0 +1,21 @@
+"""Request-scoped access to the runtime and the authenticated principal."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+from monitor_app.apikeys import Principal
+from monitor_app.runtime import Runtime
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["dbmon"]
+
+
+def principal() -> Principal | None:
+    return g.get("principal")
+
+
+def actor() -> str:
+    p = principal()
+    return p.name if p else "anonymous"

@@ -1,0 +1,10 @@
+"""API namespaces: "module:attribute" paths, imported when the app is built."""
+
+NAMESPACES: list[str] = [
+    "api.namespaces.assets:ns",
+    "api.namespaces.events:ns",
+    "api.namespaces.scans:ns",
+    "api.namespaces.metrics:ns",
+    "api.namespaces.audit:ns",
+    "api.namespaces.apikeys:ns",
+]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from flask_restx import Namespace, Resource, abort
+from sqlalchemy import func, select
+
+from api.auth import require_role
+from api.context import runtime
+from api.query import page_of, paged_parser
+from api.serializers import asset_dict
+from monitor_app.store.models import Asset
+
+ns = Namespace("assets", description="Everything dbmon watches")
+
+list_args = paged_parser()
+list_args.add_argument("kind", choices=("database", "container", "host"), location="args")
+list_args.add_argument("engine", location="args")
+list_args.add_argument("status", choices=("unknown", "up", "down", "gone"), location="args")
+list_args.add_argument("source", location="args")
+
+
+@ns.route("")
+class AssetList(Resource):
+    @ns.expect(list_args)
+    @require_role("viewer")
+    def get(self):
+        """List assets, filtered by kind, engine, status or source."""
+        args = list_args.parse_args()
+        query = select(Asset)
+        for field in ("kind", "engine", "status", "source"):
+            if args[field]:
+                query = query.where(getattr(Asset, field) == args[field])
+        with runtime().store.session() as s:
+            total = s.scalar(select(func.count()).select_from(query.subquery()))
+            rows = s.scalars(query.order_by(Asset.id).offset((args.page - 1) * args.per_page)
+                             .limit(args.per_page)).all()
+            return page_of(total, [asset_dict(a) for a in rows], args.page, args.per_page)
+
+
+@ns.route("/<int:asset_id>")
+class AssetItem(Resource):
+    @require_role("viewer")
+    def get(self, asset_id: int):
+        """One asset with its last probe details."""
+        with runtime().store.session() as s:
+            asset = s.get(Asset, asset_id)
+            if asset is None:
+                abort(404, f"no asset {asset_id}")
+            return asset_dict(asset)

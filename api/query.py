@@ -1,0 +1,44 @@
+"""Query-string parsing shared by the list endpoints: typed values, 400 with field errors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_restx import reqparse
+
+
+def timestamp(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp, e.g. 2026-01-31T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+timestamp.__schema__ = {"type": "string", "format": "date-time"}
+
+
+def bounded_int(low: int, high: int):
+    def parse(value):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    parse.__schema__ = {"type": "integer", "minimum": low, "maximum": high}
+    return parse
+
+
+def paged_parser() -> reqparse.RequestParser:
+    parser = reqparse.RequestParser(bundle_errors=True)
+    parser.add_argument("page", type=bounded_int(1, 1_000_000), default=1, location="args")
+    parser.add_argument("per_page", type=bounded_int(1, 500), default=50, location="args")
+    return parser
+
+
+def page_of(query_total: int, items: list, page: int, per_page: int) -> dict:
+    return {"items": items, "total": query_total, "page": page, "per_page": per_page,
+            "pages": (query_total + per_page - 1) // per_page}

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import click
+
+from monitor_app.settings import get_settings
+from monitor_app.store.migrate import current_revision, head_revision, upgrade
+
+
+@click.group()
+def db() -> None:
+    """dbmon's own store."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations up to the newest revision."""
+    url = get_settings().resolved_database_url
+    upgrade(url)
+    click.echo(f"store at revision {current_revision(url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the applied and the newest revision."""
+    url = get_settings().resolved_database_url
+    click.echo(f"current: {current_revision(url)}  head: {head_revision(url)}")

@@ -1,0 +1,129 @@
+"""Long-running processes: each can run alone (scale-out) or together under `dbmon up`."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import socket
+import sys
+
+import click
+
+from monitor_app.settings import get_settings
+from monitor_app.task_queues import QUEUES
+
+log = logging.getLogger("dbmon")
+
+
+@click.command()
+@click.option("-Q", "--queues", default=",".join(QUEUES), show_default=True, help="queues to consume")
+@click.option("-c", "--concurrency", type=int, default=None, help="pool size (default DBMON_WORKER_CONCURRENCY)")
+@click.option("-n", "--hostname", default=None, help="worker node name")
+def worker(queues: str, concurrency: int | None, hostname: str | None) -> None:
+    """Run a Celery worker."""
+    unknown = set(queues.split(",")) - set(QUEUES)
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s): {', '.join(sorted(unknown))}", param_hint="--queues")
+    from workers.celery_app import app
+
+    settings = get_settings()
+    argv = ["worker", "-Q", queues, "-c", str(concurrency or settings.worker_concurrency),
+            "--loglevel", settings.log_level, "-E", "-n", hostname or f"dbmon@{socket.gethostname()}"]
+    app.worker_main(argv)
+
+
+@click.command()
+def beat() -> None:
+    """Run the periodic scheduler (exactly one per deployment: it takes a lock)."""
+    from workers.celery_app import app
+
+    settings = get_settings()
+    argv = ["beat", "--loglevel", settings.log_level]
+    if settings.embedded_broker:
+        # Two beats on one data directory would schedule everything twice: hold a file lock.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(settings.data_dir / "beat.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            click.echo("another beat already runs on this data directory; waiting for its lock", err=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        argv += ["-s", str((settings.data_dir / "beat-schedule").resolve())]
+    app.start(argv)
+
+
+@click.command()
+@click.option("--source", "sources", multiple=True, help="only these watch sources (default: all)")
+def watcher(sources: tuple[str, ...]) -> None:
+    """Run the watcher: pushes file, container and database events as tasks."""
+    import signal
+
+    from monitor_app.runtime import Runtime
+    from workers.watch_sources import SOURCES
+    from workers.watcher import Watcher
+
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise click.BadParameter(f"unknown source(s): {', '.join(sorted(unknown))}", param_hint="--source")
+    w = Watcher(Runtime(), list(sources) or None)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: w.stopping.set())
+    w.run_forever()
+
+
+@click.command()
+@click.option("--host", default=None, help="bind address (default DBMON_API_HOST)")
+@click.option("--port", type=int, default=None, help="port (default DBMON_API_PORT)")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the REST API and status pages (gunicorn)."""
+    from gunicorn.app.base import BaseApplication
+
+    from api import create_app
+
+    settings = get_settings()
+
+    class _App(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host or settings.api_host}:{port or settings.api_port}")
+            self.cfg.set("workers", settings.api_workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("graceful_timeout", 10)
+
+        def load(self):
+            return create_app()
+
+    _App().run()
+
+
+@click.command()
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+def flower(port: int, address: str) -> None:
+    """Serve Flower, the task queue dashboard."""
+    from workers.celery_app import app
+
+    app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+@click.command()
+@click.option("--no-api", is_flag=True, help="do not serve the API")
+def up(no_api: bool) -> None:
+    """Migrate the store, then run worker, beat, watcher and API until interrupted."""
+    from monitor_app.runtime import Runtime
+    from monitor_app.store.migrate import upgrade
+    from monitor_app.supervisor import Supervisor
+
+    settings = get_settings()
+    upgrade(settings.resolved_database_url)
+    Runtime(settings).dispatch("assets.sync_config", {}, requested_by="startup")
+    me = [sys.executable, "-m", "monitor_app.cli.main"]
+    children = {"worker": me + ["worker"], "beat": me + ["beat"], "watcher": me + ["watcher"]}
+    if not no_api:
+        children["api"] = me + ["api"]
+    sup = Supervisor(children)
+    sup.install_signal_handlers()
+    click.echo(f"dbmon up: store {settings.resolved_database_url.split('@')[-1]}, "
+               f"API http://{settings.api_host}:{settings.api_port}/ (Ctrl-C stops)")
+    sys.exit(sup.run())

@@ -1,0 +1,149 @@
+"""The declarative config file: assets, watch paths, and each concern's own section.
+
+Validation reports every problem at once with its field path (`assets[1].port`),
+so `dbmon check-config` can be run in CI before a deploy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor_app.errors import ConfigError
+
+ENGINES_WITH_DSN = ("postgresql",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssetConfig(_Strict):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    engine: Literal["postgresql", "sqlite"]
+    host: str | None = None
+    port: int = Field(5432, ge=1, le=65535)
+    database: str | None = None
+    user: str | None = None
+    # A password may be inline, but a reference keeps it out of the file.
+    password: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    path: Path | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    check_interval: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> "AssetConfig":
+        if self.engine == "postgresql":
+            if not self.host:
+                raise ValueError("host is required for a postgresql asset")
+            if not self.database:
+                raise ValueError("database is required for a postgresql asset")
+        if self.engine == "sqlite" and not self.path:
+            raise ValueError("path is required for a sqlite asset")
+        given = [k for k in ("password", "password_env", "password_file") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give only one of password, password_env, password_file (got {', '.join(given)})")
+        return self
+
+    def connection(self) -> dict:
+        """What may be stored and shown: everything but the password."""
+        if self.engine == "sqlite":
+            return {"path": str(self.path)}
+        return {"host": self.host, "port": self.port, "database": self.database,
+                "user": self.user, "sslmode": self.sslmode}
+
+    def resolve_password(self) -> str | None:
+        if self.password is not None:
+            return self.password
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError([(f"assets.{self.name}.password_env", f"environment variable {self.password_env} is not set")])
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError([(f"assets.{self.name}.password_file", f"cannot read: {exc.strerror}")]) from None
+        return None
+
+
+class WatchConfig(_Strict):
+    path: Path
+    asset: str | None = None
+    kinds: list[Literal["data", "wal", "config", "backup"]] = Field(default_factory=lambda: ["data"])
+    recursive: bool = True
+
+
+class DbmonConfig(_Strict):
+    assets: list[AssetConfig] = Field(default_factory=list)
+    watch: list[WatchConfig] = Field(default_factory=list)
+
+    @field_validator("assets")
+    @classmethod
+    def _unique_names(cls, assets: list[AssetConfig]) -> list[AssetConfig]:
+        seen: set[str] = set()
+        for asset in assets:
+            if asset.name in seen:
+                raise ValueError(f"asset name {asset.name!r} is used twice")
+            seen.add(asset.name)
+        return assets
+
+    @model_validator(mode="after")
+    def _watch_assets_exist(self) -> "DbmonConfig":
+        names = {a.name for a in self.assets}
+        for i, w in enumerate(self.watch):
+            if w.asset and w.asset not in names:
+                raise ValueError(f"watch[{i}].asset: no asset named {w.asset!r}")
+        return self
+
+    def asset(self, name: str) -> AssetConfig | None:
+        return next((a for a in self.assets if a.name == name), None)
+
+
+def _field_path(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith("function-after"):
+            path += f".{part}" if path else str(part)
+    return path or "(file)"
+
+
+def parse_config(data: object, source: str = "config") -> DbmonConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("(file)", "top level must be a mapping")], source)
+    try:
+        return DbmonConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = [(_field_path(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+        raise ConfigError(errors, source) from None
+
+
+def load_config(path: Path | str, *, missing_ok: bool = False) -> DbmonConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if missing_ok:
+            return DbmonConfig()
+        raise ConfigError([("(file)", "file not found")], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([("(file)", exc.strerror or str(exc))], str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")], str(path)) from None
+    return parse_config(data, str(path))

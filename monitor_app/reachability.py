@@ -1,0 +1,109 @@
+"""Is a database asset reachable? Probe it, and turn status changes into events."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg2
+from sqlalchemy.orm import Session
+
+from monitor_app.events import record_event
+from monitor_app.store.base import utcnow
+from monitor_app.store.models import Asset
+
+# A target that keeps failing is probed less often, up to this, so it cannot hog workers.
+MAX_BACKOFF_SECONDS = 600
+
+
+@dataclass
+class ProbeResult:
+    up: bool
+    latency_ms: float
+    error: str | None = None
+    server_version: str | None = None
+
+
+def probe_postgres(connection: dict, password: str | None, timeout: float) -> ProbeResult:
+    started = time.perf_counter()
+    try:
+        conn = psycopg2.connect(
+            host=connection["host"], port=connection.get("port", 5432), dbname=connection["database"],
+            user=connection.get("user"), password=password, sslmode=connection.get("sslmode", "prefer"),
+            connect_timeout=max(1, int(timeout)), application_name="dbmon",
+            options=f"-c statement_timeout={int(timeout * 1000)}",
+        )
+    except psycopg2.Error as exc:
+        return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('server_version')")
+            version = cur.fetchone()[0]
+        return ProbeResult(True, (time.perf_counter() - started) * 1000, server_version=version)
+    except psycopg2.Error as exc:
+        return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))
+    finally:
+        conn.close()
+
+
+def probe_sqlite(connection: dict, timeout: float) -> ProbeResult:
+    started = time.perf_counter()
+    path = Path(connection["path"])
+    if not path.exists():
+        return ProbeResult(False, 0.0, f"{path} does not exist")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+        try:
+            version = conn.execute("SELECT sqlite_version()").fetchone()[0]
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return ProbeResult(False, (time.perf_counter() - started) * 1000, str(exc))
+    return ProbeResult(True, (time.perf_counter() - started) * 1000, server_version=version)
+
+
+def probe(asset: Asset, password: str | None, timeout: float) -> ProbeResult:
+    if asset.engine == "postgresql":
+        return probe_postgres(asset.connection, password, timeout)
+    if asset.engine == "sqlite":
+        return probe_sqlite(asset.connection, timeout)
+    return ProbeResult(False, 0.0, f"no probe for engine {asset.engine!r}")
+
+
+def apply_probe(session: Session, asset: Asset, result: ProbeResult, interval: float) -> str | None:
+    """Store the outcome; record `asset.up`/`asset.down` only when the status changes.
+    Returns the new status when it changed."""
+    now = utcnow()
+    previous = asset.status
+    status = "up" if result.up else "down"
+    asset.last_checked_at = now
+    details = dict(asset.details or {})
+    details["probe"] = {"latency_ms": round(result.latency_ms, 2), "error": result.error,
+                        "server_version": result.server_version, "at": now.isoformat()}
+    failures = 0 if result.up else int(details.get("consecutive_failures", 0)) + 1
+    details["consecutive_failures"] = failures
+    asset.details = details
+    backoff = min(interval * (2 ** max(0, failures - 1)), max(interval, MAX_BACKOFF_SECONDS))
+    asset.next_check_at = now + timedelta(seconds=interval if result.up else backoff)
+    if previous == status:
+        return None
+    asset.status, asset.status_changed_at = status, now
+    if result.up:
+        record_event(session, type="asset.up", severity="info", asset_id=asset.id,
+                     summary=f"{asset.name} is reachable ({result.latency_ms:.0f} ms)",
+                     payload={"previous": previous, "latency_ms": result.latency_ms,
+                              "server_version": result.server_version})
+    else:
+        record_event(session, type="asset.down", severity="critical", asset_id=asset.id,
+                     summary=f"{asset.name} is unreachable: {result.error}",
+                     payload={"previous": previous, "error": result.error})
+    return status
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

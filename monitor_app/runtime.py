@@ -1,0 +1,80 @@
+"""Everything a process needs, built once from settings and passed in, never connected on import."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Callable
+
+from monitor_app.config_file import DbmonConfig, load_config
+from monitor_app.credentials import CredentialBox
+from monitor_app.ledger import LeasePolicy, Ledger, Sender
+from monitor_app.settings import Settings, get_settings
+from monitor_app.store.base import Store
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None, *, sender: Sender | None = None):
+        self.settings = settings or get_settings()
+        self._sender = sender
+        self._lock = threading.Lock()
+        self._config: DbmonConfig | None = None
+        self._config_mtime: float | None = None
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings.resolved_database_url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        s = self.settings
+        return Ledger(self.store, LeasePolicy(running_lease=s.task_lease_seconds,
+                                              queued_grace=s.task_queued_grace))
+
+    @cached_property
+    def credentials(self) -> CredentialBox:
+        return CredentialBox(self.settings.resolved_secret_key())
+
+    @property
+    def config(self) -> DbmonConfig:
+        """The config file, re-read when it changes; a file that became invalid keeps the last good one."""
+        path = self.settings.config_file
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        with self._lock:
+            if self._config is None or mtime != self._config_mtime:
+                self._config = load_config(path, missing_ok=True)
+                self._config_mtime = mtime
+            return self._config
+
+    @property
+    def sender(self) -> Sender:
+        if self._sender is None:
+            # Imported late: the domain core must not need Celery to be importable.
+            from workers.celery_app import send
+
+            self._sender = send
+        return self._sender
+
+    def dispatch(self, task_name: str, kwargs: dict | None = None, *, queue: str | None = None,
+                 requested_by: str = "system", kind: str | None = None) -> str:
+        """Record the run in the ledger, then publish it. If publishing fails, the sweep re-sends it."""
+        from monitor_app.task_queues import queue_for
+
+        kwargs = kwargs or {}
+        queue = queue or queue_for(task_name)
+        run_id = self.ledger.record(task_name, kwargs, queue=queue, requested_by=requested_by, kind=kind)
+        try:
+            self.sender(task_name, kwargs, run_id, queue)
+        except Exception:  # noqa: BLE001 - the row is the promise; redelivery covers a down broker
+            pass
+        return run_id
+
+    def on_new_events(self, listener: Callable[[list[int]], None]) -> None:
+        self.store.event_listeners.append(listener)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.dispose()

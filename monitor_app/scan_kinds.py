@@ -1,0 +1,26 @@
+"""What `POST /api/v1/scans` and `dbmon scan KIND` can start: a scan kind names one task.
+
+`asset` says whether the scan targets one asset: "required", "optional" (all
+when omitted) or "none".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ScanKind:
+    task: str
+    queue: str
+    asset: Literal["required", "optional", "none"] = "none"
+    description: str = ""
+
+
+SCAN_KINDS: dict[str, ScanKind] = {
+    "host": ScanKind("metrics.host_sample", "metrics", "none", "sample host CPU, memory and disk"),
+    "reachability": ScanKind("assets.check_reachability", "discovery", "optional",
+                             "connect to database assets and record up/down"),
+    "config": ScanKind("assets.sync_config", "discovery", "none", "load assets from the config file"),
+}

@@ -1,0 +1,36 @@
+"""What the status page shows, gathered in one place so the template stays dumb."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor_app.store.models import Asset, Event, MetricSample
+
+HOST_CHARTS = (("host.cpu_percent", "CPU %"), ("host.memory_percent", "Memory %"), ("host.disk_percent", "Disk %"))
+
+
+def sparkline(values: list[float], width: int = 240, height: int = 40, top: float | None = None) -> str:
+    """SVG polyline points for values oldest-first, scaled to [0, top]."""
+    if not values:
+        return ""
+    top = top or max(max(values), 1e-9)
+    step = width / max(1, len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - min(v, top) / top * height:.1f}" for i, v in enumerate(values))
+
+
+def status_overview(session: Session, *, events: int = 25, points: int = 60) -> dict:
+    assets = session.scalars(select(Asset).where(Asset.status != "gone").order_by(Asset.kind, Asset.name)).all()
+    counts: dict[str, int] = {}
+    for a in assets:
+        counts[a.status] = counts.get(a.status, 0) + 1
+    recent = session.scalars(select(Event).order_by(Event.id.desc()).limit(events)).all()
+    charts = []
+    for name, title in HOST_CHARTS:
+        rows = session.scalars(select(MetricSample).where(MetricSample.name == name)
+                               .order_by(MetricSample.at.desc(), MetricSample.id.desc()).limit(points)).all()
+        values = [r.value for r in reversed(rows)]
+        charts.append({"name": name, "title": title, "latest": values[-1] if values else None,
+                       "points": sparkline(values, top=100.0), "count": len(values)})
+    overall = "down" if counts.get("down") else ("up" if counts.get("up") else "unknown")
+    return {"assets": assets, "counts": counts, "events": recent, "charts": charts, "overall": overall}

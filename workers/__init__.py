@@ -1,0 +1,1 @@
+"""Celery app, thin task wrappers and the watcher process."""

@@ -1,0 +1,109 @@
+"""`@dbmon_task`: every task gets a queue, time limits, retries with backoff, late acks,
+and a ledger row whose lease it keeps renewed while it runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import wraps
+from typing import Callable
+
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+from sqlalchemy.exc import OperationalError
+
+from monitor_app.errors import DbmonError
+from monitor_app.runtime import Runtime
+from monitor_app.task_queues import QUEUES
+from workers.celery_app import app
+
+log = logging.getLogger("dbmon.tasks")
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime
+
+
+@worker_process_init.connect
+def _fresh_runtime_after_fork(**_):
+    # A connection pool inherited across fork would be shared by two processes.
+    global _runtime
+    _runtime = None
+
+
+class _LeaseKeeper:
+    def __init__(self, rt: Runtime, run_id: str):
+        self.rt, self.run_id = rt, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"lease-{run_id[:8]}")
+
+    def _loop(self):
+        period = max(0.2, self.rt.ledger.policy.running_lease / 3)
+        while not self._stop.wait(period):
+            try:
+                self.rt.ledger.renew(self.run_id)
+            except Exception:  # noqa: BLE001 - a missed renewal only risks a harmless re-run
+                log.warning("lease renewal failed for %s", self.run_id, exc_info=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
+    return min(cap, base * (2 ** retries))
+
+
+def dbmon_task(name: str, *, queue: str, time_limit: float = 120, max_retries: int = 5,
+               backoff_base: float = 2.0, backoff_cap: float = 300.0):
+    if queue not in QUEUES:
+        raise ValueError(f"task {name}: unknown queue {queue!r}")
+
+    def decorate(fn: Callable[..., dict | None]):
+        @app.task(name=name, bind=True, queue=queue, acks_late=True, reject_on_worker_lost=True,
+                  time_limit=time_limit, soft_time_limit=max(1, time_limit - 5), max_retries=max_retries,
+                  autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=int(backoff_cap))
+        @wraps(fn)
+        def task(self, **kwargs):
+            rt = get_runtime()
+            run_id = self.request.id
+            if not rt.ledger.claim(run_id, name=name, kwargs=kwargs, queue=queue):
+                log.info("%s %s: already done or running elsewhere; skipped", name, run_id)
+                return None
+            try:
+                with _LeaseKeeper(rt, run_id):
+                    result = fn(rt, **kwargs)
+            except Retry:
+                raise
+            except (DbmonError, SoftTimeLimitExceeded, OperationalError, OSError) as exc:
+                permanent = getattr(exc, "permanent", False)
+                if permanent or self.request.retries >= max_retries:
+                    rt.ledger.fail(run_id, _describe(exc))
+                    log.error("%s %s failed: %s", name, run_id, _describe(exc))
+                    return None
+                countdown = backoff(self.request.retries, backoff_base, backoff_cap)
+                rt.ledger.requeue(run_id, _describe(exc), countdown)
+                raise self.retry(exc=exc, countdown=countdown)
+            except Exception as exc:  # noqa: BLE001 - a bug: record it, do not loop on it
+                rt.ledger.fail(run_id, _describe(exc))
+                log.exception("%s %s crashed", name, run_id)
+                return None
+            rt.ledger.finish(run_id, result if isinstance(result, dict) else {"result": result})
+            return None
+
+        task.domain_fn = fn
+        return task
+
+    return decorate
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,30 @@
+"""Housekeeping: re-send lost tasks, prune data past retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from monitor_app.runtime import Runtime
+from monitor_app.store.base import utcnow
+from monitor_app.store.models import MetricSample, TaskRun
+from workers.task_base import dbmon_task
+
+FINISHED_RUN_RETENTION = timedelta(days=7)
+
+
+@dbmon_task("maintenance.redeliver", queue="maintenance", time_limit=60)
+def redeliver(rt: Runtime) -> dict:
+    return rt.ledger.redeliver(rt.sender)
+
+
+@dbmon_task("maintenance.prune", queue="maintenance", time_limit=600)
+def prune(rt: Runtime) -> dict:
+    now = utcnow()
+    with rt.store.session() as s:
+        samples = s.execute(delete(MetricSample).where(
+            MetricSample.at < now - timedelta(days=rt.settings.metrics_retention_days))).rowcount
+        runs = s.execute(delete(TaskRun).where(
+            TaskRun.status.in_(("done", "failed")), TaskRun.finished_at < now - FINISHED_RUN_RETENTION)).rowcount
+    return {"metric_samples": samples, "task_runs": runs}

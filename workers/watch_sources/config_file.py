@@ -1,0 +1,49 @@
+"""Re-sync assets as soon as the config file is saved, if it is still valid."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+
+from monitor_app.config_file import load_config
+from monitor_app.errors import ConfigError
+
+log = logging.getLogger("dbmon.watcher.config")
+
+
+class ConfigFileSource(FileSystemEventHandler):
+    def __init__(self, runtime, emit):
+        self.runtime, self.emit = runtime, emit
+        self.path = Path(runtime.settings.config_file).resolve()
+        self._observer: Observer | None = None
+
+    @classmethod
+    def wanted(cls, runtime) -> bool:
+        return Path(runtime.settings.config_file).resolve().parent.is_dir()
+
+    def start(self) -> None:
+        self._observer = Observer()
+        # Editors replace files by rename, so watch the directory, not the file.
+        self._observer.schedule(self, str(self.path.parent), recursive=False)
+        self._observer.start()
+
+    def stop(self) -> None:
+        if self._observer:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+
+    def on_any_event(self, event) -> None:
+        paths = {getattr(event, "src_path", None), getattr(event, "dest_path", None)}
+        if str(self.path) not in {str(Path(p).resolve()) for p in paths if p}:
+            return
+        if event.event_type not in ("modified", "created", "moved", "closed"):
+            return
+        try:
+            load_config(self.path)
+        except ConfigError as exc:
+            log.error("config file changed but is invalid, keeping the last good one: %s", exc)
+            return
+        self.emit("assets.sync_config", {})
