@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.errors import ConfigError
 
 ENGINES_WITH_DSN = ("postgresql",)
@@ -85,6 +86,7 @@ class WatchConfig(_Strict):
 class DbmonConfig(_Strict):
     assets: list[AssetConfig] = Field(default_factory=list)
     watch: list[WatchConfig] = Field(default_factory=list)
+    alerting: AlertingSection = Field(default_factory=AlertingConfig)
 
     @field_validator("assets")
     @classmethod

@@ -12,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
+from pydantic import (AfterValidator, BaseModel, WrapValidator, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
                       field_validator)
+
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from monitor_app.alerting.matchers import Matcher, parse_matchers
 from monitor_app.errors import ConfigError
@@ -90,7 +92,22 @@ class EventRule(_RuleBase):
     resolve_after: Duration | None = Field(None, description="Clear when no new matching event for this long.")
 
 
-Rule = Annotated[Union[ThresholdRule, EventRule], Field(discriminator="kind")]
+def _untagged(value: Any, handler):
+    """Drop the union tag pydantic puts into error locations (`rules[0].threshold.for`)
+    so errors name the path the user wrote (`rules[0].for`)."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise ValidationError.from_exception_data(exc.title, [
+            InitErrorDetails(type=PydanticCustomError(err["type"], err["msg"].removeprefix("Value error, ")),
+                             loc=tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _TAGS)),
+                             input=err.get("input"))
+            for err in exc.errors()]) from None
+
+
+_TAGS = {"threshold", "event", "webhook", "slack", "email", "apprise"}
+
+Rule = Annotated[Annotated[Union[ThresholdRule, EventRule], Field(discriminator="kind")], WrapValidator(_untagged)]
 
 
 class RateLimit(_Model):
@@ -144,7 +161,8 @@ class AppriseChannel(_ChannelBase):
     urls: list[str] = Field(min_length=1)
 
 
-Channel = Annotated[Union[WebhookChannel, SlackChannel, EmailChannel, AppriseChannel], Field(discriminator="type")]
+Channel = Annotated[Annotated[Union[WebhookChannel, SlackChannel, EmailChannel, AppriseChannel],
+                              Field(discriminator="type")], WrapValidator(_untagged)]
 
 
 class Route(_Model):
@@ -211,25 +229,28 @@ class AlertingConfig(_Model):
     ack_link_max_age: Duration = 7 * 86400.0
 
 
-def _loc(prefix: str, loc: tuple) -> str:
-    # Discriminated unions insert the tag ("threshold") into the location; keep the user's path.
-    parts = [str(p) for p in loc if p not in ("threshold", "event", "webhook", "slack", "email", "apprise",
-                                                "function-plain[parse_matchers()]")]
-    return ".".join([prefix, *parts]) if prefix else ".".join(parts)
+def field_path(prefix: str, loc: tuple) -> str:
+    """`alerting.rules[2].for`, written like the rest of the config file's errors."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(file)"
 
 
 def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    return [(_loc(prefix, err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+    return [(field_path(prefix, err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
 
 
 def _route_refs(route: Route, path: str, cfg: AlertingConfig, errors: list) -> None:
     for i, name in enumerate(route.channels):
         if name not in cfg.channels:
-            errors.append((f"{path}.channels.{i}", f"unknown channel {name!r}"))
+            errors.append((f"{path}.channels[{i}]", f"unknown channel {name!r}"))
     if route.escalation and route.escalation not in cfg.escalation_policies:
         errors.append((f"{path}.escalation", f"unknown escalation policy {route.escalation!r}"))
     for i, child in enumerate(route.routes):
-        _route_refs(child, f"{path}.routes.{i}", cfg, errors)
+        _route_refs(child, f"{path}.routes[{i}]", cfg, errors)
 
 
 def cross_reference_errors(cfg: AlertingConfig, prefix: str = "alerting") -> list[tuple[str, str]]:
@@ -237,15 +258,28 @@ def cross_reference_errors(cfg: AlertingConfig, prefix: str = "alerting") -> lis
     seen: dict[str, int] = {}
     for i, rule in enumerate(cfg.rules):
         if rule.name in seen:
-            errors.append((f"{prefix}.rules.{i}.name", f"duplicate rule name {rule.name!r} (also rules.{seen[rule.name]})"))
+            errors.append((f"{prefix}.rules[{i}].name",
+                           f"duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])"))
         seen.setdefault(rule.name, i)
     _route_refs(cfg.route, f"{prefix}.route", cfg, errors)
     for name, policy in cfg.escalation_policies.items():
         for si, step in enumerate(policy.steps):
             for ci, ch in enumerate(step.channels):
                 if ch not in cfg.channels:
-                    errors.append((f"{prefix}.escalation_policies.{name}.steps.{si}.channels.{ci}", f"unknown channel {ch!r}"))
+                    errors.append((f"{prefix}.escalation_policies.{name}.steps[{si}].channels[{ci}]",
+                                   f"unknown channel {ch!r}"))
     return errors
+
+
+def _checked(cfg: AlertingConfig) -> AlertingConfig:
+    errors = cross_reference_errors(cfg, prefix="")
+    if errors:
+        raise ValueError("; ".join(f"{path.lstrip('.')}: {msg}" for path, msg in errors))
+    return cfg
+
+
+# The field type for the config file's `alerting:` section: references checked too.
+AlertingSection = Annotated[AlertingConfig, AfterValidator(_checked)]
 
 
 def load_alerting_config(data: Any, prefix: str = "alerting") -> AlertingConfig:

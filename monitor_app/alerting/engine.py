@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select, true
+from sqlalchemy import func, select, true
 
 from monitor_app.alerting import escalation, incidents, inhibition, outbox, ratelimit, silences, state
 from monitor_app.alerting.channels import driver_for
@@ -22,7 +22,8 @@ from monitor_app.alerting.rules import Signal, events_signals, load_rules, metri
 from monitor_app.alerting.templates import TemplateRenderer
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.store.base import Store, utcnow
-from monitor_app.store.models.alerting import Alert, Incident, Notification
+from monitor_app.store.models.alerting import Alert, AlertingCursor, Incident, Notification
+from monitor_app.store.models.core import Event
 
 
 @dataclass
@@ -74,6 +75,31 @@ class AlertingEngine:
             self._process(batch, signals, outcome)
             return self._finish(batch, outcome)
 
+    def catch_up_events(self, grace: float = 5.0, limit: int = 1000) -> Outcome:
+        """Evaluate events the after-commit hook may have missed (a process died between
+        commit and dispatch). Re-evaluating an event is a no-op, so overlap is harmless;
+        `grace` leaves transactions still in flight to the hook."""
+        outcome = Outcome()
+        with self.store.session() as session:
+            now = self.clock()
+            cursor = session.scalars(select(AlertingCursor).where(AlertingCursor.name == "events")
+                                     .with_for_update()).first()
+            if cursor is None:
+                # First run: start from recent history rather than re-alerting on years of events.
+                start = session.scalar(select(func.max(Event.id)).where(
+                    Event.detected_at < now - timedelta(minutes=10))) or 0
+                cursor = AlertingCursor(name="events", position=start, updated_at=now)
+                session.add(cursor)
+            ids = list(session.scalars(select(Event.id).where(Event.id > cursor.position,
+                                                              Event.detected_at <= now - timedelta(seconds=grace))
+                                       .order_by(Event.id).limit(limit)))
+            if not ids:
+                return outcome
+            batch = incidents.Batch(session, self.cfg, now)
+            self._process(batch, events_signals(session, load_rules(session, self.cfg.rules), ids), outcome)
+            cursor.position, cursor.updated_at = ids[-1], now
+            return self._finish(batch, outcome)
+
     def evaluate_metrics(self) -> Outcome:
         outcome = Outcome()
         with self.store.session() as session:
@@ -101,7 +127,7 @@ class AlertingEngine:
 
     # -- time-driven work -------------------------------------------------------------------
 
-    def sweep(self) -> Outcome:
+    def sweep(self, fresh_grace: float = 0.0) -> Outcome:
         """Everything that happens because time passed: config silences, expired silences,
         flap holds ending, event alerts timing out, repeats; then what is due to send or escalate."""
         outcome = Outcome()
@@ -123,7 +149,7 @@ class AlertingEngine:
                     self._clear(batch, alert, outcome)
             incidents.queue_repeats(batch)
             session.flush()
-            outcome.deliver = outbox.due_ids(session, now)
+            outcome.deliver = outbox.due_ids(session, now, fresh_grace=fresh_grace)
             outcome.escalate = escalation.due(session, now)
         return outcome
 

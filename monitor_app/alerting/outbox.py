@@ -56,9 +56,15 @@ def claim(session: Session, notification_id: int, now: datetime, lease: float) -
     return row
 
 
-def due_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
-    return list(session.scalars(select(Notification.id).where(_claimable(now))
-                                .order_by(Notification.next_attempt_at).limit(limit)))
+def due_ids(session: Session, now: datetime, limit: int = 500, fresh_grace: float = 0.0) -> list[int]:
+    """Rows to (re)send. Rows queued due-at-once in the last `fresh_grace` seconds were
+    dispatched by whoever queued them; leaving them out keeps the sweep from doubling work."""
+    query = select(Notification.id).where(_claimable(now))
+    if fresh_grace:
+        fresh = and_(Notification.attempts == 0, Notification.next_attempt_at <= Notification.created_at,
+                     Notification.created_at > now - timedelta(seconds=fresh_grace))
+        query = query.where(~fresh)
+    return list(session.scalars(query.order_by(Notification.next_attempt_at).limit(limit)))
 
 
 def log(session: Session, row: Notification, outcome: str, detail: str, now: datetime,

@@ -52,10 +52,15 @@ def apply(session: Session, signal: Signal, now: datetime, flap: FlapSettings) -
     """Returns the alert and what happened to it: 'fired', 'resolved' or None."""
     alert = _load(session, signal.fingerprint)
     if alert is None:
-        if not signal.firing:
+        if not signal.firing and signal.event_id is None:
             return None, None
+        # A clearing event still leaves an (inactive) row: it records the event id, so an
+        # older firing event evaluated late, out of order, cannot fire the alert again.
         alert = _create(session, signal, now)
+    elif signal.event_id is not None and alert.event_id is not None and signal.event_id <= alert.event_id:
+        return alert, None  # this event (or a newer one) was already applied: evaluation is idempotent
     if not signal.firing:
+        alert.event_id = signal.event_id or alert.event_id
         return alert, clear(alert, now, flap)
     alert.last_seen_at = now
     alert.value = signal.value

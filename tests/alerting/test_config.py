@@ -17,13 +17,13 @@ def errors_of(data: dict) -> dict:
 
 def test_it_names_the_field_of_a_bad_duration():
     errs = errors_of({"rules": [{"name": "cpu", "kind": "threshold", "metric": "cpu", "value": 90, "for": "5 parsecs"}]})
-    assert list(errs) == ["alerting.rules.0.for"]
-    assert "cannot read duration" in errs["alerting.rules.0.for"]
+    assert list(errs) == ["alerting.rules[0].for"]
+    assert "cannot read duration" in errs["alerting.rules[0].for"]
 
 
 def test_it_names_missing_and_unknown_fields():
     errs = errors_of({"rules": [{"name": "x", "kind": "event"}], "chanels": {}})
-    assert "alerting.rules.0.event_types" in errs
+    assert "alerting.rules[0].event_types" in errs
     assert "alerting.chanels" in errs
 
 
@@ -35,9 +35,9 @@ def test_it_rejects_routes_and_policies_naming_unknown_channels():
         "escalation_policies": {"day": {"steps": [{"after": "5m", "channels": ["phone"]}]}},
     })
     assert errs == {
-        "alerting.route.routes.0.channels.0": "unknown channel 'pager'",
-        "alerting.route.routes.0.escalation": "unknown escalation policy 'nightly'",
-        "alerting.escalation_policies.day.steps.0.channels.0": "unknown channel 'phone'",
+        "alerting.route.routes[0].channels[0]": "unknown channel 'pager'",
+        "alerting.route.routes[0].escalation": "unknown escalation policy 'nightly'",
+        "alerting.escalation_policies.day.steps[0].channels[0]": "unknown channel 'phone'",
     }
 
 
@@ -45,13 +45,13 @@ def test_it_rejects_a_bad_channel_url_and_a_bad_regex_matcher():
     errs = errors_of({"channels": {"ops": {"type": "webhook", "url": "ftp://x"}},
                       "silences": [{"matchers": ["env=~(prod"], "ends_at": "2030-01-01T00:00:00Z"}]})
     assert "alerting.channels.ops.url" in errs
-    assert "invalid regex" in errs["alerting.silences.0.matchers"]
+    assert "invalid regex" in errs["alerting.silences[0].matchers"]
 
 
 def test_it_rejects_duplicate_rule_names():
     rule = {"name": "down", "kind": "event", "event_types": ["asset.down"]}
     errs = errors_of({"rules": [rule, rule]})
-    assert "duplicate rule name" in errs["alerting.rules.1.name"]
+    assert "duplicate rule name" in errs["alerting.rules[1].name"]
 
 
 def test_it_reads_durations_in_several_forms():
@@ -98,3 +98,21 @@ def test_it_accepts_a_complete_section():
     })
     assert cfg.channels["chat"].url == "http://127.0.0.1:9/services/T/B/X"
     assert cfg.route.routes[0].continue_ and cfg.route.routes[0].group_interval == 10
+
+
+def test_it_reports_alerting_errors_from_the_config_file_by_path(tmp_path):
+    from monitor_app.config_file import load_config
+
+    path = tmp_path / "dbmon.yaml"
+    path.write_text("alerting:\n  rules:\n    - {name: lag, kind: threshold, metric: lag, value: 1, for: soon}\n"
+                    "  route: {channels: [nowhere]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert dict(info.value.errors) == {"alerting.rules[0].for": "cannot read duration 'soon'; expected e.g. 30s, 5m, 1h30m"}
+    path.write_text("alerting:\n  route: {channels: [nowhere]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.errors == [("alerting", "route.channels[0]: unknown channel 'nowhere'")]
+    path.write_text("alerting:\n  channels: {ops: {type: webhook, url: 'http://127.0.0.1:9/x'}}\n"
+                    "  route: {channels: [ops]}\n")
+    assert load_config(path).alerting.route.channels == ["ops"]

@@ -15,6 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('alerting_cursors',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('position', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_alerting_cursors'))
+    )
     op.create_table('alert_rules',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
@@ -191,3 +197,4 @@ def downgrade() -> None:
     op.drop_table('incidents')
     op.drop_table('channel_buckets')
     op.drop_table('alert_rules')
+    op.drop_table('alerting_cursors')
