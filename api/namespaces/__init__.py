@@ -7,4 +7,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.metrics:ns",
     "api.namespaces.audit:ns",
     "api.namespaces.apikeys:ns",
+    "api.namespaces.alerts:ns",
 ]
