@@ -69,10 +69,13 @@ class HttpReceiver:
                 with receiver.arrived:
                     receiver.requests.append(Received(self.path, dict(self.headers), body, time.monotonic()))
                     receiver.arrived.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok" if receiver.slack_style else b"{}")
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.end_headers()
+                    self.wfile.write(b"ok" if receiver.slack_style else b"{}")
+                except BrokenPipeError:
+                    pass  # the sender died or gave up while we stalled: what a real peer sees too
 
         server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         server.daemon_threads = True
