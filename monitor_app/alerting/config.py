@@ -212,7 +212,8 @@ class OutboxSettings(_Model):
     backoff_base: Duration = 2.0
     backoff_max: Duration = 300.0
     give_up_after: Duration = 86400.0
-    lease: Duration = 60.0
+    lease: Duration = Field(60.0, description="A row being sent by a worker that died is retried after this.")
+    redispatch_after: Duration = Field(30.0, description="A due row whose task was lost is handed out again after this.")
 
 
 class AlertingConfig(_Model):

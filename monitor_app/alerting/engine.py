@@ -127,7 +127,7 @@ class AlertingEngine:
 
     # -- time-driven work -------------------------------------------------------------------
 
-    def sweep(self, fresh_grace: float = 0.0) -> Outcome:
+    def sweep(self) -> Outcome:
         """Everything that happens because time passed: config silences, expired silences,
         flap holds ending, event alerts timing out, repeats; then what is due to send or escalate."""
         outcome = Outcome()
@@ -149,7 +149,9 @@ class AlertingEngine:
                     self._clear(batch, alert, outcome)
             incidents.queue_repeats(batch)
             session.flush()
-            outcome.deliver = outbox.due_ids(session, now, fresh_grace=fresh_grace)
+            created = [r.id for r in batch.rows if r.next_attempt_at <= now]
+            outcome.deliver = created + [i for i in outbox.take_due(session, now, self.cfg.outbox.redispatch_after)
+                                         if i not in created]
             outcome.escalate = escalation.due(session, now)
         return outcome
 

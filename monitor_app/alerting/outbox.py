@@ -26,9 +26,11 @@ def enqueue(session: Session, *, key: str, channel: str, kind: str, incident_id:
     """The new row, or None when a row with this key already exists."""
     if session.scalar(select(Notification.id).where(Notification.idempotency_key == key)) is not None:
         return None
+    # A row due now is dispatched by whoever queued it, right after commit: mark it so the
+    # sweep does not send a second task for it unless that dispatch got lost.
     row = Notification(idempotency_key=key, channel=channel, kind=kind, incident_id=incident_id,
                        payload=payload or {}, status="pending", attempts=0, created_at=now,
-                       next_attempt_at=due_at)
+                       next_attempt_at=due_at, dispatched_at=now if due_at <= now else None)
     try:
         with session.begin_nested():
             session.add(row)
@@ -46,7 +48,8 @@ def claim(session: Session, notification_id: int, now: datetime, lease: float) -
     result = session.execute(
         update(Notification)
         .where(Notification.id == notification_id, _claimable(now))
-        .values(status="sending", lease_until=now + timedelta(seconds=lease), attempts=Notification.attempts + 1)
+        .values(status="sending", lease_until=now + timedelta(seconds=lease), attempts=Notification.attempts + 1,
+                dispatched_at=None)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -56,15 +59,17 @@ def claim(session: Session, notification_id: int, now: datetime, lease: float) -
     return row
 
 
-def due_ids(session: Session, now: datetime, limit: int = 500, fresh_grace: float = 0.0) -> list[int]:
-    """Rows to (re)send. Rows queued due-at-once in the last `fresh_grace` seconds were
-    dispatched by whoever queued them; leaving them out keeps the sweep from doubling work."""
-    query = select(Notification.id).where(_claimable(now))
-    if fresh_grace:
-        fresh = and_(Notification.attempts == 0, Notification.next_attempt_at <= Notification.created_at,
-                     Notification.created_at > now - timedelta(seconds=fresh_grace))
-        query = query.where(~fresh)
-    return list(session.scalars(query.order_by(Notification.next_attempt_at).limit(limit)))
+def take_due(session: Session, now: datetime, redispatch_after: float, limit: int = 500) -> list[int]:
+    """Rows to hand to workers now, marked as dispatched. A row already dispatched is
+    handed out again only after `redispatch_after` seconds (its task was lost)."""
+    fresh = and_(Notification.dispatched_at.is_not(None),
+                 Notification.dispatched_at > now - timedelta(seconds=redispatch_after))
+    ids = list(session.scalars(select(Notification.id).where(_claimable(now), ~fresh)
+                               .order_by(Notification.next_attempt_at).limit(limit)))
+    if ids:
+        session.execute(update(Notification).where(Notification.id.in_(ids)).values(dispatched_at=now)
+                        .execution_options(synchronize_session=False))
+    return ids
 
 
 def log(session: Session, row: Notification, outcome: str, detail: str, now: datetime,
@@ -86,6 +91,13 @@ def mark_sent(session: Session, row: Notification, attempts: int, now: datetime,
     current = _still_ours(session, row, attempts)
     if current is not None:
         current.status, current.sent_at, current.lease_until, current.last_error = "sent", now, None, None
+    if attempts > 1:
+        # The channel is back: rows of it waiting out their backoff may go now.
+        session.execute(update(Notification)
+                        .where(Notification.channel == row.channel, Notification.status == "pending",
+                               Notification.attempts > 0, Notification.next_attempt_at > now)
+                        .values(next_attempt_at=now, dispatched_at=None)
+                        .execution_options(synchronize_session=False))
     log(session, row, "sent", detail, now, duration_ms)
 
 
@@ -112,6 +124,7 @@ def mark_failed_attempt(session: Session, row: Notification, attempts: int, now:
             delay = max(backoff(settings, attempts, row.idempotency_key), retry_after or 0.0)
             current.status = "pending"
             current.next_attempt_at = now + timedelta(seconds=delay)
+            current.dispatched_at = None
     log(session, row, outcome, error, now, duration_ms)
     return outcome
 
@@ -119,4 +132,4 @@ def mark_failed_attempt(session: Session, row: Notification, attempts: int, now:
 def release(session: Session, row: Notification, now: datetime) -> None:
     """Hand a claimed row back untouched (e.g. its channel was removed and re-added)."""
     session.execute(update(Notification).where(Notification.id == row.id)
-                    .values(status="pending", lease_until=None, next_attempt_at=now))
+                    .values(status="pending", lease_until=None, next_attempt_at=now, dispatched_at=None))

@@ -42,7 +42,7 @@ def sweep_outbox(rt: Runtime) -> dict:
     engine = engine_for(rt)
     caught_up = engine.catch_up_events()
     dispatch_deliveries(rt, caught_up.deliver)
-    outcome = engine.sweep(fresh_grace=5.0)
+    outcome = engine.sweep()
     dispatch_deliveries(rt, outcome.deliver)
     for incident_id, token in outcome.escalate:
         rt.dispatch("alerts.escalate", {"incident_id": incident_id, "token": token})
