@@ -25,6 +25,9 @@ class PrivateRedis:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="dbmon-redis-")
         self.port = free_port()
+        self._start()
+
+    def _start(self) -> None:
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                                       "--save", "", "--appendonly", "no", "--dir", self.dir],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -35,6 +38,12 @@ class PrivateRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart(self) -> None:
+        """Kill and start again: without persistence, every queued message is gone."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._start()
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -35,6 +35,7 @@ def deployment(request, tmp_path, monkeypatch):
             missing("redis-server binary")
         redis = PrivateRedis()
         cleanup.append(redis.stop)
+        request.node.redis = redis
         name, pg_url = create_pg_database("dbmon_e2e")
         cleanup.append(lambda: drop_pg_database(name))
         url, broker = pg_url.replace("postgresql://", "postgresql+psycopg2://", 1), redis.url
@@ -47,6 +48,7 @@ def deployment(request, tmp_path, monkeypatch):
 
     get_settings.cache_clear()
     dep.peer = peer
+    dep.redis = getattr(request.node, "redis", None)
     yield dep
     dep.stop_all()
     peer.stop()
@@ -143,4 +145,22 @@ def test_it_loses_nothing_across_a_channel_outage_and_a_worker_kill(deployment):
     # The dead worker's request may have landed too; the receiver sees one idempotency key.
     assert {r.headers["Idempotency-Key"] for r in peer.requests} == {got[0].headers["Idempotency-Key"]}
     assert got[0].json()["commonLabels"]["asset"] == "killed"
+    rt.close()
+
+
+@pytest.mark.parametrize("deployment", ["distributed"], indirect=True)
+def test_it_delivers_what_a_restarted_broker_forgot(deployment):
+    """Redis without persistence forgets its queues on restart; the embedded broker keeps files."""
+    dep, peer = deployment, deployment.peer
+    rt = runtime_for(dep)
+    for i in range(3):
+        record_down(rt, f"forgotten{i}")  # queued in Redis; no worker runs yet
+    dep.redis.restart()
+    time.sleep(6)  # past the catch-up grace: the events are only in the store now
+    dep.start_worker()
+    dep.start_beat()
+    got = peer.wait_for(3, timeout=60)
+    assert sorted(r.json()["commonLabels"]["asset"] for r in got) == ["forgotten0", "forgotten1", "forgotten2"]
+    time.sleep(2)
+    assert len(peer.requests) == 3
     rt.close()
