@@ -138,10 +138,15 @@ class AlertingEngine:
             for alert in session.scalars(select(Alert).where(Alert.flapping.is_(True))).all():
                 if state.release_flapping(alert, now, self.cfg.flap):
                     incidents.sync(batch, alert)
-            for alert in session.scalars(select(Alert).where(Alert.state == "firing")).all():
-                incidents.sync(batch, alert)  # silences that started or ended since the last look
-            timeouts = {r.name: r.resolve_after for r in load_rules(session, self.cfg.rules)
-                        if isinstance(r, EventRule) and r.resolve_after}
+            session.scalars(select(Incident).where(Incident.status != "resolved")).all()  # one query, then cached
+            rules = load_rules(session, self.cfg.rules)
+            known = {r.name for r in rules}
+            for alert in session.scalars(select(Alert).where(Alert.state.in_(state.ACTIVE))).all():
+                if alert.rule not in known:
+                    self._clear(batch, alert, outcome, by="rule removed")
+                elif alert.state == "firing":
+                    incidents.sync(batch, alert)  # silences that started or ended since the last look
+            timeouts = {r.name: r.resolve_after for r in rules if isinstance(r, EventRule) and r.resolve_after}
             for name, after in timeouts.items():
                 for alert in session.scalars(select(Alert).where(
                         Alert.rule == name, Alert.state == "firing",

@@ -105,3 +105,19 @@ def test_it_evaluates_rules_added_through_the_api_table(store, clock, make_engin
     engine = make_engine({})
     outcome = engine.evaluate_events([add_event(store, "tls.expiring", add_asset(store, "web"), clock())])
     assert outcome.fired == 1
+
+
+def test_it_clears_alerts_of_a_rule_that_was_deleted(store, clock, make_engine):
+    from sqlalchemy import delete
+
+    from monitor_app.store.models.alerting import AlertRuleRow
+
+    with store.session() as s:
+        s.add(AlertRuleRow(name="Temp", definition={"name": "Temp", "kind": "event", "event_types": ["x.y"]}))
+    engine = make_engine({})
+    assert engine.evaluate_events([add_event(store, "x.y", add_asset(store, "db"), clock())]).fired == 1
+    assert engine.sweep().resolved == 0
+    with store.session() as s:
+        s.execute(delete(AlertRuleRow))
+    assert engine.sweep().resolved == 1
+    assert alerts(store)["db"].resolved_by == "rule removed"
