@@ -310,6 +310,8 @@ class NotificationItem(Resource):
 
 _ACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Acknowledge incident #{id}</title></head>
 <body style="font-family: sans-serif"><h2>{title}</h2><p>Incident #{id} · {severity} · {status}</p>{body}</body></html>"""
+_CONFIRM_FORM = ('<form method="post"><input type="hidden" name="confirm" value="1">'
+                 '<button type="submit">Acknowledge</button></form>')
 
 
 @ns.route("/ack/<string:token>")
@@ -325,8 +327,7 @@ class SignedAck(Resource):
             incident = s.get(Incident, incident_id)
             if incident is None:
                 abort(404, f"no incident {incident_id}")
-            form = (f'<form method="post"><input type="hidden" name="confirm" value="1"><button type="submit">Acknowledge</button></form>'
-                    if incident.status == "open" else "<p>Nothing to do: the incident is not open.</p>")
+            form = _CONFIRM_FORM if incident.status == "open" else "<p>Nothing to do: the incident is not open.</p>"
             page = _ACK_PAGE.format(id=incident.id, title=escape(incident.title), severity=incident.severity,
                                     status=incident.status, body=form)
         return Response(page, mimetype="text/html")

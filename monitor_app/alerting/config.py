@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, BaseModel, WrapValidator, ConfigDict, Fiel
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from monitor_app.alerting.matchers import Matcher, parse_matchers
+from monitor_app.alerting.matchers import parse_matchers
 from monitor_app.errors import ConfigError
 
 SEVERITIES = ("info", "warning", "critical", "page")

@@ -4,7 +4,6 @@ reaches the webhook within a second; a channel outage and a worker SIGKILL lose 
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
