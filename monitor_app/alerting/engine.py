@@ -157,7 +157,7 @@ class AlertingEngine:
             created = [r.id for r in batch.rows if r.next_attempt_at <= now]
             outcome.deliver = created + [i for i in outbox.take_due(session, now, self.cfg.outbox.redispatch_after)
                                          if i not in created]
-            outcome.escalate = escalation.due(session, now)
+            outcome.escalate = escalation.take_due(session, now, self.cfg.outbox.redispatch_after)
         return outcome
 
     def escalate(self, incident_id: int, token: str) -> dict:

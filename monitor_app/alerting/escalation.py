@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from monitor_app.alerting import outbox
@@ -37,11 +37,18 @@ def stop(session: Session, incident_id: int, reason: str, now: datetime) -> bool
     return result.rowcount > 0
 
 
-def due(session: Session, now: datetime, limit: int = 200) -> list[tuple[int, str]]:
-    rows = session.execute(select(EscalationState.incident_id, EscalationState.token)
-                           .where(EscalationState.status == "active", EscalationState.due_at <= now)
+def take_due(session: Session, now: datetime, redispatch_after: float, limit: int = 200) -> list[tuple[int, str]]:
+    """Due steps to hand to workers, marked so the next sweep does not hand them out again
+    while their task waits in the queue (unless it got lost)."""
+    recently = and_(EscalationState.dispatched_at.is_not(None),
+                    EscalationState.dispatched_at > now - timedelta(seconds=redispatch_after))
+    rows = session.execute(select(EscalationState.id, EscalationState.incident_id, EscalationState.token)
+                           .where(EscalationState.status == "active", EscalationState.due_at <= now, ~recently)
                            .order_by(EscalationState.due_at).limit(limit)).all()
-    return [(r[0], r[1]) for r in rows]
+    if rows:
+        session.execute(update(EscalationState).where(EscalationState.id.in_([r[0] for r in rows]))
+                        .values(dispatched_at=now).execution_options(synchronize_session=False))
+    return [(r[1], r[2]) for r in rows]
 
 
 def _stop_reason(session: Session, incident: Incident | None) -> str | None:
@@ -87,9 +94,9 @@ def run_step(session: Session, cfg: AlertingConfig, incident_id: int, token: str
         next_step, next_cycle = 0, state.cycle + 1
     new_token = str(uuid.uuid4())
     if next_cycle > policy.repeat:
-        values = {"status": "done", "token": new_token, "due_at": None}
+        values = {"status": "done", "token": new_token, "due_at": None, "dispatched_at": None}
     else:
-        values = {"step": next_step, "cycle": next_cycle, "token": new_token,
+        values = {"step": next_step, "cycle": next_cycle, "token": new_token, "dispatched_at": None,
                   "due_at": now + timedelta(seconds=policy.steps[next_step].after)}
     # The token condition repeats the check in SQL: belt and braces on top of the row lock.
     result = session.execute(update(EscalationState)

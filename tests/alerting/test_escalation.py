@@ -132,3 +132,16 @@ def test_it_stops_escalating_when_resolved_or_silenced(store, clock, make_engine
     assert sorted(kinds) == ["firing", "resolved"]
     clock.advance(60)
     assert engine.sweep().escalate == []
+
+
+def test_it_hands_a_due_step_out_once_unless_its_task_was_lost(store, clock, make_engine, webhook_peer, pager_peer):
+    engine = make_engine(config(webhook_peer.url(), pager_peer.url()))
+    fire(store, clock, engine)
+    clock.advance(2)
+    first = engine.sweep().escalate
+    assert len(first) == 1
+    clock.advance(2)
+    assert engine.sweep().escalate == []  # its task is still queued
+    clock.advance(30)
+    assert engine.sweep().escalate == first  # presumed lost: handed out again, same token
+    assert engine.escalate(*first[0])["outcome"] == "notified"

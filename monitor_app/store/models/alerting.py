@@ -120,6 +120,7 @@ class EscalationState(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | stopped | done
     stopped_reason: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last step task handed out
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
