@@ -63,7 +63,8 @@ def open_incident_of(session: Session, alert: Alert) -> Incident | None:
 
 def _muted(batch: Batch, alert: Alert) -> bool:
     alert.silenced = bool(silences.matching(batch.silences, alert.labels))
-    rules = batch.cfg.inhibit_rules
+    # Only alerts some rule could mute pay for loading the firing set.
+    rules = [r for r in batch.cfg.inhibit_rules if inhibition.all_match(r.target_matchers, alert.labels)]
     alert.inhibited = bool(rules) and inhibition.is_inhibited(
         rules, alert.labels, [a.labels for a in batch.firing().values() if a.id != alert.id])
     return alert.silenced or alert.inhibited
