@@ -20,7 +20,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(_templates_dir()))
     app.extensions["dbmon"] = rt
     app.config["RESTX_MASK_SWAGGER"] = False
-    app.config["ERROR_404_HELP"] = False
+    app.config["RESTX_ERROR_404_HELP"] = False
     app.config["BUNDLE_ERRORS"] = True
 
     blueprint = Blueprint("api_v1", __name__, url_prefix="/api/v1")

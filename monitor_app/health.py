@@ -22,6 +22,10 @@ def check_broker(settings: Settings) -> dict:
     started = time.perf_counter()
     if settings.embedded_broker:
         folder = settings.broker_dir / "queue"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
         ok = folder.is_dir() and os.access(folder, os.W_OK)
         return {"ok": ok, "kind": "filesystem"} | ({} if ok else {"error": f"{folder} not writable"})
     import redis

@@ -58,3 +58,16 @@ def docker_engine():
     client = docker.from_env(timeout=30)
     yield client
     client.close()
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def deployment(request, tmp_path):
+    """A migrated dbmon deployment in each mode; tests start the processes they need."""
+    from tests.harness import Deployment
+
+    d = Deployment(request.param, tmp_path)
+    try:
+        d.migrate()
+        yield d
+    finally:
+        d.close()

@@ -6,7 +6,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from monitor_app.settings import Settings, get_settings
-from monitor_app.task_queues import QUEUES
+from monitor_app.task_queues import QUEUES, queue_for
 
 TASK_MODULES = [
     "workers.tasks.assets",
@@ -14,6 +14,10 @@ TASK_MODULES = [
     "workers.tasks.maintenance",
     "workers.tasks.alerting",
 ]
+
+
+def _route(name, args, kwargs, options, task=None, **_):
+    return {"queue": queue_for(name)} if not name.startswith("celery.") else None
 
 
 def celery_config(settings: Settings) -> dict:
@@ -25,6 +29,7 @@ def celery_config(settings: Settings) -> dict:
         broker_heartbeat=10,
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_default_queue="maintenance",
+        task_routes=(_route,),
         task_create_missing_queues=False,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -46,6 +51,7 @@ def celery_config(settings: Settings) -> dict:
         queue_dir = settings.broker_dir / "queue"
         queue_dir.mkdir(parents=True, exist_ok=True)
         (settings.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+        conf["broker_transport"] = "workers.filesystem_broker:Transport"
         conf["broker_transport_options"] = {
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from monitor_app.errors import DbmonError
 from monitor_app.runtime import Runtime
-from monitor_app.task_queues import QUEUES
+from monitor_app.task_queues import QUEUES, queue_for
 from workers.celery_app import app
 
 log = logging.getLogger("dbmon.tasks")
@@ -66,9 +66,11 @@ def dbmon_task(name: str, *, queue: str, time_limit: float = 120, max_retries: i
                backoff_base: float = 2.0, backoff_cap: float = 300.0):
     if queue not in QUEUES:
         raise ValueError(f"task {name}: unknown queue {queue!r}")
+    if queue_for(name) != queue:
+        raise ValueError(f"task {name}: routed to {queue_for(name)!r} by its prefix, not {queue!r}")
 
     def decorate(fn: Callable[..., dict | None]):
-        @app.task(name=name, bind=True, queue=queue, acks_late=True, reject_on_worker_lost=True,
+        @app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True,
                   time_limit=time_limit, soft_time_limit=max(1, time_limit - 5), max_retries=max_retries,
                   autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=int(backoff_cap))
         @wraps(fn)

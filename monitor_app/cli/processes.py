@@ -33,12 +33,24 @@ def worker(queues: str, concurrency: int | None, hostname: str | None) -> None:
 
 
 @click.command()
-def beat() -> None:
-    """Run the periodic scheduler (exactly one per deployment: it takes a lock)."""
-    from workers.celery_app import app
+@click.option("--direct", is_flag=True, hidden=True, help="run Celery beat in this process, unsupervised")
+def beat(direct: bool) -> None:
+    """Run the periodic scheduler (exactly one per deployment: it takes a lock).
 
+    Celery beat exits when it loses its broker, so it runs as a child that is
+    restarted until the broker is back."""
     settings = get_settings()
-    argv = ["beat", "--loglevel", settings.log_level]
+    if direct:
+        from workers.celery_app import app
+
+        argv = ["beat", "--loglevel", settings.log_level]
+        if settings.embedded_broker:
+            argv += ["-s", str((settings.data_dir / "beat-schedule").resolve())]
+        app.start(argv)
+        return
+    from monitor_app.supervisor import Supervisor
+
+    lock = None
     if settings.embedded_broker:
         # Two beats on one data directory would schedule everything twice: hold a file lock.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,8 +60,9 @@ def beat() -> None:
         except BlockingIOError:
             click.echo("another beat already runs on this data directory; waiting for its lock", err=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
-        argv += ["-s", str((settings.data_dir / "beat-schedule").resolve())]
-    app.start(argv)
+    sup = Supervisor({"beat": [sys.executable, "-m", "monitor_app.cli.main", "beat", "--direct"]}, grace=10)
+    sup.install_signal_handlers()
+    sys.exit(sup.run())
 
 
 @click.command()

@@ -1,0 +1,170 @@
+"""The running system, in both modes, with real worker and beat processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor_app.store.models import Asset, Event, MetricSample, TaskRun
+from tests.harness import wait_for
+from tests.peers import StalledServer, closed_port
+from tests.services import PG_ADMIN_URL
+
+
+def pg_asset_yaml(name: str, port: int = 5432, database: str = "postgres") -> str:
+    return (f"  - name: {name}\n    engine: postgresql\n    host: 127.0.0.1\n    port: {port}\n"
+            f"    database: {database}\n    user: postgres\n    password_env: DBMON_TEST_PG_PASSWORD\n")
+
+
+def api_client(deployment, role="operator"):
+    from api import create_app
+    from monitor_app.apikeys import create_key
+
+    app = create_app(deployment.runtime)
+    with deployment.runtime.store.session() as s:
+        _, key = create_key(s, name=f"test-{role}", role=role)
+    return app.test_client(), {"X-API-Key": key}
+
+
+def events_of(deployment, type_, asset_id=None):
+    with deployment.runtime.store.session() as s:
+        q = select(Event).where(Event.type == type_)
+        if asset_id is not None:
+            q = q.where(Event.asset_id == asset_id)
+        return s.scalars(q.order_by(Event.id)).all()
+
+
+def asset_named(deployment, name):
+    with deployment.runtime.store.session() as s:
+        return s.scalar(select(Asset).where(Asset.name == name))
+
+
+def test_it_runs_a_scan_requested_over_the_api_on_a_real_worker(deployment):
+    deployment.start_worker()
+    client, headers = api_client(deployment)
+
+    resp = client.post("/api/v1/scans", json={"kind": "host"}, headers=headers)
+    assert resp.status_code == 202
+    scan_id = resp.json["id"]
+    result = wait_for(lambda: (r := client.get(f"/api/v1/scans/{scan_id}", headers=headers).json)
+                      and r["status"] == "done" and r, 30, what="scan done")
+
+    assert 0.0 <= result["result"]["samples"]["host.cpu_percent"] <= 100.0
+    assert result["requested_by"] == "key:test-operator"
+    with deployment.runtime.store.session() as s:
+        host = s.get(Asset, result["result"]["asset_id"])
+        assert host.kind == "host"
+        names = set(s.scalars(select(MetricSample.name).where(MetricSample.asset_id == host.id)))
+    assert {"host.cpu_percent", "host.memory_percent", "host.disk_percent"} <= names
+
+
+def test_it_records_one_event_per_reachability_transition(deployment, monkeypatch):
+    deployment.env["DBMON_TEST_PG_PASSWORD"] = ""
+    deployment.write_config("assets:\n" + pg_asset_yaml("main-pg"))
+    deployment.start_worker()
+
+    assert deployment.scan("assets.sync_config").status == "done"
+    asset = asset_named(deployment, "main-pg")
+    first = deployment.scan("assets.check_reachability", {"asset_id": asset.id})
+    assert first.result["status"] == "up", first.result
+    again = deployment.scan("assets.check_reachability", {"asset_id": asset.id})
+    assert again.result == {**again.result, "status": "up", "changed": False}
+    assert len(events_of(deployment, "asset.up", asset.id)) == 1
+
+    deployment.write_config("assets:\n" + pg_asset_yaml("main-pg", port=closed_port()))
+    assert deployment.scan("assets.sync_config").result["updated"] == ["main-pg"]
+    down = deployment.scan("assets.check_reachability", {"asset_id": asset.id})
+    assert down.result["status"] == "down"
+    [event] = events_of(deployment, "asset.down", asset.id)
+    assert event.severity == "critical" and "unreachable" in event.summary
+
+
+def test_it_redelivers_a_task_whose_worker_was_killed_mid_task(deployment):
+    stalled = StalledServer()
+    try:
+        deployment.write_config("assets:\n" + pg_asset_yaml("hangs", port=stalled.port))
+        deployment.start_worker("worker-a")
+        deployment.start("beat", "beat")
+        assert deployment.scan("assets.sync_config").status == "done"
+        asset = asset_named(deployment, "hangs")
+
+        run_id = deployment.runtime.dispatch("assets.check_reachability", {"asset_id": asset.id})
+        wait_for(lambda: deployment.runtime.ledger.get(run_id).status == "running", 20, what="task running")
+        deployment.kill("worker-a")  # SIGKILL to the worker and its pool, mid-probe
+        assert deployment.runtime.ledger.get(run_id).status == "running"
+
+        deployment.start_worker("worker-b")
+        run = deployment.wait_run(run_id, timeout=60)
+        assert run.status == "done", run.error
+        assert run.result["status"] == "down"
+        assert run.attempts >= 2
+        assert len(events_of(deployment, "asset.down", asset.id)) == 1
+    finally:
+        stalled.close()
+
+
+def test_it_checks_healthy_assets_while_another_one_hangs(deployment):
+    stalled = StalledServer()
+    try:
+        deployment.env["DBMON_TEST_PG_PASSWORD"] = ""
+        deployment.write_config("assets:\n" + pg_asset_yaml("hangs", port=stalled.port)
+                                + pg_asset_yaml("refuses", port=closed_port()) + pg_asset_yaml("healthy"))
+        deployment.start_worker()
+        assert deployment.scan("assets.sync_config").status == "done"
+
+        started = time.monotonic()
+        fanout = deployment.scan("assets.check_reachability")
+        assert fanout.result["dispatched"] == 3
+        wait_for(lambda: asset_named(deployment, "healthy").status == "up", 15, what="healthy asset up")
+        wait_for(lambda: asset_named(deployment, "refuses").status == "down", 15, what="refusing asset down")
+        healthy_after = time.monotonic() - started
+        # The hung probe is still waiting for its timeout while the others are done.
+        assert asset_named(deployment, "hangs").status == "unknown"
+        assert healthy_after < 4.0
+        wait_for(lambda: asset_named(deployment, "hangs").status == "down", 30, what="hung asset down")
+        hung = asset_named(deployment, "hangs")
+        assert hung.next_check_at > hung.last_checked_at
+    finally:
+        stalled.close()
+
+
+def test_it_resumes_work_after_the_redis_broker_restarts(tmp_path):
+    from tests.harness import Deployment
+
+    d = Deployment("distributed", tmp_path)
+    try:
+        d.migrate()
+        d.start_worker()
+        d.start("beat", "beat")
+        assert d.scan("metrics.host_sample").status == "done"
+
+        d.redis.stop()
+        lost_run = d.runtime.dispatch("metrics.host_sample", {})  # broker down: only the ledger has it
+        time.sleep(1.0)
+        d.redis.start()
+
+        assert d.wait_run(lost_run, timeout=60).status == "done"
+        assert d.scan("metrics.host_sample", timeout=60).status == "done"
+        assert "ready." in d.log("worker")
+    finally:
+        d.close()
+
+
+def test_it_marks_a_run_failed_after_it_was_lost_too_often(store):
+    from monitor_app.ledger import LeasePolicy, Ledger
+    from monitor_app.store.base import utcnow
+    from datetime import timedelta
+
+    ledger = Ledger(store, LeasePolicy(running_lease=1, queued_grace=1, max_sends=2))
+    run_id = ledger.record("metrics.host_sample", {}, queue="metrics")
+    sent = []
+    later = utcnow() + timedelta(seconds=5)
+    assert ledger.redeliver(lambda *a: sent.append(a), now=later) == {"resent": 1, "gave_up": 0}
+    assert ledger.redeliver(lambda *a: sent.append(a), now=later + timedelta(seconds=5)) == {"resent": 0, "gave_up": 1}
+    assert sent == [("metrics.host_sample", {}, run_id, "metrics")]
+    run = ledger.get(run_id)
+    assert run.status == "failed" and "2 deliveries" in run.error
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(TaskRun)) == 1

@@ -1,0 +1,192 @@
+"""Domain core on both store backends: events, audit, keys, config assets, probes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from monitor_app import audit
+from monitor_app.apikeys import Principal, authenticate, create_key, revoke
+from monitor_app.assets import password_for, sync_config_assets
+from monitor_app.config_file import parse_config
+from monitor_app.credentials import CredentialBox
+from monitor_app.errors import DbmonError
+from monitor_app.events import record_event
+from monitor_app.ledger import LeasePolicy, Ledger
+from monitor_app.reachability import ProbeResult, apply_probe, probe_postgres, probe_sqlite
+from monitor_app.store.base import utcnow
+from monitor_app.store.models import ApiKey, Asset, AuditEntry, Event
+from tests.peers import closed_port
+
+BOX = CredentialBox("unit-test-key")
+
+
+def test_it_stores_an_event_once_per_dedupe_key(store):
+    with store.session() as s:
+        first = record_event(s, type="asset.down", severity="critical", dedupe_key="k1", payload={"a": 1})
+        again = record_event(s, type="asset.down", severity="critical", dedupe_key="k1")
+    assert first is not None and again is None
+    with store.session() as s:
+        [event] = s.scalars(select(Event)).all()
+        assert event.payload == {"a": 1} and event.detected_at.tzinfo is not None
+
+
+def test_it_rejects_an_unknown_severity(store):
+    with store.session() as s, pytest.raises(DbmonError):
+        record_event(s, type="x", severity="apocalyptic")
+
+
+def test_it_tells_listeners_about_new_events_only_after_commit(store):
+    seen: list[list[int]] = []
+    store.event_listeners.append(seen.append)
+    with pytest.raises(RuntimeError):
+        with store.session() as s:
+            record_event(s, type="rolled.back")
+            raise RuntimeError("abort the unit of work")
+    assert seen == []
+    with store.session() as s:
+        ids = [record_event(s, type="a").id, record_event(s, type="b").id]
+    assert seen == [ids]
+
+
+def test_it_keeps_only_a_hash_of_api_keys_and_honours_role_order(store):
+    with store.session() as s:
+        row, plain = create_key(s, name="ops", role="operator")
+    with store.session() as s:
+        stored = s.get(ApiKey, row.id)
+        assert plain not in (stored.key_hash, stored.prefix) and plain.startswith(stored.prefix)
+        who = authenticate(s, plain)
+    assert who == Principal("key:ops", "operator")
+    assert who.allows("viewer") and who.allows("operator") and not who.allows("admin")
+    with store.session() as s:
+        assert authenticate(s, plain + "x") is None
+        assert revoke(s, row.id) and not revoke(s, row.id)
+    with store.session() as s:
+        assert authenticate(s, plain) is None
+    with store.session() as s, pytest.raises(DbmonError):
+        create_key(s, name="x", role="root")
+
+
+def test_it_writes_audit_entries(store):
+    with store.session() as s:
+        audit.record(s, actor="cli", action="scan.request", target="host", detail={"id": "1"})
+    with store.session() as s:
+        entry = s.scalar(select(AuditEntry))
+    assert (entry.actor, entry.action, entry.outcome, entry.detail) == ("cli", "scan.request", "ok", {"id": "1"})
+
+
+def test_it_syncs_config_assets_and_never_stores_passwords_in_clear(store, monkeypatch):
+    monkeypatch.setenv("ORDERS_PW", "hunter2-secret")
+    config = parse_config({"assets": [
+        {"name": "orders", "engine": "postgresql", "host": "db1", "database": "orders", "user": "mon",
+         "password_env": "ORDERS_PW", "labels": {"team": "pay"}},
+        {"name": "cache", "engine": "sqlite", "path": "/srv/cache.db"},
+    ]})
+    with store.session() as s:
+        result = sync_config_assets(s, config, BOX)
+    assert sorted(result.added) == ["cache", "orders"] and result.errors == []
+    with store.session() as s:
+        orders = s.scalar(select(Asset).where(Asset.name == "orders"))
+        assert "hunter2-secret" not in repr(orders.connection) and b"hunter2-secret" not in orders.secret
+        assert password_for(orders, BOX) == "hunter2-secret"
+        assert orders.labels == {"team": "pay"}
+
+    smaller = parse_config({"assets": [{"name": "orders", "engine": "postgresql", "host": "db2",
+                                        "database": "orders", "user": "mon", "password_env": "ORDERS_PW"}]})
+    with store.session() as s:
+        result = sync_config_assets(s, smaller, BOX)
+    assert (result.updated, result.removed) == (["orders"], ["cache"])
+    with store.session() as s:
+        assert s.scalar(select(Asset.status).where(Asset.name == "cache")) == "gone"
+    with store.session() as s:
+        result = sync_config_assets(s, config, BOX)
+    assert result.updated == ["cache", "orders"] or sorted(result.updated) == ["cache", "orders"]
+    with store.session() as s:
+        assert s.scalar(select(Asset.status).where(Asset.name == "cache")) == "unknown"
+
+
+def test_a_missing_password_variable_is_reported_but_the_asset_still_registers(store, monkeypatch):
+    monkeypatch.delenv("NOPE_PW", raising=False)
+    config = parse_config({"assets": [{"name": "x", "engine": "postgresql", "host": "h", "database": "d",
+                                       "password_env": "NOPE_PW"}]})
+    with store.session() as s:
+        result = sync_config_assets(s, config, BOX)
+    assert result.added == ["x"] and "NOPE_PW is not set" in result.errors[0]
+
+
+def test_a_credential_sealed_with_another_key_is_a_clear_error():
+    token = CredentialBox("old").seal({"password": "p"})
+    with pytest.raises(DbmonError, match="DBMON_SECRET_KEY"):
+        CredentialBox("new").open(token)
+
+
+def test_it_probes_a_real_postgresql_and_a_refusing_port():
+    up = probe_postgres({"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres"}, None, 5)
+    assert up.up and up.server_version and up.latency_ms > 0
+    down = probe_postgres({"host": "127.0.0.1", "port": closed_port(), "database": "postgres", "user": "postgres"},
+                          None, 2)
+    assert not down.up and "refused" in down.error.lower()
+
+
+def test_it_probes_sqlite_files_read_only(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "app.db"
+    sqlite3.connect(path).execute("CREATE TABLE t(x)").connection.commit()
+    assert probe_sqlite({"path": str(path)}, 2).up
+    missing = probe_sqlite({"path": str(tmp_path / "absent.db")}, 2)
+    assert not missing.up and "does not exist" in missing.error
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    assert not probe_sqlite({"path": str(tmp_path / "junk.db")}, 2).up
+
+
+def test_it_records_transitions_and_backs_off_a_failing_target(store):
+    with store.session() as s:
+        asset = Asset(kind="database", engine="postgresql", name="p", source="config", external_id="p",
+                      labels={}, connection={}, details={})
+        s.add(asset)
+        s.flush()
+        assert apply_probe(s, asset, ProbeResult(False, 1.0, "refused"), interval=10) == "down"
+        first_gap = asset.next_check_at - asset.last_checked_at
+        assert apply_probe(s, asset, ProbeResult(False, 1.0, "refused"), interval=10) is None
+        second_gap = asset.next_check_at - asset.last_checked_at
+        assert second_gap == 2 * first_gap == timedelta(seconds=20)
+        assert apply_probe(s, asset, ProbeResult(True, 3.0, server_version="15"), interval=10) == "up"
+        assert asset.next_check_at - asset.last_checked_at == timedelta(seconds=10)
+        types = [e.type for e in s.scalars(select(Event).order_by(Event.id))]
+    assert types == ["asset.down", "asset.up"]
+
+
+def test_a_claimed_run_cannot_be_claimed_twice_until_its_lease_expires(store):
+    ledger = Ledger(store, LeasePolicy(running_lease=30, queued_grace=30))
+    run_id = ledger.record("metrics.host_sample", {}, queue="metrics", kind="host", requested_by="me")
+    args = dict(name="metrics.host_sample", kwargs={}, queue="metrics")
+    assert ledger.claim(run_id, **args)
+    assert not ledger.claim(run_id, **args)
+    sent = []
+    assert ledger.redeliver(lambda *a: sent.append(a)) == {"resent": 0, "gave_up": 0}
+    assert ledger.redeliver(lambda *a: sent.append(a), now=utcnow() + timedelta(seconds=31))["resent"] == 1
+    assert ledger.claim(run_id, **args)
+    ledger.finish(run_id, {"ok": True})
+    assert not ledger.claim(run_id, **args)
+    run = ledger.get(run_id)
+    assert (run.status, run.attempts, run.sends, run.result) == ("done", 2, 2, {"ok": True})
+
+
+def test_a_run_sent_by_the_scheduler_is_adopted_by_the_ledger(store):
+    ledger = Ledger(store)
+    assert ledger.claim("beat-run-1", name="metrics.host_sample", kwargs={}, queue="metrics")
+    assert ledger.get("beat-run-1").status == "running"
+
+
+def test_a_retry_requeues_and_a_failure_is_recorded(store):
+    ledger = Ledger(store, LeasePolicy(queued_grace=5))
+    run_id = ledger.record("x.y", {}, queue="metrics")
+    ledger.claim(run_id, name="x.y", kwargs={}, queue="metrics")
+    ledger.requeue(run_id, "ProbeError: refused", countdown=10)
+    run = ledger.get(run_id)
+    assert run.status == "queued" and run.lease_until > utcnow() + timedelta(seconds=14)
+    ledger.fail(run_id, "gave up")
+    assert ledger.get(run_id).status == "failed"
