@@ -12,15 +12,19 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor_app.store.migrate import upgrade  # noqa: E402
 from tests.alerting.peers import HttpReceiver  # noqa: E402
-from tests.alerting.processes import Deployment, PrivateRedis  # noqa: E402
+from tests.harness import Deployment  # noqa: E402
 from tests.services import create_pg_database, drop_pg_database  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+__all__ = ["HttpReceiver", "create_pg_database", "drop_pg_database", "upgrade", "deployment", "start_worker",
+           "add_asset", "record", "summary", "write", "webhook_alerting"]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -43,38 +47,33 @@ def write(name: str, data: dict) -> Path:
 
 @contextmanager
 def deployment(mode: str, alerting: dict, **settings):
-    """Yields (Deployment, Runtime publishing to it); everything is removed afterwards."""
+    """Yields (Deployment, Runtime publishing to it) on the test harness; removed afterwards.
+    Log level WARNING: INFO logging of every task would measure the logger."""
     tmp = Path(tempfile.mkdtemp(prefix="dbmon-bench-"))
-    cleanup = [lambda: shutil.rmtree(tmp, ignore_errors=True)]
-    if mode == "embedded":
-        url, broker = f"sqlite:///{tmp / 'dbmon.sqlite3'}", None
-    else:
-        redis = PrivateRedis()
-        cleanup.append(redis.stop)
-        name, pg = create_pg_database("dbmon_bench")
-        cleanup.append(lambda: drop_pg_database(name))
-        url, broker = pg.replace("postgresql://", "postgresql+psycopg2://", 1), redis.url
-    upgrade(url)
-    dep = Deployment(tmp, url, alerting, broker, **settings)
-    for key, value in dep.env.items():
-        if key.startswith("DBMON_"):
-            os.environ[key] = value
-    from monitor_app.runtime import Runtime
-    from workers.celery_app import make_celery
-
-    app = make_celery(dep.settings())
-
-    def send(name, kwargs, run_id, queue):
-        app.send_task(name, kwargs=kwargs, task_id=run_id, queue=queue, routing_key=queue)
-
-    rt = Runtime(dep.settings(), sender=send)
+    # Production defaults, not the harness's shortened test timings.
+    env = {"DBMON_LOG_LEVEL": "WARNING", "DBMON_FILESYSTEM_POLLING_INTERVAL": "0.1", "DBMON_TASK_LEASE_SECONDS": "30",
+           "DBMON_TASK_QUEUED_GRACE": "60", "DBMON_REDELIVER_INTERVAL": "15",
+           **{f"DBMON_{k.upper()}": str(v) for k, v in settings.items()}}
+    dep = Deployment(mode, tmp, env)
     try:
-        yield dep, rt
+        dep.write_config(yaml.safe_dump({"alerting": alerting}))
+        dep.migrate()
+        yield dep, dep.runtime
     finally:
-        rt.close()
-        dep.stop_all()
-        for fn in reversed(cleanup):
-            fn()
+        dep.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_worker(dep: Deployment, name: str = "worker") -> None:
+    """Start a worker and wait until it consumes (harness readiness reads an INFO log line)."""
+    from monitor_app.alerting.service import dispatch_deliveries, engine_for
+
+    dep.start(name, "worker", "-n", f"{name}-{os.getpid()}@bench")
+    rt, peer = dep.runtime, dep.peer
+    dispatch_deliveries(rt, [engine_for(rt).test_send("ops")])
+    if not peer.wait_for(1, timeout=90):
+        raise SystemExit(f"worker did not start: {dep.log(name)[-2000:]}")
+    peer.requests.clear()
 
 
 def add_asset(rt, name: str) -> int:
@@ -93,15 +92,6 @@ def record(rt, type_: str, asset_id: int, **kw) -> int:
 
     with rt.store.session() as s:
         return record_event(s, type=type_, severity="critical", asset_id=asset_id, **kw).id
-
-
-def wait_ready(rt, peer: HttpReceiver, timeout: float = 60) -> None:
-    from monitor_app.alerting.service import dispatch_deliveries, engine_for
-
-    dispatch_deliveries(rt, [engine_for(rt).test_send("ops")])
-    if not peer.wait_for(1, timeout=timeout):
-        raise SystemExit("worker did not start")
-    peer.requests.clear()
 
 
 def webhook_alerting(url: str, **extra) -> dict:

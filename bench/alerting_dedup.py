@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from alerting_common import HttpReceiver, add_asset, deployment, wait_ready, write
+from alerting_common import HttpReceiver, add_asset, deployment, start_worker, write
 
 
 def record_many(rt, events: list[dict]) -> None:
@@ -27,9 +27,9 @@ def run_once(mode: str) -> dict:
            "route": {"channels": ["ops"], "group_by": ["asset", "alertname"], "group_interval": "5s"}}
     try:
         with deployment(mode, cfg, alert_sweep_interval=1) as (dep, rt):
-            dep.start_worker(concurrency=2)
-            dep.start_beat()
-            wait_ready(rt, peer)
+            dep.peer = peer
+            start_worker(dep)
+            dep.start("beat", "beat")
             # 1,000 identical firings, committed in bursts of 50 as a busy source would.
             down = add_asset(rt, "flappy")
             started = time.monotonic()

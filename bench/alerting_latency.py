@@ -10,15 +10,15 @@ import argparse
 import statistics
 import time
 
-from alerting_common import HttpReceiver, add_asset, deployment, record, summary, wait_ready, webhook_alerting, write
+from alerting_common import HttpReceiver, add_asset, deployment, record, summary, start_worker, webhook_alerting, write
 
 
 def run_once(mode: str, count: int) -> list[float]:
     peer = HttpReceiver()
     try:
         with deployment(mode, webhook_alerting(peer.url())) as (dep, rt):
-            dep.start_worker(concurrency=2)
-            wait_ready(rt, peer)
+            dep.peer = peer
+            start_worker(dep)
             assets = [add_asset(rt, f"lat{i}") for i in range(count)]
             latencies = []
             for i, asset in enumerate(assets):

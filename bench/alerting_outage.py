@@ -7,7 +7,7 @@ import argparse
 import time
 from collections import Counter
 
-from alerting_common import HttpReceiver, add_asset, deployment, record, wait_ready, webhook_alerting, write
+from alerting_common import HttpReceiver, add_asset, deployment, record, start_worker, webhook_alerting, write
 
 
 def run_once(mode: str, alerts: int, outage: float) -> dict:
@@ -15,9 +15,9 @@ def run_once(mode: str, alerts: int, outage: float) -> dict:
     try:
         cfg = webhook_alerting(peer.url(), outbox={"backoff_base": "1s", "backoff_max": "10s"})
         with deployment(mode, cfg, alert_sweep_interval=1) as (dep, rt):
-            dep.start_worker(concurrency=2)
-            dep.start_beat()
-            wait_ready(rt, peer)
+            dep.peer = peer
+            start_worker(dep)
+            dep.start("beat", "beat")
             assets = [add_asset(rt, f"out{i}") for i in range(alerts)]
             peer.stop()
             down_at = time.monotonic()
