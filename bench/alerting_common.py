@@ -55,11 +55,19 @@ def deployment(mode: str, alerting: dict, **settings):
            "DBMON_TASK_QUEUED_GRACE": "60", "DBMON_REDELIVER_INTERVAL": "15",
            **{f"DBMON_{k.upper()}": str(v) for k, v in settings.items()}}
     dep = Deployment(mode, tmp, env)
+    rt = None
     try:
         dep.write_config(yaml.safe_dump({"alerting": alerting}))
         dep.migrate()
-        yield dep, dep.runtime
+        # The harness leaves *_FILE variables out of its settings (secret files), config file included.
+        from monitor_app.runtime import Runtime
+
+        rt = Runtime(dep.settings().model_copy(update={"config_file": dep.config_file}), sender=dep.runtime.sender)
+        dep.bench_runtime = rt
+        yield dep, rt
     finally:
+        if rt is not None:
+            rt.close()
         dep.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -69,7 +77,7 @@ def start_worker(dep: Deployment, name: str = "worker") -> None:
     from monitor_app.alerting.service import dispatch_deliveries, engine_for
 
     dep.start(name, "worker", "-n", f"{name}-{os.getpid()}@bench")
-    rt, peer = dep.runtime, dep.peer
+    rt, peer = dep.bench_runtime, dep.peer
     dispatch_deliveries(rt, [engine_for(rt).test_send("ops")])
     if not peer.wait_for(1, timeout=90):
         raise SystemExit(f"worker did not start: {dep.log(name)[-2000:]}")
