@@ -116,3 +116,15 @@ def test_it_reports_alerting_errors_from_the_config_file_by_path(tmp_path):
     path.write_text("alerting:\n  channels: {ops: {type: webhook, url: 'http://127.0.0.1:9/x'}}\n"
                     "  route: {channels: [ops]}\n")
     assert load_config(path).alerting.route.channels == ["ops"]
+
+
+def test_it_accepts_the_example_in_the_documentation():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "alerting.md").read_text()
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
+    cfg = load_alerting_config(example["alerting"])
+    assert {r.name for r in cfg.rules} >= {"AssetDown", "DiskAlmostFull"}
