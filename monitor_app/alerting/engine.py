@@ -52,8 +52,9 @@ class AlertingEngine:
         # Inhibition sources first, so an asset-down in the same batch mutes its targets before they page.
         signals.sort(key=lambda s: 0 if rules and inhibition.is_source(rules, s.labels) else 1)
         outcome.signals += len(signals)
+        locked = state.lock_all(batch.session, {s.fingerprint for s in signals})
         for signal in signals:
-            alert, change = state.apply(batch.session, signal, batch.now, self.cfg.flap)
+            alert, change = state.apply(batch.session, signal, batch.now, self.cfg.flap, locked)
             if alert is None or change is None:
                 continue  # a repeat of what is already known: deduplicated here
             outcome.fired += change == "fired"

@@ -48,15 +48,29 @@ def _record_transition(alert: Alert, now: datetime, flap: FlapSettings) -> None:
         alert.flapping = True
 
 
-def apply(session: Session, signal: Signal, now: datetime, flap: FlapSettings) -> tuple[Alert | None, str | None]:
-    """Returns the alert and what happened to it: 'fired', 'resolved' or None."""
-    alert = _load(session, signal.fingerprint)
+def lock_all(session: Session, fingerprints: set[str]) -> dict[str, Alert]:
+    """Load and lock a batch's alerts in one statement, in id order so that two workers
+    locking overlapping batches cannot deadlock."""
+    if not fingerprints:
+        return {}
+    rows = session.scalars(select(Alert).where(Alert.fingerprint.in_(sorted(fingerprints)))
+                           .order_by(Alert.id).with_for_update())
+    return {a.fingerprint: a for a in rows}
+
+
+def apply(session: Session, signal: Signal, now: datetime, flap: FlapSettings,
+          locked: dict[str, Alert] | None = None) -> tuple[Alert | None, str | None]:
+    """Returns the alert and what happened to it: 'fired', 'resolved' or None.
+    `locked` holds alerts already loaded under lock by `lock_all` (absent ones do not exist yet)."""
+    alert = locked.get(signal.fingerprint) if locked is not None else _load(session, signal.fingerprint)
     if alert is None:
         if not signal.firing and signal.event_id is None:
             return None, None
         # A clearing event still leaves an (inactive) row: it records the event id, so an
         # older firing event evaluated late, out of order, cannot fire the alert again.
         alert = _create(session, signal, now)
+        if locked is not None:
+            locked[signal.fingerprint] = alert
     elif signal.event_id is not None and alert.event_id is not None and signal.event_id <= alert.event_id:
         return alert, None  # this event (or a newer one) was already applied: evaluation is idempotent
     if not signal.firing:
