@@ -28,6 +28,7 @@ def entries(settings: Settings) -> dict:
             "schedule": settings.redeliver_interval,
             "options": {"queue": "maintenance", "expires": settings.redeliver_interval},
         },
+        "schema-checks": {"task": "schema.check_due", "schedule": 30.0, "options": {"queue": "schema", "expires": 30.0}},
         "prune-old-data": {
             "task": "maintenance.prune",
             "schedule": 3600.0,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.errors import ConfigError
+from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)
 
@@ -86,6 +87,7 @@ class WatchConfig(_Strict):
 class DbmonConfig(_Strict):
     assets: list[AssetConfig] = Field(default_factory=list)
     watch: list[WatchConfig] = Field(default_factory=list)
+    schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
     alerting: AlertingSection = Field(default_factory=AlertingConfig)
 
     @field_validator("assets")

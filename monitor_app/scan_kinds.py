@@ -23,4 +23,5 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "reachability": ScanKind("assets.check_reachability", "discovery", "optional",
                              "connect to database assets and record up/down"),
     "config": ScanKind("assets.sync_config", "discovery", "none", "load assets from the config file"),
+    "schema": ScanKind("schema.check", "schema", "required", "snapshot a database schema and report changes"),
 }

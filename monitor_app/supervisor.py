@@ -29,9 +29,12 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, children: dict[str, list[str]], *, grace: float = 20.0, env: dict | None = None):
+    def __init__(self, children: dict[str, list[str]], *, grace: float = 20.0, env: dict | None = None,
+                 max_delay: float = 10.0):
         self.children = [Child(name, argv) for name, argv in children.items()]
         self.grace = grace
+        # Short enough that a child waiting out a broker outage is back within seconds of its return.
+        self.max_delay = max_delay
         self.env = env
         self.stopping = threading.Event()
 
@@ -53,7 +56,7 @@ class Supervisor:
                 if child.process is not None and child.process.poll() is not None:
                     code = child.process.returncode
                     # A child that ran for a minute was healthy: start its back-off afresh.
-                    child.delay = 1.0 if now - child.started_at > 60 else min(child.delay * 2, 30.0)
+                    child.delay = 1.0 if now - child.started_at > 60 else min(child.delay * 2, self.max_delay)
                     child.next_start = now + child.delay
                     child.process = None
                     child.restarts += 1

@@ -12,6 +12,7 @@ TASK_MODULES = [
     "workers.tasks.assets",
     "workers.tasks.metrics",
     "workers.tasks.maintenance",
+    "workers.tasks.schema",
     "workers.tasks.alerting",
 ]
 

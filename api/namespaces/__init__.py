@@ -7,5 +7,6 @@ NAMESPACES: list[str] = [
     "api.namespaces.metrics:ns",
     "api.namespaces.audit:ns",
     "api.namespaces.apikeys:ns",
+    "api.namespaces.schema:ns",
     "api.namespaces.alerts:ns",
 ]

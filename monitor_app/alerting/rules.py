@@ -86,7 +86,9 @@ def load_rules(session: Session, config_rules: Iterable) -> list[ThresholdRule |
 # -- event rules ---------------------------------------------------------------------------
 
 def _event_risk(payload: dict) -> int:
-    risks = [payload.get("risk")] + [c.get("risk") for c in payload.get("changes") or [] if isinstance(c, dict)]
+    # Schema change events carry `max_risk`; other sources may give `risk` or per-change risks.
+    risks = [payload.get("risk"), payload.get("max_risk")] + [
+        c.get("risk") for c in payload.get("changes") or [] if isinstance(c, dict)]
     ranks = [RISKS.index(r) for r in risks if r in RISKS]
     return max(ranks) if ranks else -1
 

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "check-config": "monitor_app.cli.config:check_config",
     "apikey": "monitor_app.cli.apikey:apikey",
     "scan": "monitor_app.cli.scan:scan",
+    "schema": "monitor_app.cli.schema:schema",
     "alerts": "monitor_app.cli.alerts:alerts",
 }
 

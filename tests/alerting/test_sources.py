@@ -22,6 +22,8 @@ def inline_runtime(store, tmp_path, webhook_peer):
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {
         "rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"], "resolve_on": ["asset.up"],
                    "severity": "critical"},
+                  {"name": "RiskySchemaChange", "kind": "event", "event_types": ["schema.changed"],
+                   "min_risk": "high", "severity": "critical"},
                   {"name": "DiskAlmostFull", "kind": "threshold", "metric": "host.disk_percent", "op": ">=",
                    "value": 0, "sample_match": ["path=~/.*"]}],
         "channels": {"ops": {"type": "webhook", "url": webhook_peer.url()}},
@@ -78,3 +80,33 @@ def test_it_evaluates_threshold_rules_over_real_host_samples(inline_runtime, web
     assert result["fired"] >= 1 and result["deliver"]
     body = webhook_peer.wait_for(1)[0].json()
     assert body["commonLabels"]["alertname"] == "DiskAlmostFull" and body["alerts"][0]["labels"]["path"].startswith("/")
+
+
+def test_it_pages_on_a_risky_schema_change_but_not_on_a_harmless_one(inline_runtime, webhook_peer, tmp_path):
+    import sqlite3
+
+    from monitor_app.schema.check import run_check
+    from monitor_app.store.models.core import Asset
+
+    rt = inline_runtime
+    path = tmp_path / "app.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL);"
+                         "INSERT INTO orders (total) VALUES (1.5);")
+    with rt.store.session() as s:
+        asset = Asset(kind="database", engine="sqlite", name="app", source="config", external_id="app",
+                      labels={}, details={}, status="up", connection={"path": str(path)})
+        s.add(asset)
+        s.flush()
+        asset_id = asset.id
+    run_check(rt, asset_id, {"source": "manual"})  # baseline
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE INDEX ix_orders_total ON orders (total)")
+    assert run_check(rt, asset_id, {"source": "manual"})["changed"]
+    assert webhook_peer.wait_for(1, timeout=0.5) == []  # a new index is low risk: no page
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE orders")
+    assert run_check(rt, asset_id, {"source": "manual"})["changed"]
+    body = webhook_peer.wait_for(1)[0].json()
+    assert body["commonLabels"]["alertname"] == "RiskySchemaChange"
+    assert "orders" in body["alerts"][0]["annotations"]["summary"]

@@ -145,11 +145,19 @@ def test_it_resumes_work_after_the_redis_broker_restarts(tmp_path):
         time.sleep(1.0)
         d.redis.start()
 
-        assert d.wait_run(lost_run, timeout=60).status == "done"
-        assert d.scan("metrics.host_sample", timeout=60).status == "done"
+        try:
+            assert d.wait_run(lost_run, timeout=90).status == "done"
+            assert d.scan("metrics.host_sample", timeout=60).status == "done"
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- worker\n{d.log('worker')[-3000:]}\n--- beat\n"
+                                 f"{_unredirected(d.log('beat'))[-3000:]}") from None
         assert "ready." in d.log("worker")
     finally:
         d.close()
+
+
+def _unredirected(log: str) -> str:
+    return "\n".join(line for line in log.splitlines() if "celery.redirected" not in line)
 
 
 def test_it_marks_a_run_failed_after_it_was_lost_too_often(store):

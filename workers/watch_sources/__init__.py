@@ -8,4 +8,6 @@ source sit out when it has nothing to watch.
 
 SOURCES: dict[str, str] = {
     "config": "workers.watch_sources.config_file:ConfigFileSource",
+    "pg_notify": "workers.watch_sources.pg_notify:PgNotifySource",
+    "sqlite_schema": "workers.watch_sources.sqlite_schema:SqliteSchemaSource",
 }

@@ -3,6 +3,7 @@
 from monitor_app.store.models.alerting import Alert, Incident, Notification  # noqa: F401
 from monitor_app.store.models.core import ApiKey, Asset, AuditEntry, Event
 from monitor_app.store.models.metrics import MetricSample
+from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet, SchemaSnapshot, SchemaWatchState  # noqa: F401
 from monitor_app.store.models.tasks import TaskRun
 
 __all__ = ["ApiKey", "Asset", "AuditEntry", "Event", "MetricSample", "TaskRun"]

@@ -1,0 +1,102 @@
+"""`dbmon schema ...`: snapshots and diffs for people and CI pipelines, event trigger admin.
+
+`diff` exits like diff(1): 0 no differences, 1 differences, 2 trouble.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from monitor_app.errors import DbmonError
+
+EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+
+
+def _fail(exc: DbmonError) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(EXIT_TROUBLE)
+
+
+@click.group("schema")
+def schema() -> None:
+    """Schema snapshots, diffs and the PostgreSQL event trigger."""
+
+
+@schema.command("snapshot")
+@click.option("--dsn", required=True, help="postgresql://... or sqlite:///path")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+def snapshot_cmd(dsn: str, out: str | None) -> None:
+    """Print (or save) a JSON snapshot of a database's schema."""
+    from monitor_app.schema.snapshot import take_snapshot
+    from monitor_app.schema.snapshot_format import dump
+
+    try:
+        doc = dump(take_snapshot(dsn))
+    except DbmonError as exc:
+        _fail(exc)
+    if out:
+        try:
+            Path(out).write_text(doc + "\n")
+        except OSError as exc:
+            click.echo(f"error: cannot write {out}: {exc.strerror}", err=True)
+            sys.exit(EXIT_TROUBLE)
+    else:
+        click.echo(doc)
+
+
+@schema.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--fail-on", type=click.Choice(["low", "medium", "high", "critical"]),
+              help="Exit 1 only if some change is at least this risky (default: any change).")
+def diff_cmd(old: str, new: str, fmt: str, fail_on: str | None) -> None:
+    """Compare OLD and NEW (snapshot files or DSNs); exit 0 same, 1 different, 2 error."""
+    from monitor_app.schema.diff import diff, summary_line
+    from monitor_app.schema.risk import RISK_ORDER
+    from monitor_app.schema.snapshot import resolve
+
+    try:
+        changes = diff(resolve(old), resolve(new))
+    except DbmonError as exc:
+        _fail(exc)
+    if fmt == "json":
+        click.echo(json.dumps(changes, indent=2, default=str))
+    elif changes:
+        for change in changes:
+            click.echo(summary_line(change))
+    else:
+        click.echo("no differences")
+    if fail_on:
+        changes = [c for c in changes if RISK_ORDER[c["risk"]] >= RISK_ORDER[fail_on]]
+    sys.exit(EXIT_DIFFERENT if changes else EXIT_SAME)
+
+
+@schema.command("install-trigger")
+@click.option("--dsn", required=True, help="postgresql://... as a superuser")
+def install_trigger_cmd(dsn: str) -> None:
+    """Install the event trigger that reports DDL the moment it commits."""
+    from monitor_app.schema import event_trigger
+
+    try:
+        event_trigger.install(dsn)
+    except DbmonError as exc:
+        _fail(exc)
+    click.echo("schema event trigger installed")
+
+
+@schema.command("uninstall-trigger")
+@click.option("--dsn", required=True, help="postgresql://... as a superuser")
+def uninstall_trigger_cmd(dsn: str) -> None:
+    """Remove the event trigger, its function and the _dbmon schema."""
+    from monitor_app.schema import event_trigger
+
+    try:
+        present = event_trigger.uninstall(dsn)
+    except DbmonError as exc:
+        _fail(exc)
+    click.echo("schema event trigger removed" if present else "no schema event trigger was installed")

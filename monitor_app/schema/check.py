@@ -1,0 +1,162 @@
+"""One schema check of one asset: the body of the `schema.check` task, free of Celery.
+
+Scheduled checks read the cheap pre-check marker first and stop there when it is unchanged;
+checks started by a notification or a file event always snapshot (the marker would only
+confirm what the notification said). Where the config allows it and dbmon is superuser,
+the event trigger is installed on the way, so the next change is seen at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from psycopg2.extensions import make_dsn
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from monitor_app.assets import password_for
+from monitor_app.errors import DbmonError, NotFound
+from monitor_app.events import record_event
+from monitor_app.schema import compatibility, event_trigger, postgres_snapshot, precheck, sqlite_snapshot
+from monitor_app.schema.history import latest_snapshot, record_check
+from monitor_app.store.base import utcnow
+from monitor_app.store.models import Asset
+from monitor_app.store.models.schema import SchemaWatchState
+
+log = logging.getLogger("dbmon.schema")
+ENGINES = ("postgresql", "sqlite")
+
+
+def postgres_dsn(connection: dict, password: str | None) -> str:
+    params = {"host": connection.get("host"), "port": connection.get("port", 5432),
+              "dbname": connection.get("database"), "user": connection.get("user"),
+              "password": password, "sslmode": connection.get("sslmode")}
+    return make_dsn(**{k: v for k, v in params.items() if v is not None})
+
+
+def _state(session, asset_id: int) -> SchemaWatchState:
+    state = session.get(SchemaWatchState, asset_id)
+    if state is None:
+        state = SchemaWatchState(asset_id=asset_id, trigger_installed=False, open_mismatches=[])
+        session.add(state)
+    return state
+
+
+def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
+    context = dict(context or {"source": "scheduled"})
+    context.setdefault("source", "scheduled")
+    with rt.store.session() as s:
+        asset = s.get(Asset, asset_id)
+        if asset is None or asset.status == "gone" or asset.engine not in ENGINES:
+            raise NotFound(f"asset {asset_id} does not exist, is gone or has no schema to check")
+        name, engine, connection = asset.name, asset.engine, dict(asset.connection)
+        password = password_for(asset, rt.credentials)
+        state = _state(s, asset_id)
+        last_marker, has_baseline = state.marker, latest_snapshot(s, asset_id) is not None
+    settings = rt.config.schema_checks
+    skip_if_unchanged = context["source"] == "scheduled" and has_baseline
+    try:
+        if engine == "postgresql":
+            snapshot, marker, trigger = _postgres(postgres_dsn(connection, password),
+                                                  settings.trigger_allowed(name), last_marker, skip_if_unchanged)
+        else:
+            snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
+    except DbmonError as exc:
+        with rt.store.session() as s:
+            _state(s, asset_id).last_error = exc.message
+        raise
+    if snapshot is None:
+        with rt.store.session() as s:
+            state = _state(s, asset_id)
+            state.checked_at, state.last_error = utcnow(), None
+        return {"asset_id": asset_id, "skipped": "pre-check marker unchanged", "changed": False}
+
+    expected_spec = settings.for_asset(name).expected
+    for attempt in (1, 2):
+        try:
+            with rt.store.session() as s:
+                outcome = record_check(s, asset_id, name, snapshot, context)
+                state = _state(s, asset_id)
+                state.marker, state.checked_at, state.last_error = marker, utcnow(), None
+                if trigger is not None:
+                    state.trigger_installed = trigger
+                mismatches = _compatibility(s, asset_id, name, state, expected_spec, snapshot, outcome.version)
+            break
+        except IntegrityError:
+            # A concurrent check stored this version first; diff against it instead.
+            if attempt == 2:
+                raise
+    result = dict(outcome.as_dict(), asset_id=asset_id, source=context["source"])
+    result["new_mismatches"] = mismatches
+    return result
+
+
+def _postgres(dsn: str, trigger_allowed: bool, last_marker: str | None, skip_if_unchanged: bool):
+    conn = postgres_snapshot.connect(dsn)
+    try:
+        conn.autocommit = True
+        trigger = None
+        if trigger_allowed:
+            trigger = event_trigger.installed(conn)
+            if not trigger and event_trigger.is_superuser(conn):
+                event_trigger.install(conn)
+                conn.autocommit = True
+                trigger = True
+        marker = precheck.postgres_marker(conn)
+        if skip_if_unchanged and marker == last_marker:
+            return None, marker, trigger
+        return postgres_snapshot.take_snapshot(conn), marker, trigger
+    finally:
+        conn.close()
+
+
+def _sqlite(path: str, last_marker: str | None, skip_if_unchanged: bool):
+    try:
+        marker = precheck.sqlite_marker(path)
+    except OSError as exc:
+        raise DbmonError(f"SQLite file {path}: {exc.strerror}", permanent=False) from None
+    if skip_if_unchanged and marker == last_marker:
+        return None, marker, None
+    return sqlite_snapshot.take_snapshot(path), marker, None
+
+
+def _compatibility(session, asset_id: int, name: str, state: SchemaWatchState, spec: str | None,
+                   snapshot: dict, version: int) -> int:
+    """Record a `schema.mismatch` event for each mismatch that was not already open."""
+    if not spec:
+        state.open_mismatches = []
+        return 0
+    try:
+        expected = compatibility.load_expected(spec, snapshot["engine"])
+    except DbmonError as exc:
+        state.last_error = exc.message
+        return 0
+    found = compatibility.check(expected, snapshot)
+    open_before = set(state.open_mismatches or [])
+    new = 0
+    for m in found:
+        key = f"{m['kind']}:{m['object']}"
+        if key in open_before:
+            continue
+        new += 1
+        record_event(session, type="schema.mismatch", severity=m["severity"], asset_id=asset_id,
+                     summary=f"{name}: {m['why']} (expected by {expected.source})",
+                     payload=dict(m, expected_source=expected.source, version=version),
+                     dedupe_key=f"schema.mismatch:{asset_id}:{version}:{key}"[:255])
+    state.open_mismatches = sorted(f"{m['kind']}:{m['object']}" for m in found)
+    return new
+
+
+def due_assets(rt) -> list[int]:
+    """Database assets whose scheduled check is due (each asset's interval from the config)."""
+    settings = rt.config.schema_checks
+    now = utcnow()
+    with rt.store.session() as s:
+        rows = s.execute(
+            select(Asset.id, Asset.name, SchemaWatchState.checked_at)
+            .outerjoin(SchemaWatchState, SchemaWatchState.asset_id == Asset.id)
+            .where(Asset.engine.in_(ENGINES), Asset.kind == "database",
+                   or_(Asset.status.is_(None), Asset.status != "gone"))).all()
+    return [asset_id for asset_id, name, checked in rows
+            if checked is None or checked + timedelta(seconds=settings.interval_for(name)) <= now]

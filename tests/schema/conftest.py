@@ -1,0 +1,88 @@
+"""Helpers for schema tests: run DDL on a throwaway PostgreSQL database and diff around it."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from monitor_app.schema.diff import diff
+from monitor_app.schema.postgres_snapshot import take_snapshot
+
+
+class PgScratch:
+    def __init__(self, url: str):
+        self.url = url
+        self.conn = psycopg2.connect(url)
+        self.conn.autocommit = True
+
+    def run(self, *statements: str) -> None:
+        with self.conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+
+    def snapshot(self) -> dict:
+        return take_snapshot(self.url)
+
+    def changes(self, *statements: str, setup: tuple[str, ...] = ()) -> list[dict]:
+        """Run `setup`, snapshot, run `statements`, snapshot again, return the diff."""
+        self.run(*setup)
+        before = self.snapshot()
+        self.run(*statements)
+        return diff(before, self.snapshot())
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture()
+def pg(pg_database):
+    scratch = PgScratch(pg_database[1])
+    yield scratch
+    scratch.close()
+
+
+def one(changes: list[dict], **match) -> dict:
+    """The single change matching all given fields; fails listing what there was otherwise."""
+    found = [c for c in changes if all(c.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one change matching {match}, got {changes}"
+    return found[0]
+
+
+def brief(changes: list[dict]) -> set[tuple]:
+    return {(c["action"], c["object_type"], c["object"]) for c in changes}
+
+
+def make_runtime(store, tmp_path, config: dict | None = None):
+    """A Runtime over an already migrated store, with a config file holding `config`."""
+    import yaml
+
+    from monitor_app.runtime import Runtime
+    from monitor_app.settings import load_settings
+
+    config_file = tmp_path / "dbmon.yaml"
+    config_file.write_text(yaml.safe_dump(config or {}))
+    settings = load_settings(data_dir=tmp_path, database_url=store.url, config_file=config_file,
+                             secret_key="test-secret")
+    rt = Runtime(settings, sender=lambda *a: None)
+    rt.__dict__["store"] = store  # share the fixture's engine instead of opening a second pool
+    return rt
+
+
+def add_asset(store, *, name: str, engine: str, connection: dict) -> int:
+    from monitor_app.store.models import Asset
+
+    with store.session() as s:
+        asset = Asset(kind="database", engine=engine, name=name, source="config", external_id=name,
+                      labels={}, connection=connection, details={}, status="up")
+        s.add(asset)
+        s.flush()
+        return asset.id
+
+
+def pg_connection(url: str, user: str = "postgres") -> dict:
+    """An asset's `connection` for a libpq URL of the test server."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return {"host": parsed.hostname, "port": parsed.port or 5432, "database": parsed.path.lstrip("/"),
+            "user": user, "sslmode": "disable"}

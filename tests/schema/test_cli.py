@@ -1,0 +1,83 @@
+"""`dbmon schema ...` for people and CI: JSON snapshots, diffs with diff(1) exit codes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from click.testing import CliRunner
+
+from monitor_app.cli.main import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["schema", *args], catch_exceptions=False)
+
+
+def test_it_writes_a_snapshot_and_diffs_files_like_diff(tmp_path):
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    old = tmp_path / "old.json"
+    result = run("snapshot", "--dsn", f"sqlite:///{db}", "--out", str(old))
+    assert result.exit_code == 0
+    assert json.loads(old.read_text())["engine"] == "sqlite"
+
+    same = run("diff", str(old), f"sqlite:///{db}")
+    assert (same.exit_code, same.output.strip()) == (0, "no differences")
+
+    conn.execute("ALTER TABLE t ADD COLUMN name TEXT")
+    conn.execute("CREATE TABLE u (x)")
+    conn.commit()
+    changed = run("diff", str(old), f"sqlite:///{db}", "--format", "json")
+    assert changed.exit_code == 1
+    records = json.loads(changed.output)
+    assert [(r["action"], r["object_type"], r["object"], r["risk"]) for r in records] == [
+        ("added", "column", "main.t.name", "low"), ("added", "table", "main.u", "low")]
+    assert set(records[0]) == {"action", "object_type", "object", "risk", "renamed_from", "detail"}
+
+    text = run("diff", str(old), f"sqlite:///{db}")
+    assert text.exit_code == 1 and "+ [low] column main.t.name: new column" in text.output
+    assert run("diff", str(old), f"sqlite:///{db}", "--fail-on", "high").exit_code == 0
+
+
+def test_it_diffs_two_postgresql_dsns(pg_database, tmp_path):
+    from tests.schema.conftest import PgScratch
+
+    db = PgScratch(pg_database[1])
+    try:
+        db.run("CREATE TABLE t (id integer)")
+        snap = tmp_path / "before.json"
+        assert run("snapshot", "--dsn", db.url, "--out", str(snap)).exit_code == 0
+        db.run("DROP TABLE t")
+        result = run("diff", str(snap), db.url, "--format", "json")
+        assert result.exit_code == 1
+        assert json.loads(result.output)[0]["risk"] == "critical"
+        assert run("diff", db.url, db.url).exit_code == 0
+    finally:
+        db.close()
+
+
+def test_it_exits_2_with_a_clear_message_on_bad_input(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(cli, ["schema", "diff", str(bad), str(bad)])
+    assert result.exit_code == 2 and "not JSON" in result.output
+    missing = CliRunner().invoke(cli, ["schema", "diff", str(tmp_path / "none.json"), str(bad)])
+    assert missing.exit_code == 2 and "no such snapshot file" in missing.output
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"format": 7}')
+    result = CliRunner().invoke(cli, ["schema", "diff", str(wrong), str(wrong)])
+    assert result.exit_code == 2 and "'format' must be 1" in result.output
+    down = CliRunner().invoke(cli, ["schema", "snapshot", "--dsn", "postgresql://postgres@127.0.0.1:1/x"])
+    assert down.exit_code == 2 and "cannot connect" in down.output
+    odd = CliRunner().invoke(cli, ["schema", "snapshot", "--dsn", "mysql://x"])
+    assert odd.exit_code == 2 and "unsupported DSN" in odd.output
+
+
+def test_it_installs_and_uninstalls_the_trigger(pg_database):
+    url = pg_database[1]
+    assert run("install-trigger", "--dsn", url).output.strip() == "schema event trigger installed"
+    assert run("uninstall-trigger", "--dsn", url).output.strip() == "schema event trigger removed"
+    assert run("uninstall-trigger", "--dsn", url).output.strip() == "no schema event trigger was installed"

@@ -1,0 +1,197 @@
+"""The event trigger notifies on committed DDL only, never breaks DDL, and bursts coalesce."""
+
+from __future__ import annotations
+
+import json
+import select
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from monitor_app.schema import event_trigger
+from monitor_app.schema.diff import diff
+from monitor_app.schema.listener import Coalescer, SchemaListener
+from monitor_app.schema.precheck import postgres_marker
+from tests.schema.conftest import PgScratch
+
+
+@pytest.fixture()
+def watched(pg_database):
+    """A database with the trigger installed and a separate LISTENing connection."""
+    url = pg_database[1]
+    event_trigger.install(url)
+    listener = psycopg2.connect(url)
+    listener.autocommit = True
+    listener.cursor().execute(f"LISTEN {event_trigger.CHANNEL}")
+    db = PgScratch(url)
+    yield db, listener
+    listener.close()
+    db.close()
+
+
+def drain(conn, wait: float = 0.3) -> list[dict]:
+    deadline, notes = time.monotonic() + wait, []
+    while time.monotonic() < deadline:
+        if select.select([conn], [], [], 0.05) != ([], [], []):
+            conn.poll()
+            notes.extend(json.loads(n.payload) for n in conn.notifies)
+            conn.notifies.clear()
+    return notes
+
+
+def test_it_notifies_with_tag_object_user_and_application(watched):
+    db, listener = watched
+    db.run("SET application_name = 'migrate-42'", "CREATE TABLE t (id integer)")
+    notes = drain(listener)
+    assert len(notes) == 1
+    note = notes[0]
+    assert (note["tag"], note["object"], note["user"], note["application_name"]) == \
+        ("CREATE TABLE", "public.t", "postgres", "migrate-42")
+    db.run("DROP TABLE t")
+    assert {n["event"] for n in drain(listener)} == {"sql_drop", "ddl_command_end"}
+
+
+def test_it_is_silent_for_rolled_back_and_failed_ddl(watched):
+    db, listener = watched
+    db.conn.autocommit = False
+    with db.conn.cursor() as cur:
+        cur.execute("CREATE TABLE never (id integer)")
+    db.conn.rollback()
+    with pytest.raises(psycopg2.errors.DuplicateTable):
+        with db.conn.cursor() as cur:
+            cur.execute("CREATE TABLE half (id integer)")
+            cur.execute("CREATE TABLE half (id integer)")
+    db.conn.rollback()
+    db.conn.autocommit = True
+    assert drain(listener) == []
+    # ...and ANALYZE, VACUUM, plain DML are not DDL at all.
+    db.run("CREATE TABLE t (id integer)")
+    drain(listener)
+    db.run("INSERT INTO t VALUES (1)", "ANALYZE t", "VACUUM t")
+    assert drain(listener) == []
+
+
+def test_it_never_breaks_the_users_ddl_and_works_for_non_superusers(watched):
+    db, listener = watched
+    db.run("DROP ROLE IF EXISTS dbmon_test_dev", "CREATE ROLE dbmon_test_dev LOGIN",
+           "GRANT CREATE ON SCHEMA public TO dbmon_test_dev")
+    drain(listener)
+    try:
+        dev = psycopg2.connect(db.url, user="dbmon_test_dev")
+        dev.autocommit = True
+        with dev.cursor() as cur:
+            cur.execute("CREATE TABLE dev_table (id integer)")
+            # The trigger function is ours alone: the user cannot call or change it.
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(f"SELECT {event_trigger.FUNCTION}()")
+        dev.close()
+        assert [n["user"] for n in drain(listener)] == ["dbmon_test_dev"]
+    finally:
+        db.run("DROP OWNED BY dbmon_test_dev", "DROP ROLE dbmon_test_dev")
+
+
+def test_it_swallows_a_failing_notification(watched):
+    db, listener = watched
+    # Make pg_notify fail inside the trigger (payload too large) and check the DDL still commits.
+    db.run("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+           "SECURITY DEFINER AS $$ BEGIN BEGIN PERFORM pg_notify('dbmon_schema', repeat('x', 9000)); "
+           "EXCEPTION WHEN OTHERS THEN NULL; END; END $$")
+    db.run("CREATE TABLE survives (id integer)")
+    with db.conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.survives') IS NOT NULL")
+        assert cur.fetchone()[0] is True
+    event_trigger.install(db.url)  # the real function back
+
+
+def test_it_does_not_fire_under_replica_role_but_the_marker_moves(watched):
+    db, listener = watched
+    marker = postgres_marker(db.conn)
+    db.run("SET session_replication_role = replica", "CREATE TABLE replicated (id integer)",
+           "RESET session_replication_role")
+    assert drain(listener) == []
+    assert postgres_marker(db.conn) != marker
+
+
+def test_it_is_not_part_of_the_schema_and_uninstalls_cleanly(pg_database):
+    db = PgScratch(pg_database[1])
+    try:
+        before = db.snapshot()
+        event_trigger.install(db.url)
+        event_trigger.install(db.url)  # idempotent
+        assert event_trigger.installed(db.conn)
+        assert diff(before, db.snapshot()) == []
+        assert event_trigger.uninstall(db.url) is True
+        assert not event_trigger.installed(db.conn)
+        with db.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = '_dbmon'")
+            assert cur.fetchone()[0] == 0
+        assert event_trigger.uninstall(db.url) is False
+    finally:
+        db.close()
+
+
+def test_it_refuses_to_install_without_superuser(pg_database):
+    db = PgScratch(pg_database[1])
+    db.run("DROP ROLE IF EXISTS dbmon_test_plain", "CREATE ROLE dbmon_test_plain LOGIN")
+    try:
+        with pytest.raises(event_trigger.TriggerError, match="needs a superuser"):
+            event_trigger.install(psycopg2.connect(db.url, user="dbmon_test_plain"))
+    finally:
+        db.run("DROP ROLE dbmon_test_plain")
+        db.close()
+
+
+def test_coalescer_waits_for_quiet_but_not_forever():
+    c = Coalescer(quiet=0.1, max_wait=0.5)
+    assert c.take_due(0.0) is None and c.wait_time(0.0) is None
+    c.add('{"tag": "CREATE TABLE", "user": "a"}', 0.0)
+    c.add('{"tag": "ALTER TABLE", "user": "a"}', 0.05)
+    assert c.take_due(0.1) is None
+    batch = c.take_due(0.16)
+    assert batch.notifications == 2 and batch.tags == ["CREATE TABLE", "ALTER TABLE"] and batch.users == ["a"]
+    for i in range(10):  # a stream that never pauses still gets released at max_wait
+        c.add("{}", 1.0 + i * 0.08)
+    assert c.take_due(1.5) is not None
+
+
+def test_a_burst_of_500_ddl_statements_becomes_one_or_two_checks(watched):
+    db, _ = watched
+    batches, done = [], threading.Event()
+
+    def on_batch(batch):
+        batches.append(batch)
+        if sum(b.notifications for b in batches) >= 500:
+            done.set()
+
+    listener = SchemaListener(db.url, on_batch, quiet=0.3, max_wait=10.0)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        started = time.monotonic()
+        for i in range(500):
+            db.run(f"CREATE TABLE burst_{i} (id integer)")
+        elapsed = time.monotonic() - started
+        assert done.wait(15), f"got {sum(b.notifications for b in batches)} notifications"
+    finally:
+        listener.stop()
+    assert sum(b.notifications for b in batches) == 500
+    assert len(batches) <= 2, f"{len(batches)} batches for a {elapsed:.1f}s burst"
+    assert batches[0].tags == ["CREATE TABLE"] and len(batches[0].objects) == 20
+
+
+def test_the_listener_reconnects_and_asks_for_a_check(watched):
+    db, _ = watched
+    batches = []
+    listener = SchemaListener(db.url, batches.append, quiet=0.05, max_wait=0.2, max_backoff=0.5)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        db.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbmon-listener'")
+        deadline = time.monotonic() + 10
+        while not batches and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.stop()
+    assert batches and batches[0].reconnected

@@ -1,0 +1,84 @@
+"""The watcher's schema sources turn a DDL notification or a SQLite schema write into one check."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+from monitor_app.schema import event_trigger
+from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
+from workers.watch_sources.pg_notify import PgNotifySource
+from workers.watch_sources.sqlite_schema import SqliteSchemaSource
+
+
+class Emitted:
+    def __init__(self):
+        self.calls: list[tuple[str, dict]] = []
+        self.event = threading.Event()
+
+    def __call__(self, task: str, kwargs: dict) -> str:
+        self.calls.append((task, kwargs))
+        self.event.set()
+        return "run-id"
+
+    def wait(self, timeout: float = 5.0) -> bool:
+        ok = self.event.wait(timeout)
+        self.event.clear()
+        return ok
+
+
+def test_it_listens_on_postgresql_assets_allowed_a_trigger(store, tmp_path, pg_database):
+    rt = make_runtime(store, tmp_path, {"schema": {"event_triggers": True, "quiet_seconds": 0.05}})
+    assert PgNotifySource.wanted(rt)
+    asset_id = add_asset(store, name="orders-db", engine="postgresql", connection=pg_connection(pg_database[1]))
+    event_trigger.install(pg_database[1])
+    emitted = Emitted()
+    source = PgNotifySource(rt, emitted)
+    source.start()
+    db = PgScratch(pg_database[1])
+    try:
+        assert source.listeners[asset_id][1].listening.wait(5)
+        db.run("SET application_name = 'deploy'", "CREATE TABLE t (id integer)", "ALTER TABLE t ADD COLUMN x text")
+        assert emitted.wait()
+        time.sleep(0.2)
+    finally:
+        source.stop()
+        db.close()
+    assert len(emitted.calls) == 1
+    task, kwargs = emitted.calls[0]
+    assert task == "schema.check" and kwargs["asset_id"] == asset_id
+    context = kwargs["context"]
+    assert context["source"] == "trigger" and context["command_tags"] == ["CREATE TABLE", "ALTER TABLE"]
+    assert context["application_names"] == ["deploy"] and context["notifications"] == 2
+
+
+def test_it_sits_out_when_triggers_are_not_allowed(store, tmp_path):
+    assert not PgNotifySource.wanted(make_runtime(store, tmp_path))
+    assert PgNotifySource.wanted(make_runtime(store, tmp_path, {"schema": {"assets": {"x": {"event_trigger": True}}}}))
+
+
+def test_it_emits_a_check_when_a_sqlite_schema_version_moves(store, tmp_path):
+    path = tmp_path / "data" / "app.db"
+    path.parent.mkdir()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    rt = make_runtime(store, tmp_path)
+    asset_id = add_asset(store, name="app-db", engine="sqlite", connection={"path": str(path)})
+    emitted = Emitted()
+    source = SqliteSchemaSource(rt, emitted)
+    source.start()
+    try:
+        for i in range(20):  # data writes touch the file but not the schema
+            db.execute(f"INSERT INTO t VALUES ({i})")
+        assert not emitted.wait(1.0)
+        db.execute("ALTER TABLE t ADD COLUMN name TEXT")
+        assert emitted.wait(5.0)
+    finally:
+        source.stop()
+        db.close()
+    task, kwargs = emitted.calls[0]
+    assert task == "schema.check" and kwargs["asset_id"] == asset_id
+    assert kwargs["context"]["source"] == "file"
+    assert kwargs["context"]["schema_version"] > kwargs["context"]["previous_schema_version"]

@@ -1,0 +1,22 @@
+"""Schema checks: one asset per task, and the scheduled fan-out."""
+
+from __future__ import annotations
+
+from monitor_app.runtime import Runtime
+from monitor_app.schema.check import due_assets, run_check
+from workers.task_base import dbmon_task
+
+
+@dbmon_task("schema.check", queue="schema", time_limit=120)
+def check(rt: Runtime, asset_id: int, context: dict | None = None) -> dict:
+    """Snapshot one asset; store a version, a change set and an event only if it changed."""
+    return run_check(rt, asset_id, context)
+
+
+@dbmon_task("schema.check_due", queue="schema", time_limit=60)
+def check_due(rt: Runtime) -> dict:
+    """Fan out one scheduled check per asset whose interval has passed."""
+    ids = due_assets(rt)
+    for asset_id in ids:
+        rt.dispatch("schema.check", {"asset_id": asset_id})
+    return {"dispatched": len(ids), "asset_ids": ids}

@@ -1,0 +1,81 @@
+"""LISTEN on every PostgreSQL asset allowed an event trigger; one schema check per burst.
+
+The asset list is re-read periodically, so assets added by the config file or discovery
+are picked up and removed ones are let go.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select
+
+from monitor_app.assets import password_for
+from monitor_app.schema.check import postgres_dsn
+from monitor_app.schema.listener import Batch, SchemaListener
+from monitor_app.store.models import Asset
+
+log = logging.getLogger("dbmon.watcher.pg_notify")
+REFRESH_SECONDS = 30.0
+
+
+class PgNotifySource:
+    def __init__(self, runtime, emit):
+        self.runtime, self.emit = runtime, emit
+        self.listeners: dict[int, tuple[str, SchemaListener]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def wanted(cls, runtime) -> bool:
+        settings = runtime.config.schema_checks
+        return settings.event_triggers or any(a.event_trigger for a in settings.assets.values())
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="pg-notify-source", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(REFRESH_SECONDS):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - keep the current listeners; try again next round
+                log.exception("refreshing the PostgreSQL assets to listen on failed")
+
+    def wanted_assets(self) -> dict[int, str]:
+        settings = self.runtime.config.schema_checks
+        with self.runtime.store.session() as s:
+            assets = s.scalars(select(Asset).where(Asset.engine == "postgresql", Asset.status != "gone")).all()
+            return {a.id: postgres_dsn(a.connection, password_for(a, self.runtime.credentials))
+                    for a in assets if settings.trigger_allowed(a.name)}
+
+    def refresh(self) -> None:
+        settings = self.runtime.config.schema_checks
+        wanted = self.wanted_assets()
+        for asset_id in list(self.listeners):
+            if wanted.get(asset_id) != self.listeners[asset_id][0]:
+                self.listeners.pop(asset_id)[1].stop()
+        for asset_id, dsn in wanted.items():
+            if asset_id not in self.listeners:
+                listener = SchemaListener(dsn, self._on_batch(asset_id), quiet=settings.quiet_seconds,
+                                          max_wait=settings.max_wait_seconds, name=f"schema-listener-{asset_id}")
+                listener.start()
+                self.listeners[asset_id] = (dsn, listener)
+
+    def _on_batch(self, asset_id: int):
+        def handle(batch: Batch) -> None:
+            self.emit("schema.check", {"asset_id": asset_id, "context": batch.as_context()})
+        return handle
+
+    def stop(self) -> None:
+        self._stop.set()
+        for _, listener in self.listeners.values():
+            listener.stop()
+        self.listeners.clear()
+        if self._thread:
+            self._thread.join(timeout=5)
