@@ -111,3 +111,41 @@ def test_it_sends_a_test_notification_to_a_channel(store, clock, make_engine, we
     assert engine.deliver(engine.test_send("ops"))["outcome"] == "sent"
     body = webhook_peer.wait_for(1)[0].json()
     assert body["dbmon"]["kind"] == "test" and body["alerts"][0]["labels"]["alertname"] == "DbmonTestNotification"
+
+
+def test_it_retries_a_throttled_slack_endpoint_and_gives_up_on_a_gone_one(store, clock, make_engine, slack_peer):
+    engine = make_engine({"channels": {"chat": {"type": "slack", "webhook_url": slack_peer.url("/services/T/B/X")}}})
+    slack_peer.mode, slack_peer.fail_status, slack_peer.retry_after = "fail", 429, "7"
+    nid = engine.test_send("chat")
+    assert engine.deliver(nid)["outcome"] == "retry"
+    clock.advance(7)
+    slack_peer.fail_status, slack_peer.retry_after = 404, None  # Slack's "no_service": the hook was removed
+    result = engine.deliver(nid)
+    assert result["outcome"] == "failed" and "HTTP 404" in result["error"]
+
+
+def test_it_retries_a_temporary_smtp_refusal_but_not_a_permanent_one(store, clock, make_engine):
+    from aiosmtpd.controller import Controller
+
+    from tests.services import free_port
+
+    answers = ["451 4.3.0 try again later", "550 5.1.1 no such mailbox", "250 OK"]
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return answers.pop(0)
+
+    port = free_port()
+    server = Controller(Handler(), hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        engine = make_engine({"channels": {"mail": {"type": "email", "host": "127.0.0.1", "port": port,
+                                                    "starttls": False, "from": "a@example.org",
+                                                    "to": ["b@example.org"]}}})
+        first, second = engine.test_send("mail"), engine.test_send("mail")
+        assert engine.deliver(first)["outcome"] == "retry"
+        assert engine.deliver(second)["outcome"] == "failed"
+        clock.advance(60)
+        assert engine.deliver(first)["outcome"] == "sent"
+    finally:
+        server.stop()
