@@ -30,10 +30,11 @@ def current_revision(url: str) -> str | None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            # Each concern is its own migration branch, so a store has several heads.
+            return ",".join(sorted(MigrationContext.configure(conn).get_current_heads())) or None
     finally:
         engine.dispose()
 
 
 def head_revision(url: str) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())) or None

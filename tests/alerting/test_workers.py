@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.alerting.peers import HttpReceiver
-from tests.harness import Deployment, wait_for
+from tests.harness import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -22,15 +22,14 @@ def alerting(url: str) -> dict:
             "route": {"channels": ["ops"]}, "outbox": {"backoff_base": "1s", "backoff_max": "2s", "lease": "5s"}}
 
 
-@pytest.fixture(params=["embedded", "distributed"])
-def deployment(request, tmp_path):
+@pytest.fixture()
+def alerting_deployment(deployment):
+    """The shared deployment fixture (both modes), configured for alerting with a live receiver."""
     peer = HttpReceiver()
-    dep = Deployment(request.param, tmp_path, {"DBMON_ALERT_SWEEP_INTERVAL": "1"})
-    dep.write_config(yaml.safe_dump({"alerting": alerting(peer.url())}))
-    dep.migrate()
-    dep.peer = peer
-    yield dep
-    dep.close()
+    deployment.env["DBMON_ALERT_SWEEP_INTERVAL"] = "1"
+    deployment.write_config(yaml.safe_dump({"alerting": alerting(peer.url())}))
+    deployment.peer = peer
+    yield deployment
     peer.stop()
 
 
@@ -55,8 +54,8 @@ def notifications(rt) -> set[str]:
         return {n.status for n in s.scalars(select(Notification))}
 
 
-def test_it_delivers_a_committed_event_within_a_second(deployment):
-    dep, peer = deployment, deployment.peer
+def test_it_delivers_a_committed_event_within_a_second(alerting_deployment):
+    dep, peer = alerting_deployment, alerting_deployment.peer
     dep.start_worker()
     latencies = []
     for i in range(3):
@@ -68,8 +67,8 @@ def test_it_delivers_a_committed_event_within_a_second(deployment):
     assert max(latencies) < 1.0, latencies
 
 
-def test_it_loses_nothing_across_a_channel_outage_and_a_worker_kill(deployment):
-    dep, peer = deployment, deployment.peer
+def test_it_loses_nothing_across_a_channel_outage_and_a_worker_kill(alerting_deployment):
+    dep, peer = alerting_deployment, alerting_deployment.peer
     dep.start_worker("w1")
     dep.start("beat", "beat")
     peer.stop()
@@ -95,9 +94,9 @@ def test_it_loses_nothing_across_a_channel_outage_and_a_worker_kill(deployment):
 
 
 @pytest.mark.parametrize("deployment", ["distributed"], indirect=True)
-def test_it_delivers_what_a_restarted_broker_forgot(deployment):
+def test_it_delivers_what_a_restarted_broker_forgot(alerting_deployment):
     """Redis without persistence forgets its queues on restart; the embedded broker keeps files."""
-    dep, peer = deployment, deployment.peer
+    dep, peer = alerting_deployment, alerting_deployment.peer
     for i in range(3):
         record_down(dep.runtime, f"forgotten{i}")  # queued in Redis; no worker runs yet
     dep.redis.stop()
