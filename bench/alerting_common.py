@@ -3,46 +3,21 @@ real worker and beat processes, a real webhook receiver, and JSON results."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import statistics
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.stats import summary, write  # noqa: F401  (re-exported for the alerting benchmarks)
+from monitor_app.store.migrate import upgrade  # noqa: F401
+from tests.alerting.peers import HttpReceiver  # noqa: F401
+from tests.harness import Deployment
+from tests.services import create_pg_database, drop_pg_database  # noqa: F401
 
-from monitor_app.store.migrate import upgrade  # noqa: E402
-from tests.alerting.peers import HttpReceiver  # noqa: E402
-from tests.harness import Deployment  # noqa: E402
-from tests.services import create_pg_database, drop_pg_database  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
 __all__ = ["HttpReceiver", "create_pg_database", "drop_pg_database", "upgrade", "deployment", "start_worker",
            "add_asset", "record", "summary", "write", "webhook_alerting"]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def summary(values: list[float]) -> dict:
-    return {"n": len(values), "median": statistics.median(values), "p99": percentile(values, 99),
-            "min": min(values), "max": max(values)}
-
-
-def write(name: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"alerting_{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return path
 
 
 @contextmanager
@@ -76,7 +51,7 @@ def start_worker(dep: Deployment, name: str = "worker") -> None:
     """Start a worker and wait until it consumes (harness readiness reads an INFO log line)."""
     from monitor_app.alerting.service import dispatch_deliveries, engine_for
 
-    dep.start(name, "worker", "-n", f"{name}-{os.getpid()}@bench")
+    dep.start(name, "worker", "-n", f"{name}-{id(dep)}@bench")
     rt, peer = dep.bench_runtime, dep.peer
     dispatch_deliveries(rt, [engine_for(rt).test_send("ops")])
     if not peer.wait_for(1, timeout=90):

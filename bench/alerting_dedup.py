@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from alerting_common import HttpReceiver, add_asset, deployment, start_worker, write
+from bench.alerting_common import HttpReceiver, add_asset, deployment, start_worker, write
 
 
 def record_many(rt, events: list[dict]) -> None:
@@ -69,7 +69,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         result[mode] = run_once(mode)
         print(mode, result[mode])
-    print(write("dedup", result))
+    print(write("alerting_dedup", result))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import statistics
 import time
 
-from alerting_common import HttpReceiver, add_asset, deployment, record, summary, start_worker, webhook_alerting, write
+from bench.alerting_common import HttpReceiver, add_asset, deployment, record, summary, start_worker, webhook_alerting, write
 
 
 def run_once(mode: str, count: int) -> list[float]:
@@ -46,7 +46,7 @@ def main() -> None:
         result[mode] = {"runs": runs, "median_s": statistics.median(r["median"] for r in runs),
                         "p99_s": statistics.median(r["p99"] for r in runs)}
         print(f"{mode}: median {result[mode]['median_s'] * 1000:.0f} ms, p99 {result[mode]['p99_s'] * 1000:.0f} ms")
-    print(write("latency", result))
+    print(write("alerting_latency", result))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import argparse
 import time
 from collections import Counter
 
-from alerting_common import HttpReceiver, add_asset, deployment, record, start_worker, webhook_alerting, write
+from bench.alerting_common import HttpReceiver, add_asset, deployment, record, start_worker, webhook_alerting, write
 
 
 def run_once(mode: str, alerts: int, outage: float) -> dict:
@@ -49,7 +49,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         result[mode] = run_once(mode, args.alerts, args.outage)
         print(mode, result[mode])
-    print(write("outage", result))
+    print(write("alerting_outage", result))
 
 
 if __name__ == "__main__":

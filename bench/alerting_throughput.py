@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from alerting_common import create_pg_database, drop_pg_database, upgrade, write
+from bench.alerting_common import create_pg_database, drop_pg_database, upgrade, write
 
 
 def engine_on(url: str, cfg: dict):
@@ -104,7 +104,7 @@ def main() -> None:
         result[backend] = {"events_evaluated_per_s": round(statistics.median(ev)),
                            "metric_series_evaluated_per_s": round(statistics.median(se))}
         print(backend, result[backend])
-    print(write("throughput", result))
+    print(write("alerting_throughput", result))
 
 
 if __name__ == "__main__":
