@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from monitor_app.alerting import escalation, inhibition, outbox, routing, silences
 from monitor_app.alerting.config import SEVERITIES, AlertingConfig
+from monitor_app.alerting.matchers import all_match
 from monitor_app.store.models.alerting import Alert, Incident, Notification
 
 
@@ -64,7 +65,7 @@ def open_incident_of(session: Session, alert: Alert) -> Incident | None:
 def _muted(batch: Batch, alert: Alert) -> bool:
     alert.silenced = bool(silences.matching(batch.silences, alert.labels))
     # Only alerts some rule could mute pay for loading the firing set.
-    rules = [r for r in batch.cfg.inhibit_rules if inhibition.all_match(r.target_matchers, alert.labels)]
+    rules = [r for r in batch.cfg.inhibit_rules if all_match(r.target_matchers, alert.labels)]
     alert.inhibited = bool(rules) and inhibition.is_inhibited(
         rules, alert.labels, [a.labels for a in batch.firing().values() if a.id != alert.id])
     return alert.silenced or alert.inhibited
