@@ -42,3 +42,13 @@ def paged_parser() -> reqparse.RequestParser:
 def page_of(query_total: int, items: list, page: int, per_page: int) -> dict:
     return {"items": items, "total": query_total, "page": page, "per_page": per_page,
             "pages": (query_total + per_page - 1) // per_page}
+
+
+def paginate(session, query, order_by, args, serialize) -> dict:
+    """Run `query` for the page `args` asks for and wrap it with its totals."""
+    from sqlalchemy import func, select
+
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(order_by).offset((args.page - 1) * args.per_page)
+                           .limit(args.per_page)).all()
+    return page_of(total, [serialize(r) for r in rows], args.page, args.per_page)

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from flask_restx import Namespace, Resource, abort
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import page_of, paged_parser
+from api.query import paginate, paged_parser
 from api.serializers import asset_dict
 from monitor_app.store.models import Asset
 
@@ -30,10 +30,7 @@ class AssetList(Resource):
             if args[field]:
                 query = query.where(getattr(Asset, field) == args[field])
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(Asset.id).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            return page_of(total, [asset_dict(a) for a in rows], args.page, args.per_page)
+            return paginate(s, query, Asset.id, args, asset_dict)
 
 
 @ns.route("/<int:asset_id>")

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from flask_restx import Namespace, Resource
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import page_of, paged_parser, timestamp
+from api.query import paginate, paged_parser, timestamp
 from api.serializers import iso
 from monitor_app.store.models import AuditEntry
 
@@ -32,9 +32,9 @@ class AuditList(Resource):
         if args.since:
             query = query.where(AuditEntry.at >= args.since)
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(AuditEntry.id.desc()).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            items = [{"id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action, "target": r.target,
-                      "outcome": r.outcome, "detail": r.detail, "remote_addr": r.remote_addr} for r in rows]
-            return page_of(total, items, args.page, args.per_page)
+            return paginate(s, query, AuditEntry.id.desc(), args, _entry_dict)
+
+
+def _entry_dict(r: AuditEntry) -> dict:
+    return {"id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action, "target": r.target,
+            "outcome": r.outcome, "detail": r.detail, "remote_addr": r.remote_addr}

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from flask_restx import Namespace, Resource
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import page_of, paged_parser, timestamp
+from api.query import paginate, paged_parser, timestamp
 from api.serializers import event_dict
 from monitor_app.store.models import Event
 from monitor_app.store.models.core import SEVERITIES
@@ -43,7 +43,4 @@ class EventList(Resource):
         if args.until:
             query = query.where(Event.detected_at < args.until)
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(Event.id.desc()).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            return page_of(total, [event_dict(e) for e in rows], args.page, args.per_page)
+            return paginate(s, query, Event.id.desc(), args, event_dict)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import bounded_int, page_of, paged_parser, timestamp
+from api.query import bounded_int, page_of, paginate, paged_parser, timestamp
 from api.serializers import iso
 from monitor_app.errors import NotFound
 from monitor_app.schema.history import diff_versions, latest_snapshot
@@ -138,7 +138,4 @@ class ChangeList(Resource):
         if args.until:
             query = query.where(SchemaChange.detected_at < args.until)
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(SchemaChange.id.desc()).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            return page_of(total, [change_dict(c) for c in rows], args.page, args.per_page)
+            return paginate(s, query, SchemaChange.id.desc(), args, change_dict)

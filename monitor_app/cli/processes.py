@@ -113,11 +113,16 @@ def api(host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--port", type=int, default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
-def flower(port: int, address: str) -> None:
-    """Serve Flower, the task queue dashboard."""
+@click.option("--basic-auth", envvar="DBMON_FLOWER_BASIC_AUTH", default=None,
+              help="user:password pairs, comma-separated (env DBMON_FLOWER_BASIC_AUTH)")
+def flower(port: int, address: str, basic_auth: str | None) -> None:
+    """Serve Flower, the task queue dashboard (task events are on in every worker)."""
     from workers.celery_app import app
 
-    app.start(["flower", f"--port={port}", f"--address={address}"])
+    argv = ["flower", f"--port={port}", f"--address={address}"]
+    if basic_auth:
+        argv.append(f"--basic-auth={basic_auth}")
+    app.start(argv)
 
 
 @click.command()

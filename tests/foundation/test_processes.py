@@ -78,3 +78,15 @@ def _get(url: str) -> int | None:
         return requests.get(url, timeout=2).status_code
     except requests.RequestException:
         return None
+
+
+def test_flower_sees_the_workers_tasks(deployment):
+    port = free_port()
+    deployment.env["FLOWER_UNAUTHENTICATED_API"] = "true"
+    deployment.start_worker()
+    deployment.start("flower", "flower", "--port", str(port))
+    wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthcheck") == 200, 60, interval=0.3, what="flower up")
+    run = deployment.scan("metrics.host_sample")
+    tasks = wait_for(lambda: (t := requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5).json())
+                     and run.id in t and t[run.id]["state"] == "SUCCESS" and t, 30, what="task in flower")
+    assert tasks[run.id]["name"] == "metrics.host_sample"
