@@ -7,11 +7,11 @@ from html import escape
 
 from flask import Response, request
 from flask_restx import Namespace, Resource, abort, fields
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import actor, runtime
-from api.query import page_of, paged_parser, timestamp
+from api.query import paged_parser, paginate, timestamp
 from monitor_app import audit
 from monitor_app.alerting import ack_links
 from monitor_app.alerting.config import SEVERITIES, load_rule, parse_duration
@@ -68,10 +68,7 @@ class AlertList(Resource):
             if value is not None:
                 query = query.where(column == value)
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(Alert.last_seen_at.desc(), Alert.id.desc())
-                             .offset((args.page - 1) * args.per_page).limit(args.per_page)).all()
-            return page_of(total, [alert_dict(a) for a in rows], args.page, args.per_page)
+            return paginate(s, query, Alert.last_seen_at.desc(), args, alert_dict)
 
 
 @ns.route("/incidents")
@@ -91,10 +88,7 @@ class IncidentList(Resource):
         if args.since:
             query = query.where(Incident.opened_at >= args.since)
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(Incident.id.desc()).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            return page_of(total, [incident_dict(i) for i in rows], args.page, args.per_page)
+            return paginate(s, query, Incident.id.desc(), args, incident_dict)
 
 
 @ns.route("/incidents/<int:incident_id>")
@@ -167,10 +161,7 @@ class SilenceList(Resource):
         elif args.state == "expired":
             query = query.where(Silence.ends_at <= now)
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(Silence.id.desc()).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            return page_of(total, [silence_dict(x, now) for x in rows], args.page, args.per_page)
+            return paginate(s, query, Silence.id.desc(), args, lambda row: silence_dict(row, now))
 
     @ns.expect(silence_body)
     @ns.response(201, "created")
