@@ -16,18 +16,20 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
     received: list[dict] = []
     errors: list[BaseException] = []
 
+    # The consumer declares its queue before anything is published, as a worker does at start.
+    consumer_conn = Connection("filesystem://", transport="workers.filesystem_broker:Transport",
+                               transport_options=options)
+    consumer_queue = consumer_conn.SimpleQueue("q")
+
     def consume():
-        with Connection("filesystem://", transport="workers.filesystem_broker:Transport",
-                        transport_options=options) as conn:
-            queue = conn.SimpleQueue("q")
-            while len(received) < count:
-                try:
-                    msg = queue.get(timeout=10)
-                except BaseException as exc:  # noqa: BLE001 - the failure under test
-                    errors.append(exc)
-                    return
-                received.append(msg.payload)
-                msg.ack()
+        while len(received) < count:
+            try:
+                msg = consumer_queue.get(timeout=15)
+            except BaseException as exc:  # noqa: BLE001 - the failure under test
+                errors.append(exc)
+                return
+            received.append(msg.payload)
+            msg.ack()
 
     consumer = threading.Thread(target=consume)
     consumer.start()
@@ -37,6 +39,7 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
         for i in range(count):
             queue.put({"i": i, "padding": "x" * 4096})
     consumer.join(timeout=60)
+    consumer_conn.release()
     assert errors == [], len(received)
     assert sorted(m["i"] for m in received) == list(range(count))
     assert not list(folder.glob("*.partial"))
