@@ -12,7 +12,7 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
     folder.mkdir()
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "polling_interval": 0.001,
                "control_folder": str(tmp_path / "control")}
-    count = 400
+    count = 150
     received: list[dict] = []
     errors: list[BaseException] = []
 
@@ -37,7 +37,7 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
                     transport_options=options) as conn:
         queue = conn.SimpleQueue("q")
         for i in range(count):
-            queue.put({"i": i, "padding": "x" * 4096})
+            queue.put({"i": i, "padding": "x" * 512_000})
     consumer.join(timeout=60)
     consumer_conn.release()
     assert errors == [], len(received)
