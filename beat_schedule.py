@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor_app.alerting import schedule as alerting_schedule
 from monitor_app.settings import Settings
 
 
@@ -35,4 +36,5 @@ def entries(settings: Settings) -> dict:
             "schedule": 3600.0,
             "options": {"queue": "maintenance"},
         },
+        **alerting_schedule.entries(settings),
     }

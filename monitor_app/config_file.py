@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.containers.config import ContainersConfig
 from monitor_app.errors import ConfigError
 from monitor_app.schema.config import SchemaConfig
@@ -89,6 +90,7 @@ class DbmonConfig(_Strict):
     watch: list[WatchConfig] = Field(default_factory=list)
     containers: ContainersConfig = Field(default_factory=ContainersConfig)
     schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
+    alerting: AlertingSection = Field(default_factory=AlertingConfig)
 
     @field_validator("assets")
     @classmethod

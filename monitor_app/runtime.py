@@ -23,7 +23,11 @@ class Runtime:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.settings.resolved_database_url)
+        store = Store(self.settings.resolved_database_url)
+        from monitor_app.alerting.service import evaluate_after_commit
+
+        store.event_listeners.append(evaluate_after_commit(self))  # new events reach alerting at once
+        return store
 
     @cached_property
     def ledger(self) -> Ledger:

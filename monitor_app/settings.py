@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")
     task_lease_seconds: float = Field(30.0, gt=0, description="A running task renews its lease; a dead worker's run is re-sent after this.")
     task_queued_grace: float = Field(60.0, gt=0, description="A queued run not started within this is published again.")
+    alert_sweep_interval: float = Field(2.0, gt=0, description="Due notifications, retries and escalations are checked this often.")
+    alert_metrics_interval: float = Field(15.0, gt=0, description="Threshold rules are evaluated this often.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
     metrics_retention_days: int = Field(90, ge=1)
 

@@ -98,9 +98,8 @@ class Deployment:
     def settings(self):
         from monitor_app.settings import Settings
 
-        env = {k[len("DBMON_"):].lower(): v for k, v in self.env.items()
-               if k.startswith("DBMON_") and not k.endswith("_FILE")}
-        return Settings(_env_file=None, **env)
+        env = {k[len("DBMON_"):].lower(): v for k, v in self.env.items() if k.startswith("DBMON_")}
+        return Settings(_env_file=None, **{k: v for k, v in env.items() if k in Settings.model_fields})
 
     @property
     def runtime(self):

@@ -14,6 +14,7 @@ TASK_MODULES = [
     "workers.tasks.maintenance",
     "workers.tasks.containers",
     "workers.tasks.schema",
+    "workers.tasks.alerting",
 ]
 
 

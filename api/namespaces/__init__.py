@@ -9,4 +9,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.apikeys:ns",
     "api.namespaces.containers:ns",
     "api.namespaces.schema:ns",
+    "api.namespaces.alerts:ns",
 ]

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "scan": "monitor_app.cli.scan:scan",
     "discover": "monitor_app.cli.discover:discover",
     "schema": "monitor_app.cli.schema:schema",
+    "alerts": "monitor_app.cli.alerts:alerts",
 }
 
 

@@ -30,12 +30,11 @@ def current_revision(url: str) -> str | None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            # Each concern is its own branch from 0001, so a store has one head per concern.
-            heads = MigrationContext.configure(conn).get_current_heads()
-            return ", ".join(sorted(heads)) or None
+            # Each concern is its own migration branch, so a store has several heads.
+            return ",".join(sorted(MigrationContext.configure(conn).get_current_heads())) or None
     finally:
         engine.dispose()
 
 
 def head_revision(url: str) -> str | None:
-    return ", ".join(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())) or None
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())) or None

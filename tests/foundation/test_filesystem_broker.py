@@ -12,22 +12,24 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
     folder.mkdir()
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "polling_interval": 0.001,
                "control_folder": str(tmp_path / "control")}
-    count = 400
+    count = 150
     received: list[dict] = []
     errors: list[BaseException] = []
 
+    # The consumer declares its queue before anything is published, as a worker does at start.
+    consumer_conn = Connection("filesystem://", transport="workers.filesystem_broker:Transport",
+                               transport_options=options)
+    consumer_queue = consumer_conn.SimpleQueue("q")
+
     def consume():
-        with Connection("filesystem://", transport="workers.filesystem_broker:Transport",
-                        transport_options=options) as conn:
-            queue = conn.SimpleQueue("q")
-            while len(received) < count:
-                try:
-                    msg = queue.get(timeout=10)
-                except BaseException as exc:  # noqa: BLE001 - the failure under test
-                    errors.append(exc)
-                    return
-                received.append(msg.payload)
-                msg.ack()
+        while len(received) < count:
+            try:
+                msg = consumer_queue.get(timeout=15)
+            except BaseException as exc:  # noqa: BLE001 - the failure under test
+                errors.append(exc)
+                return
+            received.append(msg.payload)
+            msg.ack()
 
     consumer = threading.Thread(target=consume)
     consumer.start()
@@ -35,8 +37,9 @@ def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
                     transport_options=options) as conn:
         queue = conn.SimpleQueue("q")
         for i in range(count):
-            queue.put({"i": i, "padding": "x" * 4096})
+            queue.put({"i": i, "padding": "x" * 512_000})
     consumer.join(timeout=60)
+    consumer_conn.release()
     assert errors == [], len(received)
     assert sorted(m["i"] for m in received) == list(range(count))
     assert not list(folder.glob("*.partial"))

@@ -24,10 +24,13 @@ def test_dbmon_up_serves_the_api_runs_scans_and_stops_cleanly(deployment):
     assert len(children) >= 4  # worker, beat, watcher, api (and their own children)
 
     key = deployment.cli("apikey", "create", "--role", "operator", "--name", "ops", check=True).stdout.strip()
-    result = deployment.cli("scan", "reachability", timeout=90)
+    # `up` syncs the config file at start; beat may probe the asset first, so scan it by id.
+    [asset] = wait_for(lambda: requests.get(base + "/api/v1/assets?kind=database", headers={"X-API-Key": key},
+                                            timeout=5).json()["items"], 30, what="config asset synced")
+    result = deployment.cli("scan", "reachability", "--asset", str(asset["id"]), timeout=90)
     assert result.returncode == 0, result.stderr
-    fanout = json.loads(result.stdout)
-    assert fanout["status"] == "done" and fanout["result"]["dispatched"] == 1
+    scanned = json.loads(result.stdout)
+    assert scanned["status"] == "done" and scanned["result"]["status"] == "up"
 
     assets = wait_for(lambda: [a for a in requests.get(base + "/api/v1/assets?kind=database",
                                                        headers={"X-API-Key": key}, timeout=5).json()["items"]

@@ -1,0 +1,307 @@
+"""The `alerting:` section of the config file, and API-defined rules, as pydantic models.
+
+`load_alerting_config` turns any validation failure into a ConfigError whose pairs name
+the field path (`alerting.rules.2.for: ...`), including cross-references such as a route
+naming a channel that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (AfterValidator, BaseModel, WrapValidator, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
+                      field_validator)
+
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from monitor_app.alerting.matchers import parse_matchers
+from monitor_app.errors import ConfigError
+
+SEVERITIES = ("info", "warning", "critical", "page")
+RISKS = ("low", "medium", "high", "critical")
+Severity = Literal["info", "warning", "critical", "page"]
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like `90s`, `5m`, `1h30m`, `7d`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    if not text or _DURATION.sub("", text):
+        raise ValueError(f"cannot read duration {value!r}; expected e.g. 30s, 5m, 1h30m")
+    return sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+
+
+Duration = Annotated[float, PlainValidator(parse_duration)]
+Matchers = Annotated[list, PlainValidator(parse_matchers), PlainSerializer(lambda ms: [str(m) for m in ms])]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _RuleBase(_Model):
+    name: str = Field(min_length=1, max_length=128)
+    severity: Severity = "warning"
+    asset: str | None = Field(None, description="Only this asset (by name).")
+    match: Matchers = Field(default_factory=list, description="Asset label matchers.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict, description="Jinja strings: summary, description, runbook.")
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name_chars(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.:\-]+", v):
+            raise ValueError("use letters, digits, '_', '.', ':' or '-'")
+        return v
+
+
+class ThresholdRule(_RuleBase):
+    kind: Literal["threshold"] = "threshold"
+    metric: str = Field(min_length=1)
+    op: Literal[">", ">=", "<", "<=", "==", "!="] = ">"
+    value: float
+    for_: Duration = Field(0.0, alias="for")
+    sample_match: Matchers = Field(default_factory=list, description="Matchers on the sample's own labels.")
+    stale_after: Duration = Field(300.0, description="Samples older than this count as no data.")
+
+    def breached(self, observed: float) -> bool:
+        v = self.value
+        return {">": observed > v, ">=": observed >= v, "<": observed < v, "<=": observed <= v,
+                "==": observed == v, "!=": observed != v}[self.op]
+
+
+class EventRule(_RuleBase):
+    kind: Literal["event"] = "event"
+    event_types: list[str] = Field(min_length=1, description="Event type globs, e.g. asset.down or schema.*")
+    min_event_severity: Severity | None = None
+    min_risk: Literal["low", "medium", "high", "critical"] | None = None
+    payload_match: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    label_from_payload: list[str] = Field(default_factory=list, description="Payload keys copied into labels.")
+    resolve_on: list[str] = Field(default_factory=list, description="Event type globs that clear the alert.")
+    resolve_after: Duration | None = Field(None, description="Clear when no new matching event for this long.")
+
+
+def _untagged(value: Any, handler):
+    """Drop the union tag pydantic puts into error locations (`rules[0].threshold.for`)
+    so errors name the path the user wrote (`rules[0].for`)."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise ValidationError.from_exception_data(exc.title, [
+            InitErrorDetails(type=PydanticCustomError(err["type"], err["msg"].removeprefix("Value error, ")),
+                             loc=tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _TAGS)),
+                             input=err.get("input"))
+            for err in exc.errors()]) from None
+
+
+_TAGS = {"threshold", "event", "webhook", "slack", "email", "apprise"}
+
+Rule = Annotated[Annotated[Union[ThresholdRule, EventRule], Field(discriminator="kind")], WrapValidator(_untagged)]
+
+
+class RateLimit(_Model):
+    per_minute: float = Field(gt=0)
+    burst: int = Field(5, ge=1)
+
+
+class _ChannelBase(_Model):
+    send_resolved: bool = True
+    rate_limit: RateLimit | None = None
+    timeout: Duration = 10.0
+
+
+class WebhookChannel(_ChannelBase):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret: str | None = Field(None, description="HMAC-SHA256 key for the X-Dbmon-Signature header.")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class SlackChannel(_ChannelBase):
+    type: Literal["slack"]
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    base_url: str = Field("https://hooks.slack.com", pattern=r"^https?://")
+    path: str | None = Field(None, description="Incoming-webhook path under base_url, e.g. /services/T/B/X.")
+
+    @property
+    def url(self) -> str:
+        if self.webhook_url:
+            return self.webhook_url
+        return self.base_url.rstrip("/") + "/" + (self.path or "").lstrip("/")
+
+
+class EmailChannel(_ChannelBase):
+    type: Literal["email"]
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    require_tls: bool = Field(True, description="Refuse to send if STARTTLS is not offered.")
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    verify_tls: bool = True
+    ca_file: str | None = Field(None, description="CA bundle to trust for the server certificate.")
+
+
+class AppriseChannel(_ChannelBase):
+    type: Literal["apprise"]
+    urls: list[str] = Field(min_length=1)
+
+
+Channel = Annotated[Annotated[Union[WebhookChannel, SlackChannel, EmailChannel, AppriseChannel],
+                              Field(discriminator="type")], WrapValidator(_untagged)]
+
+
+class Route(_Model):
+    matchers: Matchers = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    group_by: list[str] | None = None
+    group_wait: Duration | None = Field(None, description="Delay of an incident's first notification (default 0).")
+    group_interval: Duration | None = Field(None, description="Batch window for alerts joining an incident.")
+    repeat_interval: Duration | None = None
+    escalation: str | None = None
+    continue_: bool = Field(False, alias="continue")
+    routes: list["Route"] = Field(default_factory=list)
+
+
+class EscalationStep(_Model):
+    after: Duration = Field(description="Wait since the previous step (or since the incident opened).")
+    channels: list[str] = Field(min_length=1)
+
+
+class EscalationPolicy(_Model):
+    steps: list[EscalationStep] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, le=100, description="Run the whole list this many more times.")
+    severities: list[Severity] = Field(default_factory=list, description="Default policy for these severities.")
+
+
+class InhibitRule(_Model):
+    source_matchers: Matchers
+    target_matchers: Matchers
+    equal: list[str] = Field(default_factory=list)
+
+
+class SilenceSpec(_Model):
+    matchers: Matchers = Field(min_length=1)
+    starts_at: datetime | None = None
+    ends_at: datetime
+    created_by: str = "config"
+    comment: str = ""
+
+
+class FlapSettings(_Model):
+    window: Duration = 600.0
+    transitions: int = Field(4, ge=2, description="State changes within the window that mark an alert flapping.")
+    hold: Duration = Field(600.0, description="Quiet time before a flapping alert notifies again.")
+
+
+class OutboxSettings(_Model):
+    backoff_base: Duration = 2.0
+    backoff_max: Duration = 300.0
+    give_up_after: Duration = 86400.0
+    lease: Duration = Field(60.0, description="A row being sent by a worker that died is retried after this.")
+    redispatch_after: Duration = Field(30.0, description="A due row whose task was lost is handed out again after this.")
+
+
+class AlertingConfig(_Model):
+    rules: list[Rule] = Field(default_factory=list)
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    route: Route = Field(default_factory=Route)
+    escalation_policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    silences: list[SilenceSpec] = Field(default_factory=list)
+    flap: FlapSettings = Field(default_factory=FlapSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    template_dir: Path | None = Field(None, description="Templates here override the built-in ones.")
+    public_url: str = Field("http://127.0.0.1:8080", description="Base of acknowledge links.")
+    ack_link_max_age: Duration = 7 * 86400.0
+
+
+def field_path(prefix: str, loc: tuple) -> str:
+    """`alerting.rules[2].for`, written like the rest of the config file's errors."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(file)"
+
+
+def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
+    return [(field_path(prefix, err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+
+
+def _route_refs(route: Route, path: str, cfg: AlertingConfig, errors: list) -> None:
+    for i, name in enumerate(route.channels):
+        if name not in cfg.channels:
+            errors.append((f"{path}.channels[{i}]", f"unknown channel {name!r}"))
+    if route.escalation and route.escalation not in cfg.escalation_policies:
+        errors.append((f"{path}.escalation", f"unknown escalation policy {route.escalation!r}"))
+    for i, child in enumerate(route.routes):
+        _route_refs(child, f"{path}.routes[{i}]", cfg, errors)
+
+
+def cross_reference_errors(cfg: AlertingConfig, prefix: str = "alerting") -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(cfg.rules):
+        if rule.name in seen:
+            errors.append((f"{prefix}.rules[{i}].name",
+                           f"duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])"))
+        seen.setdefault(rule.name, i)
+    _route_refs(cfg.route, f"{prefix}.route", cfg, errors)
+    for name, policy in cfg.escalation_policies.items():
+        for si, step in enumerate(policy.steps):
+            for ci, ch in enumerate(step.channels):
+                if ch not in cfg.channels:
+                    errors.append((f"{prefix}.escalation_policies.{name}.steps[{si}].channels[{ci}]",
+                                   f"unknown channel {ch!r}"))
+    return errors
+
+
+def _checked(cfg: AlertingConfig) -> AlertingConfig:
+    errors = cross_reference_errors(cfg, prefix="")
+    if errors:
+        raise ValueError("; ".join(f"{path.lstrip('.')}: {msg}" for path, msg in errors))
+    return cfg
+
+
+# The field type for the config file's `alerting:` section: references checked too.
+AlertingSection = Annotated[AlertingConfig, AfterValidator(_checked)]
+
+
+def load_alerting_config(data: Any, prefix: str = "alerting") -> AlertingConfig:
+    if isinstance(data, AlertingConfig):
+        cfg = data
+    else:
+        try:
+            cfg = AlertingConfig.model_validate(data or {})
+        except ValidationError as exc:
+            raise ConfigError(validation_errors(exc, prefix)) from None
+    errors = cross_reference_errors(cfg, prefix)
+    if errors:
+        raise ConfigError(errors)
+    return cfg
+
+
+def load_rule(data: Any, prefix: str = "rule") -> ThresholdRule | EventRule:
+    """One rule from the API body, errors named by field."""
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(Rule).validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_errors(exc, prefix), "rule") from None

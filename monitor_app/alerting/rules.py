@@ -1,0 +1,190 @@
+"""Rule evaluation: events and metric samples in, signals out.
+
+A signal says "this label set is (or is no longer) in violation"; `state.apply` turns it
+into alert lifecycle changes. Evaluation reads only; it never writes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor_app.alerting.config import RISKS, SEVERITIES, EventRule, ThresholdRule, load_rule
+from monitor_app.alerting.fingerprint import fingerprint
+from monitor_app.alerting.matchers import all_match
+from monitor_app.store.models.alerting import AlertRuleRow
+from monitor_app.store.models.core import Asset, Event
+from monitor_app.store.models.metrics import MetricSample
+
+_annotations = SandboxedEnvironment(autoescape=False)
+
+
+@dataclass
+class Signal:
+    rule: ThresholdRule | EventRule
+    labels: dict[str, str]
+    firing: bool
+    at: datetime
+    value: float | None = None
+    asset_id: int | None = None
+    event_id: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+    def annotations(self) -> dict[str, str]:
+        out = {}
+        for key, text in self.rule.annotations.items():
+            try:
+                out[key] = _annotations.from_string(text).render(labels=self.labels, value=self.value, **self.context)
+            except Exception as exc:  # a broken user template must not stop alerting
+                out[key] = f"{text} (template error: {exc})"
+        if "summary" not in out:
+            out["summary"] = self.context.get("default_summary", self.rule.name)
+        return out
+
+
+def asset_labels(asset: Asset | None) -> dict[str, str]:
+    if asset is None:
+        return {}
+    labels = {str(k): str(v) for k, v in (asset.labels or {}).items() if not isinstance(v, (dict, list))}
+    labels.update(asset=asset.name, asset_id=str(asset.id), asset_kind=asset.kind)
+    if asset.engine:
+        labels["engine"] = asset.engine
+    return labels
+
+
+def base_labels(rule, asset: Asset | None) -> dict[str, str]:
+    return {**asset_labels(asset), **rule.labels, "alertname": rule.name, "severity": rule.severity}
+
+
+def asset_selected(rule, asset: Asset | None) -> bool:
+    if rule.asset and (asset is None or asset.name != rule.asset):
+        return False
+    return not rule.match or all_match(rule.match, asset_labels(asset))
+
+
+def load_rules(session: Session, config_rules: Iterable) -> list[ThresholdRule | EventRule]:
+    """Config rules, then enabled API rules whose names do not clash with config ones."""
+    rules = [r for r in config_rules if r.enabled]
+    names = {r.name for r in config_rules}
+    for row in session.scalars(select(AlertRuleRow).where(AlertRuleRow.enabled.is_(True)).order_by(AlertRuleRow.id)):
+        if row.name not in names:
+            rules.append(load_rule(row.definition))
+    return rules
+
+
+# -- event rules ---------------------------------------------------------------------------
+
+def _event_risk(payload: dict) -> int:
+    # Schema change events carry `max_risk`; other sources may give `risk` or per-change risks.
+    risks = [payload.get("risk"), payload.get("max_risk")] + [
+        c.get("risk") for c in payload.get("changes") or [] if isinstance(c, dict)]
+    ranks = [RISKS.index(r) for r in risks if r in RISKS]
+    return max(ranks) if ranks else -1
+
+
+def _payload_matches(rule: EventRule, payload: dict) -> bool:
+    for key, want in rule.payload_match.items():
+        have = payload
+        for part in key.split("."):
+            have = have.get(part) if isinstance(have, dict) else None
+        if have != want and str(have) != str(want):
+            return False
+    return True
+
+
+def _globs(patterns: list[str], value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def event_signal(rule: EventRule, event: Event, asset: Asset | None) -> Signal | None:
+    if not asset_selected(rule, asset):
+        return None
+    payload = event.payload or {}
+    labels = base_labels(rule, asset)
+    for key in rule.label_from_payload:
+        labels[key] = str(payload.get(key, ""))
+    context = {"event": {"type": event.type, "severity": event.severity, "summary": event.summary,
+                         "payload": payload, "id": event.id},
+               "asset": asset.name if asset else None, "default_summary": event.summary or rule.name}
+    if _globs(rule.event_types, event.type):
+        if rule.min_event_severity and SEVERITIES.index(event.severity) < SEVERITIES.index(rule.min_event_severity):
+            return None
+        if rule.min_risk and _event_risk(payload) < RISKS.index(rule.min_risk):
+            return None
+        if not _payload_matches(rule, payload):
+            return None
+        return Signal(rule, labels, True, event.detected_at, asset_id=event.asset_id, event_id=event.id,
+                      context=context)
+    if rule.resolve_on and _globs(rule.resolve_on, event.type):
+        return Signal(rule, labels, False, event.detected_at, asset_id=event.asset_id, event_id=event.id,
+                      context=context)
+    return None
+
+
+def events_signals(session: Session, rules: list, event_ids: list[int]) -> list[Signal]:
+    event_rules = [r for r in rules if isinstance(r, EventRule)]
+    if not event_rules or not event_ids:
+        return []
+    events = session.scalars(select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)).all()
+    asset_ids = {e.asset_id for e in events if e.asset_id is not None}
+    assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_(asset_ids)))} if asset_ids else {}
+    signals = []
+    for event in events:
+        for rule in event_rules:
+            signal = event_signal(rule, event, assets.get(event.asset_id))
+            if signal is not None:
+                signals.append(signal)
+    return signals
+
+
+# -- threshold rules -----------------------------------------------------------------------
+
+def threshold_signals(session: Session, rule: ThresholdRule, now: datetime,
+                      assets: dict[int, Asset]) -> list[Signal]:
+    """One signal per series (asset + sample labels) with a fresh sample; the latest sample decides."""
+    rows = session.execute(
+        select(MetricSample.asset_id, MetricSample.labels, MetricSample.value, MetricSample.at)
+        .where(MetricSample.name == rule.metric, MetricSample.at > now - timedelta(seconds=rule.stale_after),
+               MetricSample.at <= now)
+        .order_by(MetricSample.at, MetricSample.id)
+    ).all()
+    latest: dict[tuple, tuple] = {}
+    for asset_id, labels, value, at in rows:
+        latest[(asset_id, json.dumps(labels or {}, sort_keys=True))] = (asset_id, labels or {}, value, at)
+    signals = []
+    for asset_id, sample_labels, value, at in latest.values():
+        asset = assets.get(asset_id) if asset_id is not None else None
+        if asset_id is not None and asset is None:
+            continue  # asset deleted or gone
+        if not asset_selected(rule, asset):
+            continue
+        if rule.sample_match and not all_match(rule.sample_match, sample_labels):
+            continue
+        labels = {**{str(k): str(v) for k, v in sample_labels.items()}, **base_labels(rule, asset)}
+        summary = f"{rule.metric} {rule.op} {rule.value:g} on {asset.name if asset else 'host'} (now {value:g})"
+        signals.append(Signal(rule, labels, rule.breached(value), at, value=value, asset_id=asset_id,
+                              context={"asset": asset.name if asset else None, "metric": rule.metric,
+                                       "threshold": rule.value, "default_summary": summary}))
+    return signals
+
+
+def metric_signals(session: Session, rules: list, now: datetime) -> list[Signal]:
+    threshold_rules = [r for r in rules if isinstance(r, ThresholdRule)]
+    if not threshold_rules:
+        return []
+    assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.status != "gone"))}
+    signals = []
+    for rule in threshold_rules:
+        signals.extend(threshold_signals(session, rule, now, assets))
+    return signals
