@@ -4,37 +4,30 @@ from __future__ import annotations
 
 from monitor_app.alerting import schedule as alerting_schedule
 from monitor_app.settings import Settings
+from monitor_app.task_queues import queue_for
+
+SCHEMA_CHECK_INTERVAL = 30.0
+CONFIG_SYNC_INTERVAL = 300.0
+PRUNE_INTERVAL = 3600.0
+
+
+def _every(task: str, seconds: float, *, expires: bool = True) -> dict:
+    # An entry that expires with its interval is dropped, not queued twice, while workers are busy.
+    options = {"queue": queue_for(task)}
+    if expires:
+        options["expires"] = seconds
+    return {"task": task, "schedule": seconds, "options": options}
 
 
 def entries(settings: Settings) -> dict:
     return {
-        "host-sample": {
-            "task": "metrics.host_sample",
-            "schedule": settings.host_sample_interval,
-            "options": {"queue": "metrics", "expires": settings.host_sample_interval},
-        },
-        "reachability": {
-            "task": "assets.check_reachability",
-            "schedule": settings.reachability_interval,
-            "options": {"queue": "discovery", "expires": settings.reachability_interval},
-        },
-        "containers-reconcile": {"task": "containers.reconcile", "schedule": settings.containers_reconcile_interval, "options": {"queue": "discovery", "expires": settings.containers_reconcile_interval}},
-        "containers-probe": {"task": "containers.probe", "schedule": settings.reachability_interval, "options": {"queue": "discovery", "expires": settings.reachability_interval}},
-        "sync-config": {
-            "task": "assets.sync_config",
-            "schedule": 300.0,
-            "options": {"queue": "discovery"},
-        },
-        "redeliver-lost-tasks": {
-            "task": "maintenance.redeliver",
-            "schedule": settings.redeliver_interval,
-            "options": {"queue": "maintenance", "expires": settings.redeliver_interval},
-        },
-        "schema-checks": {"task": "schema.check_due", "schedule": 30.0, "options": {"queue": "schema", "expires": 30.0}},
-        "prune-old-data": {
-            "task": "maintenance.prune",
-            "schedule": 3600.0,
-            "options": {"queue": "maintenance"},
-        },
+        "host-sample": _every("metrics.host_sample", settings.host_sample_interval),
+        "reachability": _every("assets.check_reachability", settings.reachability_interval),
+        "containers-reconcile": _every("containers.reconcile", settings.containers_reconcile_interval),
+        "containers-probe": _every("containers.probe", settings.reachability_interval),
+        "sync-config": _every("assets.sync_config", CONFIG_SYNC_INTERVAL, expires=False),
+        "redeliver-lost-tasks": _every("maintenance.redeliver", settings.redeliver_interval),
+        "schema-checks": _every("schema.check_due", SCHEMA_CHECK_INTERVAL),
+        "prune-old-data": _every("maintenance.prune", PRUNE_INTERVAL, expires=False),
         **alerting_schedule.entries(settings),
     }
