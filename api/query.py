@@ -49,6 +49,7 @@ def paginate(session, query, order_by, args, serialize) -> dict:
     from sqlalchemy import func, select
 
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(order_by).offset((args.page - 1) * args.per_page)
+    order = order_by if isinstance(order_by, tuple) else (order_by,)
+    rows = session.scalars(query.order_by(*order).offset((args.page - 1) * args.per_page)
                            .limit(args.per_page)).all()
     return page_of(total, [serialize(r) for r in rows], args.page, args.per_page)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from flask_restx import Namespace, Resource, abort
+from flask_restx import Namespace, Resource
 from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
+from api.lookups import asset_or_404
 from api.query import paginate, paged_parser
 from api.serializers import asset_dict
 from monitor_app.store.models import Asset
@@ -39,7 +40,4 @@ class AssetItem(Resource):
     def get(self, asset_id: int):
         """One asset with its last probe details."""
         with runtime().store.session() as s:
-            asset = s.get(Asset, asset_id)
-            if asset is None:
-                abort(404, f"no asset {asset_id}")
-            return asset_dict(asset)
+            return asset_dict(asset_or_404(s, asset_id))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask_restx import Namespace, Resource, abort, inputs
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import page_of, paged_parser
+from api.lookups import asset_or_404
+from api.query import paginate, paged_parser
 from api.serializers import asset_dict, event_dict, iso
-from monitor_app.store.models import Asset, Event
+from monitor_app.store.models import Event
 from monitor_app.store.models.containers import ContainerState
 
 ns = Namespace("containers", description="Docker containers: discovery inventory and lifecycle events")
@@ -54,10 +55,7 @@ class ContainerList(Resource):
         if not args.include_gone:
             query = query.where(ContainerState.status != "gone")
         with runtime().store.session() as s:
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(ContainerState.name).offset((args.page - 1) * args.per_page)
-                             .limit(args.per_page)).all()
-            return page_of(total, [container_dict(r) for r in rows], args.page, args.per_page)
+            return paginate(s, query, ContainerState.name, args, container_dict)
 
 
 @ns.route("/<string:container_id>")
@@ -83,9 +81,7 @@ class AssetContainers(Resource):
     def get(self, asset_id: int):
         """An asset with every container that has backed it (recreated containers keep the asset)."""
         with runtime().store.session() as s:
-            asset = s.get(Asset, asset_id)
-            if asset is None:
-                abort(404, f"no asset {asset_id}")
+            asset = asset_or_404(s, asset_id)
             rows = s.scalars(select(ContainerState).where(ContainerState.asset_id == asset_id)
                              .order_by(ContainerState.first_seen_at.desc())).all()
             return {"asset": asset_dict(asset), "containers": [container_dict(r, full=True) for r in rows]}
@@ -106,9 +102,5 @@ class AssetLifecycle(Resource):
             query = query.where(Event.type.like("container.%") | Event.type.like("service.%")
                                 | Event.type.like("tls.%") | Event.type.like("asset.%"))
         with runtime().store.session() as s:
-            if s.get(Asset, asset_id) is None:
-                abort(404, f"no asset {asset_id}")
-            total = s.scalar(select(func.count()).select_from(query.subquery()))
-            rows = s.scalars(query.order_by(Event.observed_at.desc(), Event.id.desc())
-                             .offset((args.page - 1) * args.per_page).limit(args.per_page)).all()
-            return page_of(total, [event_dict(e) for e in rows], args.page, args.per_page)
+            asset_or_404(s, asset_id)
+            return paginate(s, query, (Event.observed_at.desc(), Event.id.desc()), args, event_dict)

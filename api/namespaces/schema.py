@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 
 from api.auth import require_role
 from api.context import runtime
+from api.lookups import asset_or_404
 from api.query import bounded_int, page_of, paginate, paged_parser, timestamp
 from api.serializers import iso
 from monitor_app.errors import NotFound
 from monitor_app.schema.history import diff_versions, latest_snapshot
 from monitor_app.schema.risk import RISKS
-from monitor_app.store.models import Asset
 from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet, SchemaSnapshot
 
 ns = Namespace("schema", description="Schema snapshots, change history and diffs")
@@ -48,20 +48,13 @@ def change_set_dict(cs: SchemaChangeSet) -> dict:
             "context": cs.context}
 
 
-def _asset_or_404(session, asset_id: int) -> Asset:
-    asset = session.get(Asset, asset_id)
-    if asset is None:
-        abort(404, f"no asset {asset_id}")
-    return asset
-
-
 @ns.route("/assets/<int:asset_id>/current")
 class CurrentSchema(Resource):
     @require_role("viewer")
     def get(self, asset_id: int):
         """The latest stored snapshot of an asset's schema."""
         with runtime().store.session() as s:
-            _asset_or_404(s, asset_id)
+            asset_or_404(s, asset_id)
             snap = latest_snapshot(s, asset_id)
             if snap is None:
                 abort(404, f"asset {asset_id} has no schema snapshot yet")
@@ -78,7 +71,7 @@ class SchemaHistory(Resource):
         """Versions of an asset's schema, newest first, each with the change set that made it."""
         args = history_args.parse_args()
         with runtime().store.session() as s:
-            _asset_or_404(s, asset_id)
+            asset_or_404(s, asset_id)
             total = s.scalar(select(func.count()).where(SchemaSnapshot.asset_id == asset_id))
             rows = s.execute(
                 select(SchemaSnapshot.version, SchemaSnapshot.taken_at, SchemaSnapshot.object_count,
@@ -102,7 +95,7 @@ class SchemaDiff(Resource):
         """Change records between two stored versions (?from=1&to=5), as `dbmon schema diff` prints them."""
         args = diff_args.parse_args()
         with runtime().store.session() as s:
-            _asset_or_404(s, asset_id)
+            asset_or_404(s, asset_id)
             try:
                 changes = diff_versions(s, asset_id, args.from_version, args.to_version)
             except NotFound as exc:

@@ -7,7 +7,6 @@ are picked up and removed ones are let go.
 from __future__ import annotations
 
 import logging
-import threading
 
 from sqlalchemy import select
 
@@ -15,17 +14,17 @@ from monitor_app.assets import password_for
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.schema.listener import Batch, SchemaListener
 from monitor_app.store.models import Asset
+from workers.watch_sources.refreshing import RefreshingSource
 
 log = logging.getLogger("dbmon.watcher.pg_notify")
-REFRESH_SECONDS = 30.0
 
 
-class PgNotifySource:
+class PgNotifySource(RefreshingSource):
+    thread_name = "pg-notify-source"
+
     def __init__(self, runtime, emit):
-        self.runtime, self.emit = runtime, emit
+        super().__init__(runtime, emit)
         self.listeners: dict[int, tuple[str, SchemaListener]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def wanted(cls, runtime) -> bool:
@@ -33,19 +32,7 @@ class PgNotifySource:
         return settings.event_triggers or any(a.event_trigger for a in settings.assets.values())
 
     def start(self) -> None:
-        self.refresh()
-        self._thread = threading.Thread(target=self._loop, name="pg-notify-source", daemon=True)
-        self._thread.start()
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(REFRESH_SECONDS):
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001 - keep the current listeners; try again next round
-                log.exception("refreshing the PostgreSQL assets to listen on failed")
+        self.start_refreshing()
 
     def wanted_assets(self) -> dict[int, str]:
         settings = self.runtime.config.schema_checks
@@ -73,9 +60,7 @@ class PgNotifySource:
         return handle
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stop_refreshing()
         for _, listener in self.listeners.values():
             listener.stop()
         self.listeners.clear()
-        if self._thread:
-            self._thread.join(timeout=5)

@@ -17,39 +17,27 @@ from watchdog.observers import Observer
 from monitor_app.errors import DbmonError
 from monitor_app.schema.sqlite_snapshot import schema_version
 from monitor_app.store.models import Asset
+from workers.watch_sources.refreshing import RefreshingSource
 
 log = logging.getLogger("dbmon.watcher.sqlite_schema")
-REFRESH_SECONDS = 30.0
 SUFFIXES = ("", "-wal", "-journal")
 
 
-class SqliteSchemaSource(FileSystemEventHandler):
+class SqliteSchemaSource(RefreshingSource, FileSystemEventHandler):
+    thread_name = "sqlite-schema-source"
+
     def __init__(self, runtime, emit):
-        self.runtime, self.emit = runtime, emit
+        super().__init__(runtime, emit)
         self.files: dict[str, int] = {}  # resolved db path -> asset id
         self.versions: dict[str, int | None] = {}
         self._observer: Observer | None = None
         self._watched_dirs: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._observer = Observer()
         self._observer.start()
-        self.refresh()
-        self._thread = threading.Thread(target=self._loop, name="sqlite-schema-source", daemon=True)
-        self._thread.start()
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(REFRESH_SECONDS):
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001
-                log.exception("refreshing the SQLite assets to watch failed")
+        self.start_refreshing()
 
     def refresh(self) -> None:
         with self.runtime.store.session() as s:
@@ -98,9 +86,7 @@ class SqliteSchemaSource(FileSystemEventHandler):
             return
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stop_refreshing()
         if self._observer:
             self._observer.stop()
             self._observer.join(timeout=5)
-        if self._thread:
-            self._thread.join(timeout=5)
