@@ -178,8 +178,11 @@ def upsert(session: Session, record: ContainerRecord, ident: Identification, *, 
                          summary=f"{record.name} is back (container {record.short_id})",
                          payload={"container_id": record.id, "previous_container_id": old.get("container_id")},
                          dedupe_key=f"docker:revived:{record.id}")
-        if record.status != "running" and old.get("endpoints") and not details["endpoints"]:
-            # A stopped container loses its port bindings; keep probing where it last served, to report it down.
+        # A stopping container loses its port bindings and sockets while inspect may still say "running",
+        # and with its process gone a host-network one would fall back to EXPOSE, which can name another
+        # server on the host: keep probing where it last served, to report it down.
+        guessed = record.network_mode == "host" and not record.proc_readable
+        if old.get("endpoints") and (not details["endpoints"] or guessed):
             details["endpoints"] = old["endpoints"]
             connection = _connection(details, credential)
         result.changed = [k for k in WATCHED if old.get(k) != details.get(k)]
