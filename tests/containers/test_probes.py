@@ -10,7 +10,7 @@ import pytest
 
 from monitor_app.containers.probes import fetch_certificate, tcp_probe, tls_findings
 from tests.containers.certs import make_cert
-from tests.services import free_port, pg_admin_connect, port_open
+from tests.services import free_port, missing, pg_admin_connect, port_open
 
 
 class TlsServer:
@@ -86,7 +86,7 @@ def test_a_service_without_tls_has_no_certificate():
 
 def test_it_negotiates_tls_with_postgresql_through_sslrequest():
     if not port_open("127.0.0.1", 5432):
-        pytest.skip("no PostgreSQL on 5432")
+        missing("PostgreSQL on 127.0.0.1:5432")
     cert = fetch_certificate("127.0.0.1", 5432, "postgresql", 3)
     plain = fetch_certificate("127.0.0.1", 5432, "redis", 3)
     assert plain is None  # PostgreSQL never speaks TLS without the SSLRequest first
