@@ -76,6 +76,8 @@ def test_pg_hba_trust_and_world_open_rules():
              hba(2, "host", "127.0.0.1", "255.255.255.255", "trust"),
              hba(3, "host", "10.0.0.0", "255.0.0.0", "trust"),
              hba(4, "hostssl", "0.0.0.0", "0.0.0.0", "scram-sha-256"),
+             hba(7, "host", "::", "::", "md5"),
+             hba(8, "host", "::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "trust"),
              hba(5, "host", "all", None, "reject"),
              hba(6, "host", "db.example.org", None, "trust")]
     result = evaluate(facts(hba_rules=rules), RELEASES, NOW)
@@ -84,7 +86,8 @@ def test_pg_hba_trust_and_world_open_rules():
     assert by_id["hba_trust_remote"].severity == "critical"
     assert "line 3" in by_id["hba_trust_remote"].detail and "line 6" in by_id["hba_trust_remote"].detail
     assert "line 1" in by_id["hba_trust_local"].detail and "line 2" in by_id["hba_trust_local"].detail
-    assert "line 4" in by_id["hba_open_to_all_addresses"].detail
+    assert "line 4" in by_id["hba_open_to_all_addresses"].detail and "line 7" in by_id["hba_open_to_all_addresses"].detail
+    assert "line 8" in by_id["hba_trust_local"].detail
 
 
 @pytest.mark.parametrize("listen, ssl, expected", [
