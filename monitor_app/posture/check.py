@@ -71,6 +71,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def run_check(rt, asset_id: int) -> dict:
+    releases = release_list(rt.settings)  # a broken list fails the run before anything is recorded
     with rt.store.session() as s:
         asset = s.get(Asset, asset_id)
         if asset is None or asset.status == "gone" or not checkable(asset.engine, asset.connection):
@@ -78,7 +79,6 @@ def run_check(rt, asset_id: int) -> dict:
         name, connection = asset.name, dict(asset.connection)
         password = password_for(asset, rt.credentials)
         _state(s, asset_id).attempted_at = utcnow()
-    releases = release_list(rt.settings)
     try:
         facts = _collect(connection, password, rt.settings.probe_timeout)
     except DbmonError as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import psycopg2
 import pytest
 from sqlalchemy import select
 
 from monitor_app.apikeys import create_key
-from monitor_app.errors import DbmonError
+from monitor_app.errors import ConfigError, DbmonError
 from monitor_app.posture.check import due_assets, run_check
 from monitor_app.scan_kinds import SCAN_KINDS
 from monitor_app.store.models import Event
@@ -114,3 +117,41 @@ def test_the_api_shows_current_findings_to_viewers(store, tmp_path, pg_database)
     assert any(f["asset_id"] == asset_id and f["id"] == "public_schema_create" for f in listing["items"])
     assert client.get("/api/v1/posture/findings?severity=bogus", headers=key).status_code == 400
     assert client.get("/api/v1/posture/assets/999999", headers=key).status_code == 404
+
+
+def test_a_severity_change_is_said_as_resolved_then_opened(store, tmp_path, exposed_cluster):
+    rt = make_runtime(store, tmp_path)
+    asset_id = add_asset(store, name="exposed", engine="postgresql", connection=exposed_cluster.connection())
+    first = run_check(rt, asset_id)
+    assert "data_directory_permissions" in first["opened"]
+    before = len(events(store, asset_id))
+    os.chmod(exposed_cluster.data, 0o757)
+    try:
+        result = run_check(rt, asset_id)
+    finally:
+        os.chmod(exposed_cluster.data, 0o755)
+    new = events(store, asset_id)[before:]
+    assert [(e.type, e.severity, e.payload["finding"]) for e in new] == [
+        ("posture.finding_resolved", "info", "data_directory_permissions"),
+        ("posture.finding_opened", "critical", "data_directory_permissions")]
+    assert new[0].payload["reason"] == "severity now critical" and "0757" in new[1].payload["detail"]
+    assert result["opened"] == ["data_directory_permissions"] and result["resolved"] == []
+
+
+def test_the_release_list_setting_is_used_and_named_in_the_event(store, tmp_path, exposed_cluster):
+    major, minor = divmod(exposed_cluster.server_version_num(), 10000)
+    newer = tmp_path / "releases.json"
+    newer.write_text(json.dumps({"as_of": "2026-11-30", "branches": {str(major): {
+        "latest": f"{major}.{minor + 3}", "released": "2026-11-30", "end_of_life": "2099-01-01"}}}))
+    rt = make_runtime(store, tmp_path)
+    rt.settings = rt.settings.model_copy(update={"posture_release_list": newer})
+    asset_id = add_asset(store, name="exposed", engine="postgresql", connection=exposed_cluster.connection())
+    result = run_check(rt, asset_id)
+    assert "minor_release_behind" in result["opened"] and result["release_list"]["as_of"] == "2026-11-30"
+    (event,) = [e for e in events(store, asset_id) if e.payload["finding"] == "minor_release_behind"]
+    assert event.payload["release_list_as_of"] == "2026-11-30" and "release list of 2026-11-30" in event.payload["detail"]
+
+    rt.settings = rt.settings.model_copy(update={"posture_release_list": tmp_path / "missing.json"})
+    with pytest.raises(ConfigError) as info:
+        run_check(rt, asset_id)
+    assert info.value.permanent and "missing.json" in info.value.message
