@@ -155,3 +155,13 @@ def test_the_release_list_setting_is_used_and_named_in_the_event(store, tmp_path
     with pytest.raises(ConfigError) as info:
         run_check(rt, asset_id)
     assert info.value.permanent and "missing.json" in info.value.message
+
+
+def test_beat_looks_for_due_checks_at_most_every_five_minutes(tmp_path):
+    from beat_schedule import entries
+    from monitor_app.settings import load_settings
+
+    daily = entries(load_settings(_env_file=None, data_dir=tmp_path))["posture-checks"]
+    assert daily["task"] == "posture.check_due" and daily["schedule"] == 300 and daily["options"]["queue"] == "schema"
+    fast = entries(load_settings(_env_file=None, data_dir=tmp_path, posture_interval=30))["posture-checks"]
+    assert fast["schedule"] == 30
