@@ -61,6 +61,9 @@ def _collect(connection: dict, password: str | None, timeout: float) -> dict:
         return collect(conn, same_host=is_local_host(connection.get("host")))
     except psycopg2.Error as exc:
         raise DbmonError(f"reading the catalogue failed: {_first_line(exc)}") from None
+    except (TypeError, ValueError):
+        # Something speaking the protocol without PostgreSQL's settings: retrying will not help.
+        raise DbmonError("the server did not report a PostgreSQL version (server_version_num)", permanent=True) from None
     finally:
         conn.close()
 
