@@ -9,6 +9,7 @@ from monitor_app.task_queues import queue_for
 SCHEMA_CHECK_INTERVAL = 30.0
 CONFIG_SYNC_INTERVAL = 300.0
 PRUNE_INTERVAL = 3600.0
+POSTURE_SWEEP_INTERVAL = 300.0  # how often due posture checks are looked for; each asset's own interval is a setting
 
 
 def _every(task: str, seconds: float, *, expires: bool = True) -> dict:
@@ -29,5 +30,6 @@ def entries(settings: Settings) -> dict:
         "redeliver-lost-tasks": _every("maintenance.redeliver", settings.redeliver_interval),
         "schema-checks": _every("schema.check_due", SCHEMA_CHECK_INTERVAL),
         "prune-old-data": _every("maintenance.prune", PRUNE_INTERVAL, expires=False),
+        "posture-checks": _every("posture.check_due", min(POSTURE_SWEEP_INTERVAL, settings.posture_interval)),
         **alerting_schedule.entries(settings),
     }

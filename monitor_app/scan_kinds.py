@@ -25,4 +25,6 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "discovery": ScanKind("containers.reconcile", "discovery", "none", "list and inspect Docker containers, register databases"),
     "config": ScanKind("assets.sync_config", "discovery", "none", "load assets from the config file"),
     "schema": ScanKind("schema.check", "schema", "required", "snapshot a database schema and report changes"),
+    "posture": ScanKind("posture.check", "schema", "optional",
+                        "check PostgreSQL security posture (pg_hba, ssl, roles, version...) and report changes"),
 }

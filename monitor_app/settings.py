@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     alert_metrics_interval: float = Field(15.0, gt=0, description="Threshold rules are evaluated this often.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
     metrics_retention_days: int = Field(90, ge=1)
+    posture_interval: float = Field(86400.0, gt=0, description="Seconds between security posture checks of each PostgreSQL asset.")
+    posture_release_list: Path | None = Field(None, description="JSON list of the latest PostgreSQL minor per branch; default: the dated list shipped with dbmon.")
 
     @field_validator("database_url", "broker_url")
     @classmethod

@@ -6,6 +6,7 @@ _PREFIX_QUEUE = {
     "assets": "discovery",
     "containers": "discovery",
     "schema": "schema",
+    "posture": "schema",  # posture reads monitored catalogues, like schema checks
     "files": "files",
     "metrics": "metrics",
     "alerts": "alerts",

@@ -15,6 +15,7 @@ TASK_MODULES = [
     "workers.tasks.containers",
     "workers.tasks.schema",
     "workers.tasks.alerting",
+    "workers.tasks.posture",
 ]
 
 

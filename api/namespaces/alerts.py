@@ -223,9 +223,11 @@ class SilenceItem(Resource):
 class RuleList(Resource):
     @require_role("viewer")
     def get(self):
-        """Rules from the config file and rules added through the API."""
+        """Rules from the config file, built-in default rules, and rules added through the API."""
         rt = runtime()
-        config_rules = [{**r.model_dump(mode="json", by_alias=True), "source": "config"} for r in rt.config.alerting.rules]
+        builtin = rt.config.alerting.builtin_rule_names()
+        config_rules = [{**r.model_dump(mode="json", by_alias=True), "source": "default" if r.name in builtin else "config"}
+                        for r in rt.config.alerting.rules]
         with rt.store.session() as s:
             api_rules = [{**row.definition, "enabled": row.enabled, "source": "api", "created_by": row.created_by}
                          for row in s.scalars(select(AlertRuleRow).order_by(AlertRuleRow.id))]

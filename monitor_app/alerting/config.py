@@ -14,9 +14,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, WrapValidator, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
                       field_validator)
+from pydantic import PrivateAttr, TypeAdapter, model_validator
 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from monitor_app.alerting.default_rules import builtin_definitions
 from monitor_app.alerting.matchers import parse_matchers
 from monitor_app.errors import ConfigError
 
@@ -216,6 +218,50 @@ class OutboxSettings(_Model):
     redispatch_after: Duration = Field(30.0, description="A due row whose task was lost is handed out again after this.")
 
 
+def _builtin_name(name: str) -> str:
+    if name not in builtin_definitions():
+        raise ValueError(f"no built-in rule named {name!r} (built-in: {', '.join(builtin_definitions())})")
+    return name
+
+
+def _overridden(overrides: dict[str, dict]) -> dict[str, dict]:
+    """Each override merged into its built-in definition and validated as a rule; errors carry
+    the override's path (`override.<Rule>.<field>`)."""
+    builtins, details = builtin_definitions(), []
+    for name, fields in overrides.items():
+        if name not in builtins:
+            details.append(InitErrorDetails(type=PydanticCustomError("unknown_rule", "no built-in rule named {name}",
+                                                                     {"name": repr(name)}), loc=(name,), input=name))
+        elif "name" in fields:
+            details.append(InitErrorDetails(type=PydanticCustomError(
+                "fixed_name", "the name of a built-in rule cannot be overridden; disable it and add your own rule"),
+                loc=(name, "name"), input=fields["name"]))
+        else:
+            try:
+                TypeAdapter(Rule).validate_python({**builtins[name], **fields})
+            except ValidationError as exc:
+                details += [InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"].removeprefix("Value error, ")),
+                                             loc=(name, *e["loc"]), input=e.get("input")) for e in exc.errors()]
+    if details:
+        raise ValidationError.from_exception_data("override", details)
+    return overrides
+
+
+class DefaultRules(_Model):
+    """The built-in rule pack (monitor_app/alerting/default_rules.yaml) and how this config changes it."""
+
+    enabled: bool = Field(True, description="false: none of the built-in rules.")
+    disable: list[Annotated[str, AfterValidator(_builtin_name)]] = Field(default_factory=list)
+    override: Annotated[dict[str, dict[str, Any]], WrapValidator(lambda v, h: _overridden(h(v)))] = Field(
+        default_factory=dict, description="Built-in rule name -> fields that replace the built-in ones.")
+
+    def rules(self) -> list:
+        if not self.enabled:
+            return []
+        return [TypeAdapter(Rule).validate_python({**definition, **self.override.get(name, {})})
+                for name, definition in builtin_definitions().items() if name not in self.disable]
+
+
 class AlertingConfig(_Model):
     rules: list[Rule] = Field(default_factory=list)
     channels: dict[str, Channel] = Field(default_factory=dict)
@@ -228,6 +274,21 @@ class AlertingConfig(_Model):
     template_dir: Path | None = Field(None, description="Templates here override the built-in ones.")
     public_url: str = Field("http://127.0.0.1:8080", description="Base of acknowledge links.")
     ack_link_max_age: Duration = 7 * 86400.0
+    default_rules: DefaultRules = Field(default_factory=DefaultRules)
+    _builtin_names: set[str] = PrivateAttr(default_factory=set)
+
+    @model_validator(mode="after")
+    def _merge_default_rules(self) -> "AlertingConfig":
+        # Built-ins go after the user's rules, so error paths like rules[1] still point into the file.
+        own = {r.name for r in self.rules}
+        added = [r for r in self.default_rules.rules() if r.name not in own]
+        self.rules = [*self.rules, *added]
+        self._builtin_names = {r.name for r in added}
+        return self
+
+    def builtin_rule_names(self) -> set[str]:
+        """Rules in `rules` that come from the built-in pack, not from the config file."""
+        return set(self._builtin_names)
 
 
 def field_path(prefix: str, loc: tuple) -> str:

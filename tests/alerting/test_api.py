@@ -119,7 +119,7 @@ def test_it_adds_api_rules_with_field_errors(api):
     clash = api.call("post", "/rules", role="admin", json={"name": "AssetDown", "kind": "event", "event_types": ["x"]})
     assert clash.status_code == 400
     names = [(r["name"], r["source"]) for r in api.call("get", "/rules").json["items"]]
-    assert names == [("AssetDown", "config"), ("lag", "api")]
+    assert names == [("AssetDown", "config"), ("PostureCriticalFinding", "default"), ("lag", "api")]
     assert api.call("delete", "/rules/lag", role="admin").status_code == 200
 
 
