@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +42,31 @@ class CredentialRule(_Strict):
         return self
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class LabelCredentials(_Strict):
+    """`dbmon.password_env` and friends on a container. Off by default: whoever can start a
+    container can set labels, and a label that names any variable would make dbmon read its own
+    environment and send it to an endpoint the container chose."""
+
+    enabled: bool = False
+    allowed_env: list[str] = Field(default_factory=list,
+                                   description="The only variables a label may name; never DBMON_*.")
+    sslmode: Literal["verify-ca", "verify-full"] = "verify-full"
+    sslrootcert: Path | None = Field(None, description="CA bundle the servers' certificates must chain to.")
+
+    @field_validator("allowed_env")
+    @classmethod
+    def _plain_names_not_dbmon(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if name.upper().startswith("DBMON_"):
+                raise ValueError(f"{name} is one of dbmon's own settings and cannot be handed to a container")
+        return names
+
+
 class FlappingConfig(_Strict):
     restarts: int = Field(3, ge=2, le=1000)
     minutes: float = Field(10.0, gt=0, le=1440)
@@ -53,6 +79,7 @@ class ContainersConfig(_Strict):
     flapping: FlappingConfig = Field(default_factory=FlappingConfig)
     tls_warn_days: list[int] = Field(default_factory=lambda: [30, 7, 1])
     credentials: list[CredentialRule] = Field(default_factory=list)
+    label_credentials: LabelCredentials = Field(default_factory=LabelCredentials)
 
     @field_validator("tls_warn_days")
     @classmethod
