@@ -34,6 +34,10 @@ class CredentialRule(_Strict):
     password_env: str | None = None
     password_file: Path | None = None
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    sslrootcert: Path | None = Field(None, description="CA bundle for verify-ca / verify-full.")
+    require_auth: Literal["scram-sha-256"] | None = Field(
+        None, description="Refuse servers asking for a cleartext or MD5 password (a rule matching on labels "
+                          "can be claimed by any container carrying them).")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "CredentialRule":

@@ -92,5 +92,6 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
                 raise ConfigError([(f"containers.credentials[{i}].password_file", f"cannot read: {exc.strerror}")],
                                   "containers") from None
         return Credential(user=rule.user, database=rule.database, sslmode=rule.sslmode, password=password,
-                          rule=f"containers.credentials[{i}]")
+                          rule=f"containers.credentials[{i}]", require_auth=rule.require_auth,
+                          sslrootcert=str(rule.sslrootcert) if rule.sslrootcert else None)
     return None

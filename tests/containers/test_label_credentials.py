@@ -120,3 +120,14 @@ def test_a_label_policy_that_would_hand_out_dbmon_s_settings_is_refused(section,
     with pytest.raises(ConfigError) as exc:
         _containers(section)
     assert exc.value.errors[0][0].startswith(field), exc.value.errors
+
+
+def test_a_config_rule_can_demand_scram_too(sqlite_store, docker_engine, runner, trap, master_key):
+    """A rule matching on labels can be claimed by any container that carries them."""
+    config = _containers({"credentials": [{"match": {"labels": {"team": "orders"}}, "password_env": "PG_LABEL_PW",
+                                           "require_auth": "scram-sha-256"}]})
+    out, asset, password, result = _discover_and_connect(sqlite_store, docker_engine, runner, trap, config,
+                                                         {"team": "orders"})
+    assert password is not None and asset.connection["require_auth"] == "scram-sha-256"
+    assert result is not None and not result.up and trap.startups  # it got as far as asking
+    assert trap.passwords == []
