@@ -125,3 +125,21 @@ def test_the_private_target_switch_is_a_boolean_named_in_errors():
     assert exc.value.errors[0][0] == "alerting.channels.ops.allow_private_targets", exc.value.errors
     cfg = load_alerting_config({"channels": {"ops": {"type": "webhook", "url": "https://hooks.example.org/x"}}})
     assert json.loads(cfg.channels["ops"].model_dump_json())["allow_private_targets"] is False
+
+
+@pytest.mark.parametrize("address,public", [
+    ("169.254.169.254", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+    ("100.64.0.1", False), ("127.0.0.1", False), ("0.0.0.0", False), ("::1", False), ("fe80::1", False),
+    ("fd00::1", False), ("::ffff:127.0.0.1", False), ("224.0.0.1", False), ("8.8.8.8", True),
+    ("2001:4860:4860::8888", True),
+])
+def test_addresses_are_classified_public_or_not(address, public):
+    from monitor_app.alerting.channels.egress import is_public
+
+    assert is_public(address) is public
+
+
+def test_the_cloud_metadata_address_is_refused_before_any_connection(store, make_engine):
+    engine = make_engine({"channels": {"ops": {"type": "webhook", "url": "http://169.254.169.254/latest/meta-data/"}}})
+    result = engine.deliver(engine.test_send("ops"))
+    assert result["outcome"] == "failed" and "169.254.169.254" in result["error"], result
