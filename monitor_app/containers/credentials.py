@@ -25,7 +25,6 @@ from monitor_app.containers.registry import Credential
 from monitor_app.errors import ConfigError
 
 HANDED_ENGINES = ("postgresql",)
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 LABEL_SSLMODES = ("verify-ca", "verify-full")
 LABEL_KEYS = ("dbmon.password_env", "dbmon.user", "dbmon.database", "dbmon.sslmode")
 # libpq refuses cleartext, MD5 and trust when told so; the option exists since libpq 16.
