@@ -13,7 +13,8 @@ pages = Blueprint("pages", __name__)
 def status_page():
     rt = runtime()
     with rt.store.session() as s:
-        if not rt.settings.public_status_page and authenticate(s, request.headers.get("X-API-Key")) is None:
+        signed_in = authenticate(s, request.headers.get("X-API-Key")) is not None
+        if not rt.settings.public_status_page and not signed_in:
             abort(401)
-        view = status_overview(s)
+        view = status_overview(s, detailed=signed_in or rt.settings.public_status_detail == "full")
         return render_template("status.html", **view)

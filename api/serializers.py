@@ -1,8 +1,16 @@
-"""Plain dicts out of store rows. Asset.secret is deliberately never read here."""
+"""Plain dicts out of store rows. Asset.secret is deliberately never read here, and label values
+on the deny-list (`DBMON_LABEL_DENYLIST`) are redacted wherever labels appear."""
 
 from __future__ import annotations
 
 from datetime import datetime
+
+from api.context import runtime
+from monitor_app.label_redaction import LabelRedactor
+
+
+def redact(value):
+    return LabelRedactor(runtime().settings.label_deny_patterns).within(value)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -10,21 +18,21 @@ def iso(value: datetime | None) -> str | None:
 
 
 def asset_dict(a) -> dict:
-    return {
+    return redact({
         "id": a.id, "kind": a.kind, "engine": a.engine, "name": a.name, "source": a.source,
         "external_id": a.external_id, "labels": a.labels, "connection": a.connection,
         "details": a.details, "status": a.status, "status_changed_at": iso(a.status_changed_at),
         "last_checked_at": iso(a.last_checked_at), "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at), "gone_at": iso(a.gone_at),
-    }
+    })
 
 
 def event_dict(e) -> dict:
-    return {
+    return redact({
         "id": e.id, "type": e.type, "severity": e.severity, "asset_id": e.asset_id,
         "summary": e.summary, "payload": e.payload, "observed_at": iso(e.observed_at),
         "detected_at": iso(e.detected_at),
-    }
+    })
 
 
 def run_dict(r) -> dict:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=1, le=65535)
     api_workers: int = Field(2, ge=1, le=64)
     public_status_page: bool = Field(True, description="Serve the status page without an API key.")
+    public_status_detail: Literal["status", "full"] = Field(
+        "status", description="What the status page shows without a key: status counts only, or assets and events.")
+    label_denylist: str = Field(
+        "*pass*,*secret*,*token*,*key*,*credential*,*auth*,dbmon.user,dbmon.database",
+        description="Comma-separated label name globs (case-insensitive) whose values the API redacts.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)
@@ -82,6 +87,10 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
         return (init_settings, env_settings, _FileSecretsSource(settings_cls), dotenv_settings)
+
+    @property
+    def label_deny_patterns(self) -> list[str]:
+        return [p.strip() for p in self.label_denylist.split(",") if p.strip()]
 
     @property
     def resolved_database_url(self) -> str:

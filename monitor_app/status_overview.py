@@ -19,11 +19,16 @@ def sparkline(values: list[float], width: int = 240, height: int = 40, top: floa
     return " ".join(f"{i * step:.1f},{height - min(v, top) / top * height:.1f}" for i, v in enumerate(values))
 
 
-def status_overview(session: Session, *, events: int = 25, points: int = 60) -> dict:
+def status_overview(session: Session, *, detailed: bool = True, events: int = 25, points: int = 60) -> dict:
+    """Without `detailed` (the public page by default) only the counts per status: asset names,
+    endpoints, event text and host figures tell an outsider what to attack and when."""
     assets = session.scalars(select(Asset).where(Asset.status != "gone").order_by(Asset.kind, Asset.name)).all()
     counts: dict[str, int] = {}
     for a in assets:
         counts[a.status] = counts.get(a.status, 0) + 1
+    overall = "down" if counts.get("down") else ("up" if counts.get("up") else "unknown")
+    if not detailed:
+        return {"assets": [], "counts": counts, "events": [], "charts": [], "overall": overall, "detailed": False}
     recent = session.scalars(select(Event).order_by(Event.id.desc()).limit(events)).all()
     charts = []
     for name, title in HOST_CHARTS:
@@ -32,5 +37,5 @@ def status_overview(session: Session, *, events: int = 25, points: int = 60) -> 
         values = [r.value for r in reversed(rows)]
         charts.append({"name": name, "title": title, "latest": values[-1] if values else None,
                        "points": sparkline(values, top=100.0), "count": len(values)})
-    overall = "down" if counts.get("down") else ("up" if counts.get("up") else "unknown")
-    return {"assets": assets, "counts": counts, "events": recent, "charts": charts, "overall": overall}
+    return {"assets": assets, "counts": counts, "events": recent, "charts": charts, "overall": overall,
+            "detailed": True}

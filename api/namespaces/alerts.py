@@ -12,15 +12,26 @@ from sqlalchemy import select
 from api.auth import require_role
 from api.context import actor, runtime
 from api.query import paged_parser, paginate, timestamp
+from api.serializers import redact
 from monitor_app import audit
 from monitor_app.alerting import ack_links
 from monitor_app.alerting.config import SEVERITIES, load_rule, parse_duration
 from monitor_app.alerting.service import dispatch_deliveries, engine_for
-from monitor_app.alerting.views import alert_dict, incident_dict, notification_dict, silence_dict
+from monitor_app.alerting import views
+from monitor_app.alerting.views import notification_dict, silence_dict
 from monitor_app.errors import ConfigError, DbmonError
 from monitor_app.store.base import utcnow
 from monitor_app.store.models.alerting import (Alert, AlertRuleRow, Incident, Notification, NotificationAttempt,
                                                Silence)
+
+
+def alert_dict(a) -> dict:
+    return redact(views.alert_dict(a))  # alert labels carry the asset's labels
+
+
+def incident_dict(i) -> dict:
+    return redact(views.incident_dict(i))
+
 
 ns = Namespace("alerts", description="Alerts, incidents, silences and notification delivery")
 

@@ -9,7 +9,7 @@ from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
 from api.query import paginate, paged_parser
-from api.serializers import asset_dict, event_dict, iso
+from api.serializers import asset_dict, event_dict, iso, redact
 from monitor_app.store.models import Event
 from monitor_app.store.models.containers import ContainerState
 
@@ -37,7 +37,7 @@ def container_dict(st: ContainerState, full: bool = False) -> dict:
     }
     if full:
         out["record"] = rec  # normalised: env variable names only, never values
-    return out
+    return redact(out)
 
 
 @ns.route("")

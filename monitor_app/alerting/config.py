@@ -123,14 +123,19 @@ class _ChannelBase(_Model):
     timeout: Duration = 10.0
 
 
-class WebhookChannel(_ChannelBase):
+class _HttpChannel(_ChannelBase):
+    allow_private_targets: bool = Field(False, description="Connect to loopback, private and link-local "
+                                                           "addresses (refused by default).")
+
+
+class WebhookChannel(_HttpChannel):
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
     secret: str | None = Field(None, description="HMAC-SHA256 key for the X-Dbmon-Signature header.")
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-class SlackChannel(_ChannelBase):
+class SlackChannel(_HttpChannel):
     type: Literal["slack"]
     webhook_url: str | None = Field(None, pattern=r"^https?://")
     base_url: str = Field("https://hooks.slack.com", pattern=r"^https?://")
@@ -158,7 +163,7 @@ class EmailChannel(_ChannelBase):
     ca_file: str | None = Field(None, description="CA bundle to trust for the server certificate.")
 
 
-class AppriseChannel(_ChannelBase):
+class AppriseChannel(_HttpChannel):
     type: Literal["apprise"]
     urls: list[str] = Field(min_length=1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -33,12 +34,41 @@ class CredentialRule(_Strict):
     password_env: str | None = None
     password_file: Path | None = None
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    sslrootcert: Path | None = Field(None, description="CA bundle for verify-ca / verify-full.")
+    require_auth: Literal["scram-sha-256"] | None = Field(
+        None, description="Refuse servers asking for a cleartext or MD5 password (a rule matching on labels "
+                          "can be claimed by any container carrying them).")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "CredentialRule":
         if self.password_env and self.password_file:
             raise ValueError("give only one of password_env, password_file")
         return self
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class LabelCredentials(_Strict):
+    """`dbmon.password_env` and friends on a container. Off by default: whoever can start a
+    container can set labels, and a label that names any variable would make dbmon read its own
+    environment and send it to an endpoint the container chose."""
+
+    enabled: bool = False
+    allowed_env: list[str] = Field(default_factory=list,
+                                   description="The only variables a label may name; never DBMON_*.")
+    sslmode: Literal["verify-ca", "verify-full"] = "verify-full"
+    sslrootcert: Path | None = Field(None, description="CA bundle the servers' certificates must chain to.")
+
+    @field_validator("allowed_env")
+    @classmethod
+    def _plain_names_not_dbmon(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if name.upper().startswith("DBMON_"):
+                raise ValueError(f"{name} is one of dbmon's own settings and cannot be handed to a container")
+        return names
 
 
 class FlappingConfig(_Strict):
@@ -53,6 +83,7 @@ class ContainersConfig(_Strict):
     flapping: FlappingConfig = Field(default_factory=FlappingConfig)
     tls_warn_days: list[int] = Field(default_factory=lambda: [30, 7, 1])
     credentials: list[CredentialRule] = Field(default_factory=list)
+    label_credentials: LabelCredentials = Field(default_factory=LabelCredentials)
 
     @field_validator("tls_warn_days")
     @classmethod

@@ -4,6 +4,11 @@ Two sources, first match wins: labels on the container (`dbmon.password_env=VAR`
 names an environment variable *of dbmon* holding the password; `dbmon.user`,
 `dbmon.database`, `dbmon.sslmode` complete it), then the config rules in order.
 The container's own environment is never read for values.
+
+Labels are written by whoever starts the container, so they count only when the config
+opts in (`containers.label_credentials`), may only name variables listed there, and
+their connections demand a verified certificate and SCRAM: a server that asks for the
+password in clear text, or cannot prove who it is, gets nothing.
 """
 
 from __future__ import annotations
@@ -11,14 +16,20 @@ from __future__ import annotations
 import os
 from fnmatch import fnmatchcase
 
-from monitor_app.containers.config import CredentialRule
+import psycopg2
+
+from monitor_app.containers.config import CredentialRule, LabelCredentials
 from monitor_app.containers.identify import Identification, image_path
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.containers.registry import Credential
 from monitor_app.errors import ConfigError
 
 HANDED_ENGINES = ("postgresql",)
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+LABEL_SSLMODES = ("verify-ca", "verify-full")
+LABEL_KEYS = ("dbmon.password_env", "dbmon.user", "dbmon.database", "dbmon.sslmode")
+# libpq refuses cleartext, MD5 and trust when told so; the option exists since libpq 16.
+REQUIRE_AUTH = "scram-sha-256"
+REQUIRE_AUTH_LIBPQ = 160000
 
 
 def matches(rule: CredentialRule, record: ContainerRecord) -> bool:
@@ -37,21 +48,36 @@ def _env(var: str, field: str) -> str:
     return value
 
 
-def resolve(record: ContainerRecord, ident: Identification, rules: list[CredentialRule]) -> Credential | None:
+def _from_labels(record: ContainerRecord, policy: LabelCredentials) -> Credential:
+    labels = record.labels
+
+    def refuse(label: str, problem: str) -> ConfigError:
+        return ConfigError([(f"{record.name}: label {label}", problem)], "containers")
+
+    sslmode = labels.get("dbmon.sslmode", policy.sslmode)
+    if sslmode not in LABEL_SSLMODES:
+        raise refuse("dbmon.sslmode", f"must be one of {', '.join(LABEL_SSLMODES)} for label credentials")
+    var = labels.get("dbmon.password_env")
+    if var and (var not in policy.allowed_env or var.upper().startswith("DBMON_")):
+        raise refuse("dbmon.password_env", f"{var} is not listed in containers.label_credentials.allowed_env")
+    if psycopg2.__libpq_version__ < REQUIRE_AUTH_LIBPQ:
+        raise refuse("dbmon.password_env", f"libpq {psycopg2.__libpq_version__} cannot require SCRAM "
+                                           "authentication (needs 16 or later)")
+    return Credential(user=labels.get("dbmon.user", "postgres"), database=labels.get("dbmon.database", "postgres"),
+                      sslmode=sslmode, password=_env(var, f"{record.name}: label dbmon.password_env") if var else None,
+                      rule="labels", require_auth=REQUIRE_AUTH,
+                      sslrootcert=str(policy.sslrootcert) if policy.sslrootcert else None)
+
+
+def resolve(record: ContainerRecord, ident: Identification, rules: list[CredentialRule],
+            label_policy: LabelCredentials | None = None) -> Credential | None:
     """Credentials for a PostgreSQL container, or None. Raises ConfigError naming the label or rule
-    when one applies but its password cannot be read (the asset is still registered, without them)."""
+    when one applies but its password cannot be read or is not allowed (the asset is still
+    registered, without them). Credential labels are ignored unless `label_policy` enables them."""
     if not ident.is_database or ident.engine not in HANDED_ENGINES:
         return None
-    labels = record.labels
-    if labels.get("dbmon.password_env") or labels.get("dbmon.user"):
-        sslmode = labels.get("dbmon.sslmode", "prefer")
-        if sslmode not in SSLMODES:
-            raise ConfigError([(f"{record.name}: label dbmon.sslmode", f"must be one of {', '.join(SSLMODES)}")],
-                              "containers")
-        var = labels.get("dbmon.password_env")
-        return Credential(user=labels.get("dbmon.user", "postgres"), database=labels.get("dbmon.database", "postgres"),
-                          sslmode=sslmode, password=_env(var, f"{record.name}: label dbmon.password_env") if var else None,
-                          rule="labels")
+    if label_policy is not None and label_policy.enabled and any(record.labels.get(k) for k in LABEL_KEYS):
+        return _from_labels(record, label_policy)
     for i, rule in enumerate(rules):
         if not matches(rule, record):
             continue
@@ -65,5 +91,6 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
                 raise ConfigError([(f"containers.credentials[{i}].password_file", f"cannot read: {exc.strerror}")],
                                   "containers") from None
         return Credential(user=rule.user, database=rule.database, sslmode=rule.sslmode, password=password,
-                          rule=f"containers.credentials[{i}]")
+                          rule=f"containers.credentials[{i}]", require_auth=rule.require_auth,
+                          sslrootcert=str(rule.sslrootcert) if rule.sslrootcert else None)
     return None

@@ -53,7 +53,7 @@ def _register(session: Session, record: ContainerRecord, config: ContainersConfi
     ident = identify(record)
     credential = None
     try:
-        credential = creds.resolve(record, ident, config.credentials)
+        credential = creds.resolve(record, ident, config.credentials, config.label_credentials)
     except ConfigError as exc:
         out.errors.append(str(exc))
     result = registry.upsert(session, record, ident, box=box, credential=credential)

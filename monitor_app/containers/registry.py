@@ -44,6 +44,8 @@ class Credential:
     sslmode: str
     password: str | None
     rule: str  # which config rule or label supplied it, for the record
+    require_auth: str | None = None
+    sslrootcert: str | None = None
 
 
 @dataclass
@@ -123,6 +125,7 @@ def _connection(details: dict, credential: Credential | None) -> dict:
     conn = {"host": first["host"], "port": first["port"]} if first else {}
     if credential and first:
         conn.update(user=credential.user, database=credential.database, sslmode=credential.sslmode)
+        conn.update({k: v for k in ("require_auth", "sslrootcert") if (v := getattr(credential, k))})
     return conn
 
 
@@ -199,6 +202,8 @@ def upsert(session: Session, record: ContainerRecord, ident: Identification, *, 
             sealed_now = box.open(asset.secret).get("password") if asset.secret else None
             if sealed_now != credential.password:
                 asset.secret = box.seal({"password": credential.password})
+        elif credential is None or credential.password is None:
+            asset.secret = None  # withdrawn or refused: keep nothing that could be sent later
         if result.changed and not result.revived and old:
             record_event(session, type="asset.changed", asset_id=asset.id,
                          summary=f"{record.name} changed: {', '.join(result.changed)}",

@@ -31,7 +31,8 @@ ENGINES = ("postgresql", "sqlite")
 def postgres_dsn(connection: dict, password: str | None) -> str:
     params = {"host": connection.get("host"), "port": connection.get("port", 5432),
               "dbname": connection.get("database"), "user": connection.get("user"),
-              "password": password, "sslmode": connection.get("sslmode")}
+              "password": password, "sslmode": connection.get("sslmode"),
+              "require_auth": connection.get("require_auth"), "sslrootcert": connection.get("sslrootcert")}
     return make_dsn(**{k: v for k, v in params.items() if v is not None})
 
 

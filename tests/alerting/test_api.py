@@ -21,7 +21,7 @@ def api(store, tmp_path, webhook_peer):
 
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {
         "rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"], "severity": "page"}],
-        "channels": {"ops": {"type": "webhook", "url": webhook_peer.url()}},
+        "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": webhook_peer.url()}},
         "route": {"channels": ["ops"]},
         "escalation_policies": {"oncall": {"severities": ["page"], "steps": [{"after": "10m", "channels": ["ops"]}]}},
     }}))

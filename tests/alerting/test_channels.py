@@ -21,7 +21,7 @@ def fire_and_resolve(store, clock, engine) -> None:
 
 def test_it_posts_block_kit_to_a_configurable_slack_base_url(store, clock, make_engine, slack_peer):
     engine = make_engine({"rules": rules(), "route": {"channels": ["chat"]},
-                          "channels": {"chat": {"type": "slack", "base_url": slack_peer.url(""),
+                          "channels": {"chat": {"type": "slack", "allow_private_targets": True, "base_url": slack_peer.url(""),
                                                 "path": "/services/T000/B000/XXXX"}}})
     fire_and_resolve(store, clock, engine)
     firing, resolved = slack_peer.wait_for(2)
@@ -80,7 +80,7 @@ def test_it_refuses_to_send_mail_in_clear_text_when_tls_is_required(store, clock
 def test_it_sends_through_apprise_urls(store, clock, make_engine, webhook_peer):
     url = webhook_peer.url("/apprise").replace("http://", "json://")
     engine = make_engine({"rules": rules(), "route": {"channels": ["other"]},
-                          "channels": {"other": {"type": "apprise", "urls": [url]}}})
+                          "channels": {"other": {"type": "apprise", "allow_private_targets": True, "urls": [url]}}})
     fire_and_resolve(store, clock, engine)
     firing, resolved = webhook_peer.wait_for(2)
     assert firing.path == "/apprise"
@@ -93,7 +93,7 @@ def test_it_uses_a_user_template_in_place_of_the_built_in_one(store, clock, make
     (tmp_path / "tpl" / "webhook" / "payload.json.j2").write_text(
         '{"text": {{ (heading ~ " " ~ incident.title) | tojson }}, "key": {{ idempotency_key | tojson }}}')
     engine = make_engine({"rules": rules(), "route": {"channels": ["ops"]}, "template_dir": str(tmp_path / "tpl"),
-                          "channels": {"ops": {"type": "webhook", "url": webhook_peer.url()}}})
+                          "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": webhook_peer.url()}}})
     fire_and_resolve(store, clock, engine)
     assert webhook_peer.wait_for(1)[0].json() == {"text": "FIRING AssetDown on orders-db", "key": "incident:1:ops:firing"}
 
@@ -101,20 +101,20 @@ def test_it_uses_a_user_template_in_place_of_the_built_in_one(store, clock, make
 def test_it_fails_a_broken_user_template_permanently_with_its_name(store, clock, make_engine, webhook_peer, tmp_path):
     (tmp_path / "webhook").mkdir()
     (tmp_path / "webhook" / "payload.json.j2").write_text('{"text": {{ heading }')
-    engine = make_engine({"template_dir": str(tmp_path), "channels": {"ops": {"type": "webhook", "url": webhook_peer.url()}}})
+    engine = make_engine({"template_dir": str(tmp_path), "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": webhook_peer.url()}}})
     result = engine.deliver(engine.test_send("ops"))
     assert result["outcome"] == "failed" and "webhook/payload.json.j2" in result["error"]
 
 
 def test_it_sends_a_test_notification_to_a_channel(store, clock, make_engine, webhook_peer):
-    engine = make_engine({"channels": {"ops": {"type": "webhook", "url": webhook_peer.url()}}})
+    engine = make_engine({"channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": webhook_peer.url()}}})
     assert engine.deliver(engine.test_send("ops"))["outcome"] == "sent"
     body = webhook_peer.wait_for(1)[0].json()
     assert body["dbmon"]["kind"] == "test" and body["alerts"][0]["labels"]["alertname"] == "DbmonTestNotification"
 
 
 def test_it_retries_a_throttled_slack_endpoint_and_gives_up_on_a_gone_one(store, clock, make_engine, slack_peer):
-    engine = make_engine({"channels": {"chat": {"type": "slack", "webhook_url": slack_peer.url("/services/T/B/X")}}})
+    engine = make_engine({"channels": {"chat": {"type": "slack", "allow_private_targets": True, "webhook_url": slack_peer.url("/services/T/B/X")}}})
     slack_peer.mode, slack_peer.fail_status, slack_peer.retry_after = "fail", 429, "7"
     nid = engine.test_send("chat")
     assert engine.deliver(nid)["outcome"] == "retry"

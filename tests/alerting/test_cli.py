@@ -21,8 +21,8 @@ def cli(store, tmp_path, monkeypatch, webhook_peer):
 
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {
         "rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"]}],
-        "channels": {"ops": {"type": "webhook", "url": webhook_peer.url()},
-                     "dead": {"type": "webhook", "url": "http://127.0.0.1:9/nothing", "timeout": 1}},
+        "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": webhook_peer.url()},
+                     "dead": {"type": "webhook", "allow_private_targets": True, "url": "http://127.0.0.1:9/nothing", "timeout": 1}},
         "route": {"channels": ["ops"]}}}))
     for key, value in {"DATABASE_URL": store.url, "CONFIG_FILE": str(tmp_path / "dbmon.yaml"),
                        "DATA_DIR": str(tmp_path), "SECRET_KEY": "cli-test", "BROKER_URL": "filesystem://"}.items():

@@ -16,7 +16,7 @@ def config(url: str, **extra) -> dict:
             {"name": "SchemaChange", "kind": "event", "event_types": ["schema.changed"],
              "label_from_payload": ["object"], "resolve_on": ["schema.reverted"]},
         ],
-        "channels": {"ops": {"type": "webhook", "url": url}},
+        "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": url}},
         "route": {"channels": ["ops"], "group_by": ["asset"], "group_interval": "5s"},
         **extra,
     }

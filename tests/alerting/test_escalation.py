@@ -18,7 +18,7 @@ def config(ops_url: str, pager_url: str) -> dict:
     return {
         "rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"], "resolve_on": ["asset.up"],
                    "severity": "page"}],
-        "channels": {"ops": {"type": "webhook", "url": ops_url}, "pager": {"type": "webhook", "url": pager_url}},
+        "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": ops_url}, "pager": {"type": "webhook", "allow_private_targets": True, "url": pager_url}},
         "route": {"channels": ["ops"]},
         "escalation_policies": {"oncall": {"severities": ["page"], "repeat": 1, "steps": [
             {"after": "2s", "channels": ["pager"]}, {"after": "3s", "channels": ["ops", "pager"]}]}},

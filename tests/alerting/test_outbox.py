@@ -19,7 +19,7 @@ from tests.alerting.helpers import add_asset, add_event, drain
 
 def config(url: str, **channel) -> dict:
     return {"rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"]}],
-            "channels": {"ops": {"type": "webhook", "url": url, "timeout": 0.5, **channel}},
+            "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": url, "timeout": 0.5, **channel}},
             "route": {"channels": ["ops"]}, "outbox": {"backoff_base": "2s", "backoff_max": "60s"}}
 
 

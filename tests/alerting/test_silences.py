@@ -13,7 +13,7 @@ from tests.alerting.helpers import add_asset, add_event, drain
 
 def config(url: str, **extra) -> dict:
     return {"rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"]}],
-            "channels": {"ops": {"type": "webhook", "url": url}}, "route": {"channels": ["ops"]}, **extra}
+            "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": url}}, "route": {"channels": ["ops"]}, **extra}
 
 
 def test_it_mirrors_config_silences_once_and_mutes_matching_alerts(store, clock, make_engine, webhook_peer):

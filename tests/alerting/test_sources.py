@@ -26,7 +26,7 @@ def inline_runtime(store, tmp_path, webhook_peer):
                    "min_risk": "high", "severity": "critical"},
                   {"name": "DiskAlmostFull", "kind": "threshold", "metric": "host.disk_percent", "op": ">=",
                    "value": 0, "sample_match": ["path=~/.*"]}],
-        "channels": {"ops": {"type": "webhook", "url": webhook_peer.url()}},
+        "channels": {"ops": {"type": "webhook", "allow_private_targets": True, "url": webhook_peer.url()}},
         "route": {"channels": ["ops"]}}}))
     settings = load_settings(data_dir=tmp_path, database_url=store.url, config_file=tmp_path / "dbmon.yaml",
                              secret_key="k")

@@ -35,17 +35,43 @@ def test_the_first_matching_rule_supplies_user_database_and_password(monkeypatch
     assert resolve(*pg(labels={"team": "other"}), rs) is None
 
 
-def test_labels_name_an_environment_variable_of_dbmon(monkeypatch):
+def label_policy(**kw):
+    return parse_config({"containers": {"label_credentials": {"enabled": True, **kw}}}).containers.label_credentials
+
+
+def test_labels_name_an_allowed_environment_variable_of_dbmon_and_demand_scram_over_verified_tls(monkeypatch):
     monkeypatch.setenv("PG_LABEL_PW", "from-label")
-    cred = resolve(*pg(labels={"dbmon.password_env": "PG_LABEL_PW", "dbmon.user": "mon", "dbmon.database": "app"}),
-                   [])
+    labels = {"dbmon.password_env": "PG_LABEL_PW", "dbmon.user": "mon", "dbmon.database": "app"}
+    cred = resolve(*pg(labels=labels), [], label_policy(allowed_env=["PG_LABEL_PW"], sslrootcert="/etc/ca.crt"))
     assert (cred.user, cred.database, cred.password, cred.rule) == ("mon", "app", "from-label", "labels")
+    assert (cred.sslmode, cred.require_auth, cred.sslrootcert) == ("verify-full", "scram-sha-256", "/etc/ca.crt")
+
+
+def test_credential_labels_are_ignored_unless_the_config_opts_in(monkeypatch):
+    monkeypatch.setenv("PG_LABEL_PW", "from-label")
+    labels = {"dbmon.password_env": "PG_LABEL_PW", "team": "orders"}
+    assert resolve(*pg(labels=labels), []) is None
+    assert resolve(*pg(labels=labels), [], parse_config({}).containers.label_credentials) is None
+    # the config's own rules still apply to such a container
+    cred = resolve(*pg(labels=labels), rules({"match": {"labels": {"team": "orders"}}, "user": "monitor"}))
+    assert (cred.user, cred.rule, cred.require_auth) == ("monitor", "containers.credentials[0]", None)
+
+
+@pytest.mark.parametrize("labels,field", [
+    ({"dbmon.password_env": "DBMON_SECRET_KEY"}, "pg-orders: label dbmon.password_env"),
+    ({"dbmon.password_env": "HOME"}, "pg-orders: label dbmon.password_env"),
+    ({"dbmon.user": "x", "dbmon.sslmode": "prefer"}, "pg-orders: label dbmon.sslmode"),
+])
+def test_an_opted_in_label_outside_the_policy_is_refused_naming_the_label(labels, field):
+    with pytest.raises(ConfigError) as exc:
+        resolve(*pg(labels=labels), [], label_policy(allowed_env=["PG_LABEL_PW"]))
+    assert exc.value.errors[0][0] == field
 
 
 def test_a_missing_password_names_the_label_or_rule(monkeypatch):
     monkeypatch.delenv("NOPE", raising=False)
     with pytest.raises(ConfigError) as exc:
-        resolve(*pg(labels={"dbmon.password_env": "NOPE"}), [])
+        resolve(*pg(labels={"dbmon.password_env": "NOPE"}), [], label_policy(allowed_env=["NOPE"]))
     assert exc.value.errors == [("pg-orders: label dbmon.password_env", "environment variable NOPE is not set")]
     with pytest.raises(ConfigError) as exc:
         resolve(*pg(), rules({"match": {"name": "*"}, "password_env": "NOPE"}))

@@ -1,5 +1,7 @@
 """The whole path with a real PostgreSQL (TLS on) inside a real container on the host network:
-the container starts -> discovered -> asset -> connected -> reachable, then stops -> down."""
+the container starts -> discovered -> asset -> connected -> reachable, then stops -> down.
+Credentials come from the container's labels, opted in by the config: the server accepts only
+SCRAM over TLS, with a certificate issued by a CA dbmon is told to trust."""
 
 from __future__ import annotations
 
@@ -9,16 +11,19 @@ import subprocess
 import tempfile
 import shutil
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
 from monitor_app.assets import password_for
+from monitor_app.config_file import parse_config
 from monitor_app.containers.discovery import refresh_asset
 from monitor_app.containers.service_status import apply, probe_endpoints
 from monitor_app.credentials import CredentialBox
 from monitor_app.reachability import apply_probe, can_probe, probe
 from monitor_app.store.models import Asset, Event
-from tests.containers.certs import make_cert
+from tests.containers.certs import make_ca, make_cert
 from tests.containers.conftest import pg_bin, wait_for
 from tests.containers.follow import Harness
 from tests.services import free_port, missing
@@ -26,9 +31,13 @@ from tests.services import free_port, missing
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
+PASSWORD = "full-path-pw"
+
+
 @pytest.fixture()
 def pg_data_dir():
-    """An initialised cluster owned by the postgres user, with a TLS certificate (5 days left)."""
+    """An initialised cluster owned by the postgres user that takes SCRAM over TLS only from
+    127.0.0.1, with a CA-issued certificate (5 days left)."""
     bindir = pg_bin()
     if bindir is None:
         missing("PostgreSQL server binaries under /usr/lib/postgresql")
@@ -39,20 +48,29 @@ def pg_data_dir():
     root = tempfile.mkdtemp(prefix="dbmon-pgdocker-")
     os.chmod(root, 0o755)
     os.chown(root, pg.pw_uid, pg.pw_gid)
-    subprocess.run([f"{bindir}/initdb", "-D", f"{root}/db", "-A", "trust", "-U", "postgres"], check=True,
+    pwfile = Path(root) / "pwfile"
+    pwfile.write_text(PASSWORD + "\n")
+    os.chown(pwfile, pg.pw_uid, pg.pw_gid)
+    subprocess.run([f"{bindir}/initdb", "-D", f"{root}/db", "-U", "postgres", f"--pwfile={pwfile}",
+                    "--auth-local=trust", "--auth-host=scram-sha-256"], check=True,
                    capture_output=True, user=pg.pw_uid, group=pg.pw_gid, cwd=root, timeout=120)
-    crt, key = make_cert(__import__("pathlib").Path(root), cn="pg-in-docker.test", days=5)
+    (Path(root) / "db" / "pg_hba.conf").write_text("local all all trust\n"
+                                                   "hostssl all all 127.0.0.1/32 scram-sha-256\n")
+    ca = make_ca(Path(root))
+    crt, key = make_cert(Path(root), cn="pg-in-docker.test", days=5, ca=ca)
     for f in (crt, key):
         os.chown(f, pg.pw_uid, pg.pw_gid)
-    yield bindir, root, pg.pw_uid
+    yield bindir, root, pg.pw_uid, str(ca[0])
     shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_store, docker_engine, runner,
-                                                                      containers_config, pg_data_dir, monkeypatch):
-    bindir, root, uid = pg_data_dir
+                                                                      pg_data_dir, monkeypatch):
+    bindir, root, uid, ca = pg_data_dir
     port = free_port()
-    monkeypatch.setenv("DBMON_TEST_PG_PASSWORD", "not-needed-with-trust")
+    monkeypatch.setenv("FULL_PATH_PG_PASSWORD", PASSWORD)
+    containers_config = parse_config({"containers": {"label_credentials": {
+        "enabled": True, "allowed_env": ["FULL_PATH_PG_PASSWORD"], "sslrootcert": ca}}}).containers
     box = CredentialBox("test-secret-key")
     h = Harness(sqlite_store, docker_engine, containers_config).start()
     try:
@@ -60,7 +78,7 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
         # A neutral image: nothing but the running process and its socket says "PostgreSQL".
         cid = runner.run("dbmct/base:1", "pg", network="host", user=f"{uid}:{uid}",
                          binds={**ro, root: {"bind": "/data", "mode": "rw"}},
-                         labels={"dbmon.password_env": "DBMON_TEST_PG_PASSWORD", "dbmon.user": "postgres"},
+                         labels={"dbmon.password_env": "FULL_PATH_PG_PASSWORD", "dbmon.user": "postgres"},
                          command=[f"{bindir}/postgres", "-D", "/data/db", "-p", str(port), "-k", "/data",
                                   "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on",
                                   "-c", "ssl_cert_file=/data/server.crt", "-c", "ssl_key_file=/data/server.key"])
@@ -95,22 +113,24 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
             a = s.get(Asset, asset_id)
             summary = apply(s, a, result, thresholds=[30, 7, 1], interval=30)
             assert a.connection == {"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres",
-                                    "sslmode": "prefer"}
+                                    "sslmode": "verify-full", "require_auth": "scram-sha-256", "sslrootcert": ca}
             tls = a.details["tls"][f"127.0.0.1:{port}"]
             assert tls["subject"] == "CN=pg-in-docker.test" and 4 < tls["days_left"] <= 5
             expiring = s.scalars(select(Event).where(Event.asset_id == asset_id, Event.type == "tls.expiring")).one()
             assert expiring.severity == "warning" and expiring.payload["threshold_days"] == 7
         assert summary["ports"][f"127.0.0.1:{port}"]["up"]
 
-        # Reachable: a real login with the handed-over credentials.
+        # Reachable: a real SCRAM login over verified TLS with the handed-over credentials.
         with sqlite_store.session() as s:
             a = s.get(Asset, asset_id)
-            a.secret = box.seal({"password": os.environ["DBMON_TEST_PG_PASSWORD"]})
+            assert password_for(a, box) == PASSWORD
             assert can_probe(a)
             outcome = probe(a, password_for(a, box), 5)
             assert outcome.up, outcome.error
             assert apply_probe(s, a, outcome, 30) == "up"
             assert outcome.server_version.split(".")[0] == bindir.split("/")[-2]
+            wrong = probe(a, "not-the-password", 5)
+            assert not wrong.up and "password authentication failed" in wrong.error, wrong.error
 
         # Stopped: planned die, the port goes down, and the login check says so.
         runner.client.api.stop(cid, timeout=5)

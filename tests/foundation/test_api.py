@@ -143,5 +143,5 @@ def test_the_status_page_shows_assets_and_events(api, store):
     with store.session() as s:
         sync_config_assets(s, parse_config({"assets": [{"name": "ledger-db", "engine": "sqlite",
                                                         "path": "/x.db"}]}), api.rt.credentials)
-    page = api.get("/").get_data(as_text=True)
+    page = api.get("/", headers=api.keys["viewer"]).get_data(as_text=True)
     assert "ledger-db" in page and "asset.registered" in page

@@ -31,10 +31,18 @@ def test_it_renders_assets_host_charts_and_events_in_a_browser(deployment, tmp_p
     [asset_id] = deployment.scan("assets.check_reachability").result["asset_ids"]
     wait_for(lambda: deployment.runtime.store and _status(deployment, asset_id) == "up", 30, what="asset up")
     deployment.start("api", "api", "--port", str(port))
+    from monitor_app.apikeys import create_key
+
+    with deployment.runtime.store.session() as s:
+        key = create_key(s, name="browser", role="viewer")[1]
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page()
+        public = browser.new_page()
+        wait_for(lambda: _try_goto(public, f"http://127.0.0.1:{port}/"), 30, interval=0.3, what="page served")
+        assert public.locator("#overall").inner_text().strip() == "All monitored assets reachable"
+        assert "billing-db" not in public.content() and public.locator("#events").count() == 0
+        page = browser.new_page(extra_http_headers={"X-API-Key": key})
         wait_for(lambda: _try_goto(page, f"http://127.0.0.1:{port}/"), 30, interval=0.3, what="page served")
         row = page.locator(f"#assets tr[data-asset-id='{asset_id}']")
         assert "billing-db" in row.inner_text() and "up" in row.locator(".status-up").inner_text()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from http import HTTPStatus
 
 import requests
 
+from monitor_app.alerting.channels import egress
 from monitor_app.errors import DbmonError
 
 USER_AGENT = "dbmon-alerting/1"
@@ -33,17 +35,36 @@ def retry_after_seconds(value: str | None) -> float | None:
             return None
 
 
-def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float) -> str:
-    """POST and classify the outcome: 2xx ok; 408, 429, 5xx and network errors retry; other 4xx are permanent."""
+def status_text(code: int) -> str:
+    """`HTTP 404 Not Found`: the standard phrase, never the peer's own reason text or body, which
+    would land in the notification log every viewer can read."""
     try:
-        response = requests.post(url, data=body, headers={"User-Agent": USER_AGENT, **headers}, timeout=timeout)
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float, *,
+              allow_private: bool = False) -> str:
+    """POST and classify the outcome: 2xx ok; 408, 429, 5xx and network errors retry; a redirect and
+    other 4xx are permanent. Redirects are not followed: a 307 would re-send the signed body and
+    headers to wherever it points, a 302 would fetch that URL."""
+    try:
+        with egress.session(allow_private) as http:
+            response = http.post(url, data=body, headers={"User-Agent": USER_AGENT, **headers}, timeout=timeout,
+                                 allow_redirects=False, stream=True)
+            response.close()
+    except egress.PrivateTargetRefused as exc:
+        raise DeliveryError(exc.message, permanent=True) from None
     except requests.Timeout:
         raise DeliveryError(f"timed out after {timeout:g}s") from None
     except requests.ConnectionError as exc:
         raise DeliveryError(f"connection failed: {exc.__class__.__name__}") from None
-    if 200 <= response.status_code < 300:
-        return f"HTTP {response.status_code}"
-    detail = f"HTTP {response.status_code}: {response.text[:200]}"
-    if response.status_code in (408, 429) or response.status_code >= 500:
-        raise DeliveryError(detail, retry_after=retry_after_seconds(response.headers.get("Retry-After")))
-    raise DeliveryError(detail, permanent=True)
+    code = response.status_code
+    if 200 <= code < 300:
+        return status_text(code)
+    if 300 <= code < 400:
+        raise DeliveryError(f"{status_text(code)}: redirect not followed", permanent=True)
+    if code in (408, 429) or code >= 500:
+        raise DeliveryError(status_text(code), retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+    raise DeliveryError(status_text(code), permanent=True)

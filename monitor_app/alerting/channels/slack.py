@@ -27,4 +27,5 @@ class SlackDriver:
     def send(self, renderer: TemplateRenderer, context: dict) -> str:
         body = self.render(renderer, context)
         return post_json(self.spec.url, body, {"Content-Type": "application/json",
-                                               "Idempotency-Key": context["idempotency_key"]}, self.spec.timeout)
+                                               "Idempotency-Key": context["idempotency_key"]}, self.spec.timeout,
+                         allow_private=self.spec.allow_private_targets)

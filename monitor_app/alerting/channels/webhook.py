@@ -41,4 +41,5 @@ class WebhookDriver:
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self.spec.secret, timestamp, body)
-        return post_json(self.spec.url, body, headers, self.spec.timeout)
+        return post_json(self.spec.url, body, headers, self.spec.timeout,
+                         allow_private=self.spec.allow_private_targets)
