@@ -92,6 +92,8 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
                 raise
     result = dict(outcome.as_dict(), asset_id=asset_id, source=context["source"])
     result["new_mismatches"] = mismatches
+    if trigger is not None:
+        result["trigger"] = trigger.action
     return result
 
 
