@@ -38,10 +38,10 @@ SIGNED_PREFIX = "v1."
 # NOTIFYed from another session is told apart (see `notifications`).
 FUNCTION_BODY = f"""
 DECLARE
-  identity text;
-  n integer := 0;
-  body text;
-  k bytea;
+  identity pg_catalog.text;
+  n pg_catalog.int4 := 0;
+  body pg_catalog.text;
+  k pg_catalog.bytea;
 BEGIN
   BEGIN
     IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
@@ -54,7 +54,7 @@ BEGIN
     body := pg_catalog.json_build_object(
       'tag', TG_TAG, 'event', TG_EVENT, 'object', pg_catalog.left(identity, 512), 'objects', n,
       'user', session_user, 'application_name', pg_catalog.current_setting('application_name', true),
-      'at', pg_catalog.clock_timestamp(), 'pid', pg_catalog.pg_backend_pid())::text;
+      'at', pg_catalog.clock_timestamp(), 'pid', pg_catalog.pg_backend_pid())::pg_catalog.text;
     SELECT key INTO k FROM {KEY_TABLE} LIMIT 1;
     IF k IS NOT NULL THEN
       body := '{SIGNED_PREFIX}' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(

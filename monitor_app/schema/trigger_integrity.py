@@ -26,6 +26,7 @@ class TriggerState:
     owner: str | None = None
     problems: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    body_sha256: str | None = None
 
     @property
     def intact(self) -> bool:
@@ -104,6 +105,8 @@ def inspect(conn) -> TriggerState:
     if not state.present:
         return state
     state.owner = schema[0]["owner"] if schema else None
+    if function:
+        state.body_sha256 = hashlib.sha256(function[0]["prosrc"].encode()).hexdigest()
     state.problems = _problems(schema, function, key, triggers, grants)
     return state
 

@@ -16,6 +16,11 @@ from monitor_app.events import record_event
 from monitor_app.schema import event_trigger, trigger_integrity
 
 TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"
+# The function body of releases before signed notifications, which had no key table: finding
+# exactly that, and nothing else amiss, is an upgrade to do, not a tampering to report.
+PREVIOUS_BODY_SHA256 = "47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d"
+PREVIOUS_RELEASE_GAPS = (f"function {event_trigger.FUNCTION}() body is not dbmon's",
+                         f"table {event_trigger.KEY_TABLE} is missing")
 
 
 @dataclass
@@ -31,8 +36,9 @@ def keep_trigger(conn, was_installed: bool) -> TriggerReport:
     state = trigger_integrity.inspect(conn)
     if state.intact:
         return TriggerReport(True, "verified")
+    upgrade = state.body_sha256 == PREVIOUS_BODY_SHA256 and set(state.problems) <= set(PREVIOUS_RELEASE_GAPS)
     # Something of ours is there but wrong, or what was installed is gone.
-    deviates = (state.present and bool(state.problems)) or was_installed
+    deviates = not upgrade and ((state.present and bool(state.problems)) or was_installed)
     problems = list(state.problems) or ["the schema event trigger is gone"]
     # A trigger that vanished entirely looks the same every time; only a present one has row versions to key on.
     fingerprint = state.fingerprint if state.present else None
@@ -54,7 +60,7 @@ def keep_trigger(conn, was_installed: bool) -> TriggerReport:
         conn.autocommit = True
     if deviates:
         return TriggerReport(True, "repaired", TAMPERED, problems, fingerprint)
-    return TriggerReport(True, "installed")
+    return TriggerReport(True, "upgraded" if upgrade else "installed")
 
 
 def record_trigger_event(session, asset_id: int, asset_name: str, report: TriggerReport) -> None:

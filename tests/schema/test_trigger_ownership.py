@@ -83,3 +83,18 @@ def test_a_clean_install_is_owned_by_the_installing_superuser_and_verified(owned
         owned.run("CREATE FUNCTION _dbmon.other() RETURNS int LANGUAGE sql AS 'SELECT 1'", user=owned.owner)
     owned.run("CREATE TABLE superuser_ddl (id integer)")
     assert not owned.owner_is_superuser()
+
+
+def test_the_trigger_function_names_every_function_operator_and_type_by_schema():
+    import re
+
+    body = event_trigger.FUNCTION_BODY
+    calls = re.findall(r"([\w.]+)\s*\(", body)
+    assert calls and all(c.startswith("pg_catalog.") or c in {"OPERATOR", "LIMIT"} for c in calls), calls
+    assert set(re.findall(r"OPERATOR\(([^)]+)\)", body)) == {"pg_catalog.=", "pg_catalog.||"}
+    assert not re.search(r"[^)]\s(=|\|\|)\s", body.replace(":=", "")), "an unqualified operator"
+    assert all(t.startswith("pg_catalog.") for t in re.findall(r"::([\w.]+)", body))
+    # The one object outside pg_catalog is dbmon's own key, named by schema.
+    assert set(re.findall(r"FROM\s+([\w.]+)", body)) == {"pg_catalog.pg_event_trigger_dropped_objects",
+                                                          "pg_catalog.pg_event_trigger_ddl_commands",
+                                                          event_trigger.KEY_TABLE}

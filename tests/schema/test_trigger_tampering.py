@@ -89,3 +89,42 @@ def test_an_untouched_trigger_is_verified_without_events(owned, sqlite_store, ar
     owned.run("CREATE TABLE t (id integer)")
     assert run_check(rt, asset_id, {"source": "manual"})["changed"]
     assert tampered_events(sqlite_store) == [] and intact(owned)
+
+
+# What releases before signed notifications installed, verbatim.
+PREVIOUS_RELEASE_SQL = """
+CREATE SCHEMA IF NOT EXISTS _dbmon;
+CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  identity text;
+  n integer := 0;
+BEGIN
+  BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+      SELECT min(object_identity), count(*) INTO identity, n FROM pg_event_trigger_dropped_objects();
+    ELSE
+      SELECT min(object_identity), count(*) INTO identity, n FROM pg_event_trigger_ddl_commands();
+    END IF;
+    PERFORM pg_notify('dbmon_schema', json_build_object(
+      'tag', TG_TAG, 'event', TG_EVENT, 'object', left(identity, 512), 'objects', n,
+      'user', session_user, 'application_name', current_setting('application_name', true),
+      'at', clock_timestamp())::text);
+  EXCEPTION WHEN OTHERS THEN
+    NULL;  -- a monitoring hook must never break the DDL it watches
+  END;
+END
+$fn$;
+REVOKE ALL ON SCHEMA _dbmon FROM PUBLIC;
+REVOKE ALL ON FUNCTION _dbmon.notify_schema_change() FROM PUBLIC;
+CREATE EVENT TRIGGER dbmon_schema_ddl_end ON ddl_command_end EXECUTE FUNCTION _dbmon.notify_schema_change();
+CREATE EVENT TRIGGER dbmon_schema_sql_drop ON sql_drop EXECUTE FUNCTION _dbmon.notify_schema_change();
+"""
+
+
+def test_the_previous_releases_trigger_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    event_trigger.uninstall(owned.url)
+    owned.run(PREVIOUS_RELEASE_SQL)
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
