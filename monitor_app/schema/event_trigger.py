@@ -121,12 +121,17 @@ def install(dsn_or_conn) -> None:
         conn.autocommit = False
         try:
             with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (FUNCTION,))  # one install at a time
                 foreign = trigger_integrity.foreign_objects(cur)
                 if foreign:
                     raise TriggerError("refusing to install the schema event trigger: " + "; ".join(foreign)
                                        + f". Whoever owns them could run code as the next superuser who runs "
                                          f"DDL; drop them (DROP SCHEMA {DBMON_SCHEMA} CASCADE) after checking "
                                          f"what they are", permanent=True)
+                # Dropping an event trigger fires none, and the DDL below must not run whatever the
+                # function has become; the transaction restores them if the install fails.
+                for name in TRIGGERS:
+                    cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DBMON_SCHEMA} AUTHORIZATION CURRENT_USER")
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (key bytea NOT NULL)")
                 cur.execute(f"INSERT INTO {KEY_TABLE} SELECT %s WHERE NOT EXISTS (SELECT 1 FROM {KEY_TABLE})",
@@ -134,7 +139,6 @@ def install(dsn_or_conn) -> None:
                 cur.execute(FUNCTION_SQL)
                 _revoke_grants(cur, trigger_integrity.foreign_grants(cur))
                 for name, event in TRIGGERS.items():
-                    cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
                     cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {FUNCTION}()")
                 problems = trigger_integrity.inspect(conn).problems
                 if problems:
