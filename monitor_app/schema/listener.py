@@ -43,8 +43,8 @@ def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
 class Batch:
     """What a burst of notifications told us; becomes the change set's context.
 
-    `users`, `application_names` and the times come only from notifications the trigger's
-    signature vouches for; what unverified ones claimed is kept apart, marked as such."""
+    Tags, objects, users, application names and times come only from notifications the
+    trigger's signature vouches for; what unverified ones claimed is kept apart, marked so."""
 
     notifications: int = 0
     verified: int = 0
@@ -52,6 +52,8 @@ class Batch:
     users: list[str] = field(default_factory=list)
     application_names: list[str] = field(default_factory=list)
     unverified_users: list[str] = field(default_factory=list)
+    unverified_tags: list[str] = field(default_factory=list)
+    unverified_objects: list[str] = field(default_factory=list)
     unverified_application_names: list[str] = field(default_factory=list)
     unverified_basis: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
@@ -62,14 +64,16 @@ class Batch:
     def add(self, received: Received) -> None:
         note = received.note
         self.notifications += 1
-        _keep(self.tags, note.tag)
-        _keep(self.objects, note.object, MAX_OBJECTS_KEPT)
         if not received.verified:
+            _keep(self.unverified_tags, note.tag)
+            _keep(self.unverified_objects, note.object, MAX_OBJECTS_KEPT)
             _keep(self.unverified_users, note.user)
             _keep(self.unverified_application_names, note.application_name)
             _keep(self.unverified_basis, received.basis)
             return
         self.verified += 1
+        _keep(self.tags, note.tag)
+        _keep(self.objects, note.object, MAX_OBJECTS_KEPT)
         _keep(self.users, note.user)
         _keep(self.application_names, note.application_name)
         if note.at is not None:
@@ -84,6 +88,7 @@ class Batch:
                 "attribution": {
                     "verified": self.notifications > 0 and unverified == 0,
                     "verified_notifications": self.verified, "unverified_notifications": unverified,
+                    "unverified_command_tags": self.unverified_tags, "unverified_objects": self.unverified_objects,
                     "unverified_users": self.unverified_users,
                     "unverified_application_names": self.unverified_application_names,
                     "unverified_because": self.unverified_basis}}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from monitor_app.schema.event_trigger import FUNCTION, FUNCTION_BODY, KEY_TABLE, SEARCH_PATH, TRIGGERS
 from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA
 
+MAX_LISTED = 10  # names come from whoever created the objects: keep messages short
 ENABLED = {"O": "enabled", "A": "always enabled", "R": "enabled only in replica sessions", "D": "disabled"}
 
 
@@ -50,7 +51,10 @@ def foreign_objects(cur) -> list[str]:
     rows = cur.fetchall()
     cur.execute("SELECT current_user")
     me = cur.fetchone()[0]
-    return [f"{what} is owned by {owner}, not by {me}" for what, owner in rows]
+    found = [f"{what} is owned by {owner}, not by {me}" for what, owner in rows[:MAX_LISTED]]
+    if len(rows) > MAX_LISTED:
+        found.append(f"and {len(rows) - MAX_LISTED} more")
+    return found
 
 
 def foreign_grants(cur) -> list[tuple[str, str, str]]:
@@ -150,6 +154,8 @@ def _problems(schema, function, key, triggers, grants) -> list[str]:
             problems.append(f"event trigger {name} does not call {FUNCTION}()")
         if trig["owner"] != owner:
             problems.append(f"event trigger {name} is owned by {trig['owner']}, not by {owner}")
-    problems.extend(f"{grantee} holds privileges on {kind.lower()} {obj}" for kind, obj, grantee in grants)
+    problems.extend(f"{grantee} holds privileges on {kind.lower()} {obj}" for kind, obj, grantee in grants[:MAX_LISTED])
+    if len(grants) > MAX_LISTED:
+        problems.append(f"and {len(grants) - MAX_LISTED} more holders of privileges")
     return problems
 

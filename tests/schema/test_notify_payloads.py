@@ -174,3 +174,15 @@ def test_a_forged_attribution_is_stored_and_served_as_unverified(listening, sqli
     history = client.get(f"/api/v1/schema/assets/{asset_id}/history", headers={"X-API-Key": key}).get_json()
     served = history["items"][0]["change_set"]["context"]["attribution"]
     assert served["verified"] is False and "deploy_bot" in served["unverified_users"]
+
+
+def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypatch):
+    from monitor_app.schema import listener as listener_module
+
+    db, mallory, listener, recorder = listening
+    monkeypatch.setattr(listener_module, "KEY_REREAD_SECONDS", 0.0)
+    event_trigger.uninstall(db.url)
+    event_trigger.install(db.url)
+    db.run("CREATE TABLE after_reinstall (id integer)")
+    context = recorder.wait_for(lambda b: "public.after_reinstall" in b.objects).as_context()
+    assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
