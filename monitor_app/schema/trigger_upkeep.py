@@ -55,7 +55,9 @@ def keep_trigger(conn, was_installed: bool) -> TriggerReport:
         dropped = event_trigger.disarm(conn)
         action = f"disarmed: dropped {', '.join(dropped)}" if dropped else "refused"
         kind = TAMPERED if was_installed or dropped else REFUSED
-        return TriggerReport(False, action, kind, [*state.problems, exc.message], fingerprint)
+        # Keyed on what is left, so the next check, finding the same, does not report it again.
+        left = trigger_integrity.inspect(conn).fingerprint
+        return TriggerReport(False, action, kind, [*state.problems, exc.message], left)
     finally:
         conn.autocommit = True
     if deviates:
@@ -71,4 +73,4 @@ def record_trigger_event(session, asset_id: int, asset_name: str, report: Trigge
     record_event(session, type=report.event, severity="critical", asset_id=asset_id,
                  summary=f"{asset_name}: schema event trigger {what}: {report.problems[0]}{more}; {report.action}",
                  payload={"problems": report.problems, "action": report.action, "installed": report.installed},
-                 dedupe_key=f"{report.event}:{asset_id}:{report.fingerprint}" if report.fingerprint else None)
+                 dedupe_key=f"schema.trigger:{asset_id}:{report.fingerprint}" if report.fingerprint else None)
