@@ -186,3 +186,22 @@ def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypa
     db.run("CREATE TABLE after_reinstall (id integer)")
     context = recorder.wait_for(lambda b: "public.after_reinstall" in b.objects).as_context()
     assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
+
+
+def test_a_listener_that_cannot_read_the_key_verifies_nothing(listening):
+    db, mallory, _, _ = listening
+    from urllib.parse import urlparse, urlunparse
+
+    parsed = urlparse(db.url)
+    as_mallory = urlunparse(parsed._replace(netloc=f"{mallory.role}@{parsed.hostname}:{parsed.port or 5432}"))
+    recorder = Recorder()
+    plain = SchemaListener(as_mallory, recorder, quiet=0.05, max_wait=0.3)
+    plain.start()
+    try:
+        assert plain.listening.wait(5)
+        db.run("CREATE TABLE seen_unverified (id integer)")
+        context = recorder.wait_for(lambda b: "public.seen_unverified" in b.unverified_objects).as_context()
+    finally:
+        plain.stop()
+    assert context["users"] == [] and context["attribution"]["unverified_users"] == ["postgres"]
+    assert context["attribution"]["unverified_because"] == ["signed, but dbmon's role cannot read the trigger's key"]
