@@ -16,9 +16,11 @@ refuses any `_dbmon` object it did not create itself, and checks the result befo
 from __future__ import annotations
 
 import secrets
+from contextlib import contextmanager
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import TRANSACTION_STATUS_INERROR
 
 from monitor_app.errors import DbmonError
 from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA, connect
@@ -76,6 +78,28 @@ class TriggerError(DbmonError):
     pass
 
 
+@contextmanager
+def pinned_search_path(conn):
+    """Run dbmon's own catalogue queries and DDL with only pg_catalog on the search_path.
+
+    A database owner can put `public` first for every session (ALTER DATABASE ... SET
+    search_path) and shadow catalogue functions and operators there; a superuser's unqualified
+    call would then run the owner's code. The session's own setting is restored afterwards,
+    since snapshot text (`regclass`, `format_type`) depends on it. Nested uses pin once."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW search_path")
+        already = cur.fetchone()[0] == SEARCH_PATH
+        if not already:
+            cur.execute(f"SET search_path = {SEARCH_PATH}")
+    try:
+        yield
+    finally:
+        failed = conn.closed or conn.info.transaction_status == TRANSACTION_STATUS_INERROR
+        if not already and not failed:
+            with conn.cursor() as cur:
+                cur.execute("RESET search_path")
+
+
 def is_superuser(conn) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -84,7 +108,7 @@ def is_superuser(conn) -> bool:
 
 
 def installed(conn) -> bool:
-    with conn.cursor() as cur:
+    with pinned_search_path(conn), conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY(%s) AND evtenabled <> 'D'",
                     (list(TRIGGERS),))
         return cur.fetchone()[0] == len(TRIGGERS)
@@ -111,51 +135,59 @@ def install(dsn_or_conn) -> None:
 
     Refuses, changing nothing, when a `_dbmon` object exists that the installing role does not
     own, and when the result does not verify."""
-    from monitor_app.schema import trigger_integrity
+    _with_conn(dsn_or_conn, _pinned(_install))
 
+
+def _pinned(fn):
     def run(conn):
         _outside_transaction(conn)
-        if not is_superuser(conn):
-            raise TriggerError("installing the schema event trigger needs a superuser; "
-                               "without one dbmon falls back to scheduled checks", permanent=True)
-        conn.autocommit = False
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (FUNCTION,))  # one install at a time
-                foreign = trigger_integrity.foreign_objects(cur)
-                if foreign:
-                    raise TriggerError("refusing to install the schema event trigger: " + "; ".join(foreign)
-                                       + f". Whoever owns them could run code as the next superuser who runs "
-                                         f"DDL; drop them (DROP SCHEMA {DBMON_SCHEMA} CASCADE) after checking "
-                                         f"what they are", permanent=True)
-                # Dropping an event trigger fires none, and the DDL below must not run whatever the
-                # function has become; the transaction restores them if the install fails.
-                for name in TRIGGERS:
-                    cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DBMON_SCHEMA} AUTHORIZATION CURRENT_USER")
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (key bytea NOT NULL)")
-                cur.execute(f"INSERT INTO {KEY_TABLE} SELECT %s WHERE NOT EXISTS (SELECT 1 FROM {KEY_TABLE})",
-                            (secrets.token_bytes(32),))
-                cur.execute(FUNCTION_SQL)
-                _revoke_grants(cur, trigger_integrity.foreign_grants(cur))
-                for name, event in TRIGGERS.items():
-                    cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {FUNCTION}()")
-                problems = trigger_integrity.inspect(conn).problems
-                if problems:
-                    raise TriggerError("the installed schema event trigger does not verify: " + "; ".join(problems),
-                                       permanent=True)
-            conn.commit()
-            conn.autocommit = True
-        except TriggerError:
-            conn.rollback()
-            conn.autocommit = True
-            raise
-        except psycopg2.Error as exc:
-            conn.rollback()
-            conn.autocommit = True
-            raise TriggerError(f"installing the schema event trigger failed: {str(exc).strip()}") from None
+        with pinned_search_path(conn):
+            return fn(conn)
+    return run
 
-    _with_conn(dsn_or_conn, run)
+
+def _install(conn) -> None:
+    from monitor_app.schema import trigger_integrity
+
+    if not is_superuser(conn):
+        raise TriggerError("installing the schema event trigger needs a superuser; "
+                           "without one dbmon falls back to scheduled checks", permanent=True)
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (FUNCTION,))  # one install at a time
+            foreign = trigger_integrity.foreign_objects(cur)
+            if foreign:
+                raise TriggerError("refusing to install the schema event trigger: " + "; ".join(foreign)
+                                   + f". Whoever owns them could run code as the next superuser who runs "
+                                     f"DDL; drop them (DROP SCHEMA {DBMON_SCHEMA} CASCADE) after checking "
+                                     f"what they are", permanent=True)
+            # Dropping an event trigger fires none, and the DDL below must not run whatever the
+            # function has become; the transaction restores them if the install fails.
+            for name in TRIGGERS:
+                cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DBMON_SCHEMA} AUTHORIZATION CURRENT_USER")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (key bytea NOT NULL)")
+            cur.execute(f"INSERT INTO {KEY_TABLE} SELECT %s WHERE NOT EXISTS (SELECT 1 FROM {KEY_TABLE})",
+                        (secrets.token_bytes(32),))
+            cur.execute(FUNCTION_SQL)
+            _revoke_grants(cur, trigger_integrity.foreign_grants(cur))
+            for name, event in TRIGGERS.items():
+                cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {FUNCTION}()")
+            problems = trigger_integrity.inspect(conn).problems
+            if problems:
+                raise TriggerError("the installed schema event trigger does not verify: " + "; ".join(problems),
+                                   permanent=True)
+        conn.commit()
+        conn.autocommit = True
+    except TriggerError:
+        conn.rollback()
+        conn.autocommit = True
+        raise
+    except psycopg2.Error as exc:
+        conn.rollback()
+        conn.autocommit = True
+        raise TriggerError(f"installing the schema event trigger failed: {str(exc).strip()}") from None
 
 
 def _revoke_grants(cur, grants: list[tuple[str, str, str]]) -> None:
@@ -169,7 +201,7 @@ def disarm(conn) -> list[str]:
     """Drop dbmon's event triggers (a superuser's job) so no DDL runs a function dbmon no longer trusts."""
     _outside_transaction(conn)
     dropped = []
-    with conn.cursor() as cur:
+    with pinned_search_path(conn), conn.cursor() as cur:
         for name in TRIGGERS:
             cur.execute("SELECT 1 FROM pg_event_trigger WHERE evtname = %s", (name,))
             if cur.fetchone():
@@ -203,4 +235,4 @@ def uninstall(dsn_or_conn) -> bool:
             conn.rollback()
             raise TriggerError(f"removing the schema event trigger failed: {str(exc).strip()}") from None
 
-    return _with_conn(dsn_or_conn, run)
+    return _with_conn(dsn_or_conn, _pinned(run))

@@ -13,7 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from monitor_app.schema.event_trigger import FUNCTION, FUNCTION_BODY, KEY_TABLE, SEARCH_PATH, TRIGGERS
+from monitor_app.schema.event_trigger import (FUNCTION, FUNCTION_BODY, KEY_TABLE, SEARCH_PATH, TRIGGERS,
+                                              pinned_search_path)
 from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA
 
 MAX_LISTED = 10  # names come from whoever created the objects: keep messages short
@@ -89,7 +90,7 @@ def _rows(cur, query: str, params) -> list[dict]:
 
 
 def inspect(conn) -> TriggerState:
-    with conn.cursor() as cur:
+    with pinned_search_path(conn), conn.cursor() as cur:
         schema = _rows(cur, "SELECT n.oid, pg_get_userbyid(n.nspowner) AS owner, r.rolsuper, n.xmin::text "
                             "FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = %s",
                        (DBMON_SCHEMA,))

@@ -33,6 +33,11 @@ class TriggerReport:
 
 
 def keep_trigger(conn, was_installed: bool) -> TriggerReport:
+    with event_trigger.pinned_search_path(conn):
+        return _keep_trigger(conn, was_installed)
+
+
+def _keep_trigger(conn, was_installed: bool) -> TriggerReport:
     state = trigger_integrity.inspect(conn)
     if state.intact:
         return TriggerReport(True, "verified")

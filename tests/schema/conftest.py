@@ -128,7 +128,8 @@ class OwnedDatabase:
             conn.close()
 
     def owner_is_superuser(self) -> bool:
-        return self.value(f"SELECT rolsuper FROM pg_roles WHERE rolname = '{self.owner}'")
+        # Spelled out in full: some tests let the owner shadow `=` for every session.
+        return self.value(f"SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) '{self.owner}'")
 
     def drop(self) -> None:
         admin = pg_admin_connect()
