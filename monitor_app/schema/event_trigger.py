@@ -88,16 +88,16 @@ def pinned_search_path(conn):
     since snapshot text (`regclass`, `format_type`) depends on it. Nested uses pin once."""
     with conn.cursor() as cur:
         cur.execute("SHOW search_path")
-        already = cur.fetchone()[0] == SEARCH_PATH
-        if not already:
+        before = cur.fetchone()[0]
+        if before != SEARCH_PATH:
             cur.execute(f"SET search_path = {SEARCH_PATH}")
     try:
         yield
     finally:
         failed = conn.closed or conn.info.transaction_status == TRANSACTION_STATUS_INERROR
-        if not already and not failed:
+        if before != SEARCH_PATH and not failed:
             with conn.cursor() as cur:
-                cur.execute("RESET search_path")
+                cur.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (before,))
 
 
 def is_superuser(conn) -> bool:
