@@ -24,8 +24,8 @@ from typing import Callable
 
 import psycopg2
 
-from monitor_app.schema import notifications
-from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE
+from monitor_app.schema import notifications, trigger_integrity
+from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, SEARCH_PATH
 from monitor_app.schema.notifications import Received, RejectedNotification
 
 log = logging.getLogger(__name__)
@@ -213,16 +213,29 @@ class SchemaListener:
             log.exception("%s: reporting the listener's state failed", self.name)
 
     def _read_key(self, conn) -> None:
-        """The trigger's signing key, where dbmon's role may read it; without it nothing verifies."""
-        self._key_read_at = time.monotonic()
+        """The trigger's signing key, read only from a verified install; without it nothing verifies.
+
+        Reading a relation can run code (a view calls functions as the reader), so the key is
+        read only after locking it against replacement and verifying that the whole install is
+        dbmon's, with only pg_catalog on the search_path."""
+        self._key_read_at, self._key = time.monotonic(), None
+        conn.autocommit = False
         try:
             with conn.cursor() as cur:
-                cur.execute(f"SELECT key FROM {KEY_TABLE} LIMIT 1")
-                row = cur.fetchone()
-            self._key = bytes(row[0]) if row else None
-        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.UndefinedTable,
-                psycopg2.errors.InvalidSchemaName):
-            self._key = None
+                cur.execute(f"SET LOCAL search_path = {SEARCH_PATH}")
+                cur.execute(f"LOCK TABLE {KEY_TABLE} IN ACCESS SHARE MODE")
+                if trigger_integrity.inspect(conn).intact:
+                    cur.execute(f"SELECT key FROM {KEY_TABLE} LIMIT 1")
+                    row = cur.fetchone()
+                    self._key = bytes(row[0]) if row else None
+            conn.rollback()
+        except psycopg2.OperationalError:
+            raise
+        except psycopg2.Error:  # no key table, no right to read it, or not a table
+            conn.rollback()
+        finally:
+            if not conn.closed:
+                conn.autocommit = True
 
     def _receive(self, conn, notify, now: float) -> None:
         try:

@@ -97,7 +97,7 @@ def inspect(conn) -> TriggerState:
         function = _rows(cur, "SELECT p.oid, pg_get_userbyid(p.proowner) AS owner, p.prosecdef, p.proconfig, "
                               "p.prosrc, l.lanname, p.xmin::text FROM pg_proc p JOIN pg_language l "
                               "ON l.oid = p.prolang WHERE p.oid = to_regprocedure(%s)", (FUNCTION + "()",))
-        key = _rows(cur, "SELECT pg_get_userbyid(c.relowner) AS owner, c.xmin::text FROM pg_class c "
+        key = _rows(cur, "SELECT pg_get_userbyid(c.relowner) AS owner, c.relkind, c.xmin::text FROM pg_class c "
                          "WHERE c.oid = to_regclass(%s)", (KEY_TABLE,))
         triggers = {r["evtname"]: r for r in _rows(
             cur, "SELECT evtname, evtevent, pg_get_userbyid(evtowner) AS owner, evtfoid, evtenabled, "
@@ -140,6 +140,8 @@ def _problems(schema, function, key, triggers, grants) -> list[str]:
         problems.append(f"table {KEY_TABLE} is missing")
     elif key[0]["owner"] != owner:
         problems.append(f"table {KEY_TABLE} is owned by {key[0]['owner']}, not by {owner}")
+    elif key[0]["relkind"] != "r":
+        problems.append(f"{KEY_TABLE} is not a plain table")
     for name, event in TRIGGERS.items():
         trig = triggers.get(name)
         if trig is None:

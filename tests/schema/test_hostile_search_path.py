@@ -54,3 +54,21 @@ def test_a_check_of_a_hostile_database_runs_none_of_the_owners_functions(owned, 
     assert run_check(rt, asset_id)["changed"]
     assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "verified"
     assert not owned.owner_is_superuser()
+
+
+def test_the_listener_reads_no_key_it_cannot_trust(owned):
+    """A squatted `_dbmon.notify_key` view would run its owner's code as dbmon's superuser."""
+    from monitor_app.schema.listener import SchemaListener
+
+    owned.run("CREATE SCHEMA _dbmon",
+              "CREATE FUNCTION public.evil_key() RETURNS bytea LANGUAGE plpgsql AS $$ BEGIN "
+              "IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN "
+              f"EXECUTE 'ALTER ROLE {owned.owner} SUPERUSER'; END IF; RETURN 'x'::bytea; END $$",
+              "CREATE VIEW _dbmon.notify_key AS SELECT public.evil_key() AS key", user=owned.owner)
+    listener = SchemaListener(owned.url, lambda batch: None)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+    finally:
+        listener.stop()
+    assert not owned.owner_is_superuser()
