@@ -2,8 +2,9 @@
 
 Scheduled checks read the cheap pre-check marker first and stop there when it is unchanged;
 checks started by a notification or a file event always snapshot (the marker would only
-confirm what the notification said). Where the config allows it and dbmon is superuser,
-the event trigger is installed on the way, so the next change is seen at once.
+confirm what the notification said). Where the config allows a trigger, every check verifies
+it (`trigger_upkeep`) and, where dbmon is superuser, installs or repairs it on the way, so the
+next change is seen at once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from monitor_app.assets import password_for
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event
-from monitor_app.schema import compatibility, event_trigger, postgres_snapshot, precheck, sqlite_snapshot
+from monitor_app.schema import compatibility, postgres_snapshot, precheck, sqlite_snapshot
 from monitor_app.schema.history import latest_snapshot, record_check
+from monitor_app.schema.trigger_upkeep import keep_trigger, record_trigger_event
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 from monitor_app.store.models.schema import SchemaWatchState
@@ -55,12 +57,13 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
         password = password_for(asset, rt.credentials)
         state = _state(s, asset_id)
         last_marker, has_baseline = state.marker, latest_snapshot(s, asset_id) is not None
+        was_installed = bool(state.trigger_installed)
     settings = rt.config.schema_checks
     skip_if_unchanged = context["source"] == "scheduled" and has_baseline
     try:
         if engine == "postgresql":
-            snapshot, marker, trigger = _postgres(postgres_dsn(connection, password),
-                                                  settings.trigger_allowed(name), last_marker, skip_if_unchanged)
+            snapshot, marker, trigger = _postgres(postgres_dsn(connection, password), settings.trigger_allowed(name),
+                                                  was_installed, last_marker, skip_if_unchanged)
         else:
             snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
     except DbmonError as exc:
@@ -71,6 +74,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
         with rt.store.session() as s:
             state = _state(s, asset_id)
             state.checked_at, state.last_error = utcnow(), None
+            _store_trigger(s, state, asset_id, name, trigger)
         return {"asset_id": asset_id, "skipped": "pre-check marker unchanged", "changed": False}
 
     expected_spec = settings.for_asset(name).expected
@@ -80,8 +84,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
                 outcome = record_check(s, asset_id, name, snapshot, context)
                 state = _state(s, asset_id)
                 state.marker, state.checked_at, state.last_error = marker, utcnow(), None
-                if trigger is not None:
-                    state.trigger_installed = trigger
+                _store_trigger(s, state, asset_id, name, trigger)
                 mismatches = _compatibility(s, asset_id, name, state, expected_spec, snapshot, outcome.version)
             break
         except IntegrityError:
@@ -90,20 +93,24 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
                 raise
     result = dict(outcome.as_dict(), asset_id=asset_id, source=context["source"])
     result["new_mismatches"] = mismatches
+    if trigger is not None:
+        result["trigger"] = trigger.action
     return result
 
 
-def _postgres(dsn: str, trigger_allowed: bool, last_marker: str | None, skip_if_unchanged: bool):
+def _store_trigger(session, state: SchemaWatchState, asset_id: int, name: str, trigger) -> None:
+    if trigger is None:
+        return
+    state.trigger_installed = trigger.installed
+    record_trigger_event(session, asset_id, name, trigger)
+
+
+def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker: str | None,
+              skip_if_unchanged: bool):
     conn = postgres_snapshot.connect(dsn)
     try:
         conn.autocommit = True
-        trigger = None
-        if trigger_allowed:
-            trigger = event_trigger.installed(conn)
-            if not trigger and event_trigger.is_superuser(conn):
-                event_trigger.install(conn)
-                conn.autocommit = True
-                trigger = True
+        trigger = keep_trigger(conn, was_installed) if trigger_allowed else None
         marker = precheck.postgres_marker(conn)
         if skip_if_unchanged and marker == last_marker:
             return None, marker, trigger

@@ -1,49 +1,103 @@
 """The PostgreSQL event trigger that makes detection instant, and installing/removing it.
 
 The trigger function does one thing: `pg_notify` with the command tag, one object identity,
-the session user and application name. It is SECURITY DEFINER with a fixed search_path
-and swallows every exception, so it can neither abort nor noticeably slow the user's DDL.
+the session user and application name, signed with a key only its owner can read. It is
+SECURITY DEFINER with a fixed search_path, names every function and operator by schema, and
+swallows every exception, so it can neither abort nor noticeably slow the user's DDL.
 NOTIFY is transactional: rolled-back or failed DDL never notifies. Everything lives in the
 `_dbmon` schema, which snapshots ignore, so installing the trigger is not itself a change.
+
+Every user's DDL, a superuser's included, runs that function. Whoever owns it or its schema
+could rewrite it and act with the rights of the next superuser who runs DDL, so an install
+refuses any `_dbmon` object it did not create itself, and checks the result before committing
+(`trigger_integrity`).
 """
 
 from __future__ import annotations
 
+import secrets
+from contextlib import contextmanager
+
 import psycopg2
+from psycopg2 import sql
+from psycopg2.extensions import TRANSACTION_STATUS_INERROR
 
 from monitor_app.errors import DbmonError
 from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA, connect
 
 CHANNEL = "dbmon_schema"
-FUNCTION = f"{DBMON_SCHEMA}.notify_schema_change"
+FUNCTION_NAME = "notify_schema_change"
+FUNCTION = f"{DBMON_SCHEMA}.{FUNCTION_NAME}"
+KEY_TABLE_NAME = "notify_key"
+KEY_TABLE = f"{DBMON_SCHEMA}.{KEY_TABLE_NAME}"
 TRIGGERS = {"dbmon_schema_ddl_end": "ddl_command_end", "dbmon_schema_sql_drop": "sql_drop"}
+SEARCH_PATH = "pg_catalog, pg_temp"
+SIGNED_PREFIX = "v1."
 
-FUNCTION_SQL = f"""
-CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+# The notification is `v1.<hex signature>.<json>`; the signature is
+# sha256(key || sha256(key || json)), a keyed hash without length extension that plain
+# PostgreSQL can compute (no pgcrypto). The sender's pid is inside, so a replayed copy
+# NOTIFYed from another session is told apart (see `notifications`).
+FUNCTION_BODY = f"""
 DECLARE
-  identity text;
-  n integer := 0;
+  identity pg_catalog.text;
+  n pg_catalog.int4 := 0;
+  body pg_catalog.text;
+  k pg_catalog.bytea;
 BEGIN
   BEGIN
-    IF TG_EVENT = 'sql_drop' THEN
-      SELECT min(object_identity), count(*) INTO identity, n FROM pg_event_trigger_dropped_objects();
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+      SELECT pg_catalog.min(object_identity), pg_catalog.count(*) INTO identity, n
+        FROM pg_catalog.pg_event_trigger_dropped_objects();
     ELSE
-      SELECT min(object_identity), count(*) INTO identity, n FROM pg_event_trigger_ddl_commands();
+      SELECT pg_catalog.min(object_identity), pg_catalog.count(*) INTO identity, n
+        FROM pg_catalog.pg_event_trigger_ddl_commands();
     END IF;
-    PERFORM pg_notify('{CHANNEL}', json_build_object(
-      'tag', TG_TAG, 'event', TG_EVENT, 'object', left(identity, 512), 'objects', n,
-      'user', session_user, 'application_name', current_setting('application_name', true),
-      'at', clock_timestamp())::text);
+    body := pg_catalog.json_build_object(
+      'tag', TG_TAG, 'event', TG_EVENT, 'object', pg_catalog.left(identity, 512), 'objects', n,
+      'user', session_user, 'application_name', pg_catalog.current_setting('application_name', true),
+      'at', pg_catalog.clock_timestamp(), 'pid', pg_catalog.pg_backend_pid())::pg_catalog.text;
+    SELECT key INTO k FROM {KEY_TABLE} LIMIT 1;
+    IF k IS NOT NULL THEN
+      body := '{SIGNED_PREFIX}' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
+        k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
+        'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
+    END IF;
+    PERFORM pg_catalog.pg_notify('{CHANNEL}', body);
   EXCEPTION WHEN OTHERS THEN
     NULL;  -- a monitoring hook must never break the DDL it watches
   END;
 END
-$fn$"""
+"""
+
+FUNCTION_SQL = (f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS event_trigger LANGUAGE plpgsql "
+                f"SECURITY DEFINER SET search_path = {SEARCH_PATH} AS $fn${FUNCTION_BODY}$fn$")
 
 
 class TriggerError(DbmonError):
     pass
+
+
+@contextmanager
+def pinned_search_path(conn):
+    """Run dbmon's own catalogue queries and DDL with only pg_catalog on the search_path.
+
+    A database owner can put `public` first for every session (ALTER DATABASE ... SET
+    search_path) and shadow catalogue functions and operators there; a superuser's unqualified
+    call would then run the owner's code. The session's own setting is restored afterwards,
+    since snapshot text (`regclass`, `format_type`) depends on it. Nested uses pin once."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW search_path")
+        before = cur.fetchone()[0]
+        if before != SEARCH_PATH:
+            cur.execute(f"SET search_path = {SEARCH_PATH}")
+    try:
+        yield
+    finally:
+        failed = conn.closed or conn.info.transaction_status == TRANSACTION_STATUS_INERROR
+        if before != SEARCH_PATH and not failed:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (before,))
 
 
 def is_superuser(conn) -> bool:
@@ -54,7 +108,7 @@ def is_superuser(conn) -> bool:
 
 
 def installed(conn) -> bool:
-    with conn.cursor() as cur:
+    with pinned_search_path(conn), conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY(%s) AND evtenabled <> 'D'",
                     (list(TRIGGERS),))
         return cur.fetchone()[0] == len(TRIGGERS)
@@ -77,30 +131,83 @@ def _with_conn(dsn_or_conn, fn):
 
 
 def install(dsn_or_conn) -> None:
-    """Create (or refresh) the function and both event triggers in one transaction."""
+    """Create (or refresh) the schema, key, function and both event triggers in one transaction.
 
+    Refuses, changing nothing, when a `_dbmon` object exists that the installing role does not
+    own, and when the result does not verify."""
+    _with_conn(dsn_or_conn, _pinned(_install))
+
+
+def _pinned(fn):
     def run(conn):
         _outside_transaction(conn)
-        if not is_superuser(conn):
-            raise TriggerError("installing the schema event trigger needs a superuser; "
-                               "without one dbmon falls back to scheduled checks", permanent=True)
-        conn.autocommit = False
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DBMON_SCHEMA}")
-                cur.execute(f"REVOKE ALL ON SCHEMA {DBMON_SCHEMA} FROM PUBLIC")
-                cur.execute(FUNCTION_SQL)
-                cur.execute(f"REVOKE ALL ON FUNCTION {FUNCTION}() FROM PUBLIC")
-                for name, event in TRIGGERS.items():
-                    cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
-                    cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {FUNCTION}()")
-            conn.commit()
-            conn.autocommit = True
-        except psycopg2.Error as exc:
-            conn.rollback()
-            raise TriggerError(f"installing the schema event trigger failed: {str(exc).strip()}") from None
+        with pinned_search_path(conn):
+            return fn(conn)
+    return run
 
-    _with_conn(dsn_or_conn, run)
+
+def _install(conn) -> None:
+    from monitor_app.schema import trigger_integrity
+
+    if not is_superuser(conn):
+        raise TriggerError("installing the schema event trigger needs a superuser; "
+                           "without one dbmon falls back to scheduled checks", permanent=True)
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (FUNCTION,))  # one install at a time
+            foreign = trigger_integrity.foreign_objects(cur)
+            if foreign:
+                raise TriggerError("refusing to install the schema event trigger: " + "; ".join(foreign)
+                                   + f". Whoever owns them could run code as the next superuser who runs "
+                                     f"DDL; drop them (DROP SCHEMA {DBMON_SCHEMA} CASCADE) after checking "
+                                     f"what they are", permanent=True)
+            # Dropping an event trigger fires none, and the DDL below must not run whatever the
+            # function has become; the transaction restores them if the install fails.
+            for name in TRIGGERS:
+                cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DBMON_SCHEMA} AUTHORIZATION CURRENT_USER")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (key bytea NOT NULL)")
+            cur.execute(f"INSERT INTO {KEY_TABLE} SELECT %s WHERE NOT EXISTS (SELECT 1 FROM {KEY_TABLE})",
+                        (secrets.token_bytes(32),))
+            cur.execute(FUNCTION_SQL)
+            _revoke_grants(cur, trigger_integrity.foreign_grants(cur))
+            for name, event in TRIGGERS.items():
+                cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {FUNCTION}()")
+            problems = trigger_integrity.inspect(conn).problems
+            if problems:
+                raise TriggerError("the installed schema event trigger does not verify: " + "; ".join(problems),
+                                   permanent=True)
+        conn.commit()
+        conn.autocommit = True
+    except TriggerError:
+        conn.rollback()
+        conn.autocommit = True
+        raise
+    except psycopg2.Error as exc:
+        conn.rollback()
+        conn.autocommit = True
+        raise TriggerError(f"installing the schema event trigger failed: {str(exc).strip()}") from None
+
+
+def _revoke_grants(cur, grants: list[tuple[str, str, str]]) -> None:
+    """Revoke every privilege on dbmon's objects held by anyone but their owner."""
+    for kind, obj, grantee in grants:
+        target = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+        cur.execute(sql.SQL("REVOKE ALL ON {} {} FROM {}").format(sql.SQL(kind), sql.SQL(obj), target))
+
+
+def disarm(conn) -> list[str]:
+    """Drop dbmon's event triggers (a superuser's job) so no DDL runs a function dbmon no longer trusts."""
+    _outside_transaction(conn)
+    dropped = []
+    with pinned_search_path(conn), conn.cursor() as cur:
+        for name in TRIGGERS:
+            cur.execute("SELECT 1 FROM pg_event_trigger WHERE evtname = %s", (name,))
+            if cur.fetchone():
+                cur.execute(f"DROP EVENT TRIGGER {name}")
+                dropped.append(name)
+    return dropped
 
 
 def uninstall(dsn_or_conn) -> bool:
@@ -128,4 +235,4 @@ def uninstall(dsn_or_conn) -> bool:
             conn.rollback()
             raise TriggerError(f"removing the schema event trigger failed: {str(exc).strip()}") from None
 
-    return _with_conn(dsn_or_conn, run)
+    return _with_conn(dsn_or_conn, _pinned(run))

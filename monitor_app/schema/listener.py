@@ -6,11 +6,15 @@ a maximum wait so a never-ending stream still gets checked); `SchemaListener` ru
 thread with its own connection and reconnects with back-off. After a reconnect it reports
 a batch with `reconnected=True`: notifications sent while it was away are lost, so a
 check must run anyway.
+
+Any user of the database can NOTIFY the channel, so a payload is read by `notifications`
+(malformed ones are dropped and counted), attribution is kept apart by whether the trigger's
+signature vouches for it, and no payload, bug or lost connection ends the listening thread:
+it reports the failure, backs off and starts over, and reports the recovery.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import select
 import threading
@@ -20,47 +24,74 @@ from typing import Callable
 
 import psycopg2
 
-from monitor_app.schema.event_trigger import CHANNEL
+from monitor_app.schema import notifications, trigger_integrity
+from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, SEARCH_PATH
+from monitor_app.schema.notifications import Received, RejectedNotification
 
 log = logging.getLogger(__name__)
 MAX_OBJECTS_KEPT = 20
+MAX_NAMES_KEPT = 20
+KEY_REREAD_SECONDS = 5.0
+
+
+def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
+    if value and value not in items and len(items) < limit:
+        items.append(value)
 
 
 @dataclass
 class Batch:
-    """What a burst of notifications told us; becomes the change set's context."""
+    """What a burst of notifications told us; becomes the change set's context.
+
+    Tags, objects, users, application names and times come only from notifications the
+    trigger's signature vouches for; what unverified ones claimed is kept apart, marked so."""
 
     notifications: int = 0
+    verified: int = 0
     tags: list[str] = field(default_factory=list)
     users: list[str] = field(default_factory=list)
     application_names: list[str] = field(default_factory=list)
+    unverified_users: list[str] = field(default_factory=list)
+    unverified_tags: list[str] = field(default_factory=list)
+    unverified_objects: list[str] = field(default_factory=list)
+    unverified_application_names: list[str] = field(default_factory=list)
+    unverified_basis: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
     first_at: str | None = None
     last_at: str | None = None
     reconnected: bool = False
 
-    def add(self, payload: str) -> None:
+    def add(self, received: Received) -> None:
+        note = received.note
         self.notifications += 1
-        try:
-            note = json.loads(payload)
-        except ValueError:
-            note = {}
-        for attr, value in (("tags", note.get("tag")), ("users", note.get("user")),
-                            ("application_names", note.get("application_name"))):
-            items = getattr(self, attr)
-            if value and value not in items:
-                items.append(value)
-        if note.get("object") and len(self.objects) < MAX_OBJECTS_KEPT and note["object"] not in self.objects:
-            self.objects.append(note["object"])
-        at = note.get("at")
-        if at:
-            self.first_at = self.first_at or at
-            self.last_at = at
+        if not received.verified:
+            _keep(self.unverified_tags, note.tag)
+            _keep(self.unverified_objects, note.object, MAX_OBJECTS_KEPT)
+            _keep(self.unverified_users, note.user)
+            _keep(self.unverified_application_names, note.application_name)
+            _keep(self.unverified_basis, received.basis)
+            return
+        self.verified += 1
+        _keep(self.tags, note.tag)
+        _keep(self.objects, note.object, MAX_OBJECTS_KEPT)
+        _keep(self.users, note.user)
+        _keep(self.application_names, note.application_name)
+        if note.at is not None:
+            self.first_at = self.first_at or note.at.isoformat()
+            self.last_at = note.at.isoformat()
 
     def as_context(self) -> dict:
+        unverified = self.notifications - self.verified
         return {"source": "trigger", "notifications": self.notifications, "command_tags": self.tags,
                 "users": self.users, "application_names": self.application_names, "objects": self.objects,
-                "first_at": self.first_at, "last_at": self.last_at, "reconnected": self.reconnected}
+                "first_at": self.first_at, "last_at": self.last_at, "reconnected": self.reconnected,
+                "attribution": {
+                    "verified": self.notifications > 0 and unverified == 0,
+                    "verified_notifications": self.verified, "unverified_notifications": unverified,
+                    "unverified_command_tags": self.unverified_tags, "unverified_objects": self.unverified_objects,
+                    "unverified_users": self.unverified_users,
+                    "unverified_application_names": self.unverified_application_names,
+                    "unverified_because": self.unverified_basis}}
 
 
 class Coalescer:
@@ -71,10 +102,10 @@ class Coalescer:
         self.batch: Batch | None = None
         self._first = self._last = 0.0
 
-    def add(self, payload: str, now: float) -> None:
+    def add(self, received: Received, now: float) -> None:
         if self.batch is None:
             self.batch, self._first = Batch(), now
-        self.batch.add(payload)
+        self.batch.add(received)
         self._last = now
 
     def mark_reconnected(self, now: float) -> None:
@@ -97,11 +128,17 @@ class Coalescer:
 
 
 class SchemaListener:
-    """One thread per database: LISTEN, coalesce, call `on_batch(batch)` per burst."""
+    """One thread per database: LISTEN, coalesce, call `on_batch(batch)` per burst.
+
+    `on_failure(reason)` is called once when listening stops working (a lost connection, or
+    anything unexpected), `on_recovery(seconds_down)` once it works again."""
 
     def __init__(self, dsn: str, on_batch: Callable[[Batch], None], *, quiet: float = 0.05,
-                 max_wait: float = 0.5, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = ""):
+                 max_wait: float = 0.5, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = "",
+                 on_failure: Callable[[str], None] | None = None,
+                 on_recovery: Callable[[float], None] | None = None):
         self.dsn, self.on_batch = dsn, on_batch
+        self.on_failure, self.on_recovery = on_failure, on_recovery
         self.coalescer = Coalescer(quiet, max_wait)
         self.idle_timeout, self.max_backoff = idle_timeout, max_backoff
         self.name = name or "schema-listener"
@@ -109,10 +146,18 @@ class SchemaListener:
         self._thread: threading.Thread | None = None
         self.listening = threading.Event()
         self.batches_sent = 0
+        self.rejected = 0
+        self.failures = 0
+        self._key: bytes | None = None
+        self._key_read_at = 0.0
+        self._failed_at: float | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -128,19 +173,84 @@ class SchemaListener:
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
+                self._read_key(conn)
                 if connected_before:
                     self.coalescer.mark_reconnected(time.monotonic())
                 connected_before, backoff = True, 1.0
                 self.listening.set()
+                self._recovered()
                 self._loop(conn)
             except psycopg2.Error as exc:
-                self.listening.clear()
-                log.warning("%s: connection lost (%s); retrying in %.0fs", self.name, str(exc).strip(), backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = self._failed(f"connection lost: {str(exc).strip()}", backoff)
+            except Exception as exc:  # noqa: BLE001 - nothing may end the thread; report and start over
+                log.exception("%s: listening failed", self.name)
+                backoff = self._failed(f"listening failed: {type(exc).__name__}: {exc}"[:500], backoff)
             finally:
                 if conn is not None:
                     conn.close()
+
+    def _failed(self, reason: str, backoff: float) -> float:
+        self.listening.clear()
+        self.failures += 1
+        log.warning("%s: %s; retrying in %.1fs", self.name, reason, backoff)
+        if self._failed_at is None:
+            self._failed_at = time.monotonic()
+            self._tell(self.on_failure, reason)
+        self._stop.wait(backoff)
+        return min(backoff * 2, self.max_backoff)
+
+    def _recovered(self) -> None:
+        if self._failed_at is not None:
+            down, self._failed_at = time.monotonic() - self._failed_at, None
+            self._tell(self.on_recovery, down)
+
+    def _tell(self, callback, arg) -> None:
+        if callback is None:
+            return
+        try:
+            callback(arg)
+        except Exception:  # noqa: BLE001 - reporting must not stop listening
+            log.exception("%s: reporting the listener's state failed", self.name)
+
+    def _read_key(self, conn) -> None:
+        """The trigger's signing key, read only from a verified install; without it nothing verifies.
+
+        Reading a relation can run code (a view calls functions as the reader), so the key is
+        read only after locking it against replacement and verifying that the whole install is
+        dbmon's, with only pg_catalog on the search_path."""
+        self._key_read_at, self._key = time.monotonic(), None
+        conn.autocommit = False
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SET LOCAL search_path = {SEARCH_PATH}")
+                cur.execute(f"LOCK TABLE {KEY_TABLE} IN ACCESS SHARE MODE")
+                if trigger_integrity.inspect(conn).intact:
+                    cur.execute(f"SELECT key FROM {KEY_TABLE} LIMIT 1")
+                    row = cur.fetchone()
+                    self._key = bytes(row[0]) if row else None
+            conn.rollback()
+        except psycopg2.OperationalError:
+            raise
+        except psycopg2.Error:  # no key table, no right to read it, or not a table
+            conn.rollback()
+        finally:
+            if not conn.closed:
+                conn.autocommit = True
+
+    def _receive(self, conn, notify, now: float) -> None:
+        try:
+            received = notifications.read(notify.payload, notify.pid, self._key)
+            if (not received.verified and received.basis == "bad signature"
+                    and now - self._key_read_at >= KEY_REREAD_SECONDS):
+                self._read_key(conn)  # the trigger may have been reinstalled with a new key
+                received = notifications.read(notify.payload, notify.pid, self._key)
+        except RejectedNotification as exc:
+            self.rejected += 1
+            if self.rejected == 1 or self.rejected % 1000 == 0:
+                log.warning("%s: dropped a malformed notification from backend %s (%s); %d so far",
+                            self.name, notify.pid, exc, self.rejected)
+            return
+        self.coalescer.add(received, now)
 
     def _loop(self, conn) -> None:
         last_heard = time.monotonic()
@@ -152,7 +262,7 @@ class SchemaListener:
                 conn.poll()
                 now = last_heard = time.monotonic()
                 while conn.notifies:
-                    self.coalescer.add(conn.notifies.pop(0).payload, now)
+                    self._receive(conn, conn.notifies.pop(0), now)
             elif wait is None and time.monotonic() - last_heard >= self.idle_timeout:
                 with conn.cursor() as cur:  # a long-silent connection may be dead: find out now
                     cur.execute("SELECT 1")

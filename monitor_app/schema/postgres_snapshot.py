@@ -14,6 +14,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
+from monitor_app.schema.catalogue_session import catalogue_first
 from monitor_app.schema.snapshot_format import SnapshotError, add_object, new_snapshot
 
 DBMON_SCHEMA = "_dbmon"
@@ -151,8 +152,10 @@ COMMENT_TARGETS = {"pg_class": ("rel", "idx"), "pg_proc": ("fn",), "pg_namespace
 
 def connect(dsn: str, *, connect_timeout: float = 5.0, application_name: str = "dbmon-schema"):
     try:
-        return psycopg2.connect(dsn, connect_timeout=max(1, int(connect_timeout)),
+        conn = psycopg2.connect(dsn, connect_timeout=max(1, int(connect_timeout)),
                                 application_name=application_name)
+        catalogue_first(conn)
+        return conn
     except psycopg2.OperationalError as exc:
         raise SnapshotError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
     except psycopg2.ProgrammingError as exc:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg2
 import pytest
 
 from monitor_app.schema.diff import diff
 from monitor_app.schema.postgres_snapshot import take_snapshot
+from tests.services import PG_ADMIN_URL, pg_admin_connect
 
 
 class PgScratch:
@@ -86,3 +89,71 @@ def pg_connection(url: str, user: str = "postgres") -> dict:
     parsed = urlparse(url)
     return {"host": parsed.hostname, "port": parsed.port or 5432, "database": parsed.path.lstrip("/"),
             "user": user, "sslmode": "disable"}
+
+
+class OwnedDatabase:
+    """A throwaway database owned by a plain (non-superuser) role, as a hosting customer has."""
+
+    def __init__(self):
+        suffix = uuid.uuid4().hex[:8]
+        self.owner, self.name = f"dbmon_owner_{suffix}", f"dbmon_test_owned_{suffix}"
+        admin = pg_admin_connect()
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE ROLE {self.owner} LOGIN")
+            cur.execute(f'CREATE DATABASE "{self.name}" OWNER {self.owner}')
+        admin.close()
+        self.url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{self.name}"
+
+    def connect(self, user: str = "postgres"):
+        conn = psycopg2.connect(self.url, user=user)
+        conn.autocommit = True
+        return conn
+
+    def run(self, *statements: str, user: str = "postgres") -> None:
+        conn = self.connect(user)
+        try:
+            with conn.cursor() as cur:
+                for sql in statements:
+                    cur.execute(sql)
+        finally:
+            conn.close()
+
+    def value(self, sql: str):
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    def owner_is_superuser(self) -> bool:
+        # Spelled out in full: some tests let the owner shadow `=` for every session.
+        return self.value(f"SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) '{self.owner}'")
+
+    def drop(self) -> None:
+        admin = pg_admin_connect()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            cur.execute(f"DROP ROLE IF EXISTS {self.owner}")
+        admin.close()
+
+
+@pytest.fixture()
+def owned():
+    db = OwnedDatabase()
+    yield db
+    db.drop()
+
+
+@pytest.fixture()
+def sqlite_store(tmp_path):
+    """A migrated SQLite store: for tests about the monitored database, not the store."""
+    from monitor_app.store import Store
+    from monitor_app.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'dbmon.sqlite3'}"
+    upgrade(url)
+    store = Store(url)
+    yield store
+    store.dispose()

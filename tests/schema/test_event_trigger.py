@@ -10,9 +10,10 @@ import time
 import psycopg2
 import pytest
 
-from monitor_app.schema import event_trigger
+from monitor_app.schema import event_trigger, notifications
 from monitor_app.schema.diff import diff
 from monitor_app.schema.listener import Coalescer, SchemaListener
+from monitor_app.schema.notifications import Notification, Received
 from monitor_app.schema.precheck import postgres_marker
 from tests.schema.conftest import PgScratch
 
@@ -36,7 +37,8 @@ def drain(conn, wait: float = 0.3) -> list[dict]:
     while time.monotonic() < deadline:
         if select.select([conn], [], [], 0.05) != ([], [], []):
             conn.poll()
-            notes.extend(json.loads(n.payload) for n in conn.notifies)
+            notes.extend(json.loads(notifications.read(n.payload, n.pid, None).note.model_dump_json())
+                         for n in conn.notifies)
             conn.notifies.clear()
     return notes
 
@@ -143,16 +145,20 @@ def test_it_refuses_to_install_without_superuser(pg_database):
         db.close()
 
 
+def received(tag: str, user: str | None = None) -> Received:
+    return Received(Notification(tag=tag, event="ddl_command_end", user=user), True, "signed")
+
+
 def test_coalescer_waits_for_quiet_but_not_forever():
     c = Coalescer(quiet=0.1, max_wait=0.5)
     assert c.take_due(0.0) is None and c.wait_time(0.0) is None
-    c.add('{"tag": "CREATE TABLE", "user": "a"}', 0.0)
-    c.add('{"tag": "ALTER TABLE", "user": "a"}', 0.05)
+    c.add(received("CREATE TABLE", "a"), 0.0)
+    c.add(received("ALTER TABLE", "a"), 0.05)
     assert c.take_due(0.1) is None
     batch = c.take_due(0.16)
     assert batch.notifications == 2 and batch.tags == ["CREATE TABLE", "ALTER TABLE"] and batch.users == ["a"]
     for i in range(10):  # a stream that never pauses still gets released at max_wait
-        c.add("{}", 1.0 + i * 0.08)
+        c.add(received("DROP TABLE"), 1.0 + i * 0.08)
     assert c.take_due(1.5) is not None
 
 

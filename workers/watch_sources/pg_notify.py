@@ -1,7 +1,9 @@
 """LISTEN on every PostgreSQL asset allowed an event trigger; one schema check per burst.
 
 The asset list is re-read periodically, so assets added by the config file or discovery
-are picked up and removed ones are let go.
+are picked up and removed ones are let go. A listener that stops working records
+`schema.listener_failed` (detection falls back to scheduled checks meanwhile) and, once it
+listens again, `schema.listener_recovered`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import logging
 from sqlalchemy import select
 
 from monitor_app.assets import password_for
+from monitor_app.events import record_event
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.schema.listener import Batch, SchemaListener
+from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 from workers.watch_sources.refreshing import RefreshingSource
 
@@ -50,7 +54,9 @@ class PgNotifySource(RefreshingSource):
         for asset_id, dsn in wanted.items():
             if asset_id not in self.listeners:
                 listener = SchemaListener(dsn, self._on_batch(asset_id), quiet=settings.quiet_seconds,
-                                          max_wait=settings.max_wait_seconds, name=f"schema-listener-{asset_id}")
+                                          max_wait=settings.max_wait_seconds, name=f"schema-listener-{asset_id}",
+                                          on_failure=self._on_failure(asset_id),
+                                          on_recovery=self._on_recovery(asset_id))
                 listener.start()
                 self.listeners[asset_id] = (dsn, listener)
 
@@ -58,6 +64,26 @@ class PgNotifySource(RefreshingSource):
         def handle(batch: Batch) -> None:
             self.emit("schema.check", {"asset_id": asset_id, "context": batch.as_context()})
         return handle
+
+    def _on_failure(self, asset_id: int):
+        def failed(reason: str) -> None:
+            with self.runtime.store.session() as s:
+                asset = s.get(Asset, asset_id)
+                record_event(s, type="schema.listener_failed", severity="warning", asset_id=asset_id,
+                             summary=f"{asset.name if asset else asset_id}: schema change listener stopped ({reason}); "
+                                     "retrying, scheduled checks meanwhile",
+                             payload={"reason": reason, "failed_at": utcnow().isoformat()})
+        return failed
+
+    def _on_recovery(self, asset_id: int):
+        def recovered(seconds_down: float) -> None:
+            with self.runtime.store.session() as s:
+                asset = s.get(Asset, asset_id)
+                record_event(s, type="schema.listener_recovered", severity="info", asset_id=asset_id,
+                             summary=f"{asset.name if asset else asset_id}: schema change listener listening again "
+                                     f"after {seconds_down:.1f} s",
+                             payload={"seconds_down": round(seconds_down, 3)})
+        return recovered
 
     def stop(self) -> None:
         self.stop_refreshing()

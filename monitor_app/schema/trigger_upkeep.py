@@ -1,0 +1,81 @@
+"""Keeping the event trigger trustworthy on every check of an asset allowed one.
+
+An intact trigger is left alone. One that is missing is installed where dbmon is superuser.
+One that deviates from what dbmon installed is reinstalled when every `_dbmon` object is still
+dbmon's; when one is not, the install is refused and dbmon's event triggers are dropped, since
+they would run a function someone else controls on every user's DDL, a superuser's included.
+A deviation from an installed trigger is a `schema.trigger_tampered` event; an install refused
+because someone else's objects sit in `_dbmon` is `schema.trigger_refused`. Both are critical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor_app.events import record_event
+from monitor_app.schema import event_trigger, trigger_integrity
+
+TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"
+# The function body of releases before signed notifications, which had no key table: finding
+# exactly that, and nothing else amiss, is an upgrade to do, not a tampering to report.
+PREVIOUS_BODY_SHA256 = "47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d"
+PREVIOUS_RELEASE_GAPS = (f"function {event_trigger.FUNCTION}() body is not dbmon's",
+                         f"table {event_trigger.KEY_TABLE} is missing")
+
+
+@dataclass
+class TriggerReport:
+    installed: bool
+    action: str                    # verified, installed, repaired, refused, disarmed, not repaired
+    event: str | None = None
+    problems: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
+
+
+def keep_trigger(conn, was_installed: bool) -> TriggerReport:
+    with event_trigger.pinned_search_path(conn):
+        return _keep_trigger(conn, was_installed)
+
+
+def _keep_trigger(conn, was_installed: bool) -> TriggerReport:
+    state = trigger_integrity.inspect(conn)
+    if state.intact:
+        return TriggerReport(True, "verified")
+    upgrade = state.body_sha256 == PREVIOUS_BODY_SHA256 and set(state.problems) <= set(PREVIOUS_RELEASE_GAPS)
+    # Something of ours is there but wrong, or what was installed is gone.
+    deviates = not upgrade and ((state.present and bool(state.problems)) or was_installed)
+    problems = list(state.problems) or ["the schema event trigger is gone"]
+    # A trigger that vanished entirely looks the same every time; only a present one has row versions to key on.
+    fingerprint = state.fingerprint if state.present else None
+    if not event_trigger.is_superuser(conn):
+        if not deviates:
+            return TriggerReport(False, "not installed")
+        return TriggerReport(False, "not repaired: dbmon's role is not a superuser", TAMPERED,
+                             problems, fingerprint)
+    try:
+        event_trigger.install(conn)
+    except event_trigger.TriggerError as exc:
+        if not exc.permanent:
+            raise
+        dropped = event_trigger.disarm(conn)
+        action = f"disarmed: dropped {', '.join(dropped)}" if dropped else "refused"
+        kind = TAMPERED if was_installed or dropped else REFUSED
+        # Keyed on what is left, so the next check, finding the same, does not report it again.
+        left = trigger_integrity.inspect(conn).fingerprint
+        return TriggerReport(False, action, kind, [*state.problems, exc.message], left)
+    finally:
+        conn.autocommit = True
+    if deviates:
+        return TriggerReport(True, "repaired", TAMPERED, problems, fingerprint)
+    return TriggerReport(True, "upgraded" if upgrade else "installed")
+
+
+def record_trigger_event(session, asset_id: int, asset_name: str, report: TriggerReport) -> None:
+    if report.event is None:
+        return
+    what = "install refused" if report.event == REFUSED else "tampered with"
+    more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+    record_event(session, type=report.event, severity="critical", asset_id=asset_id,
+                 summary=f"{asset_name}: schema event trigger {what}: {report.problems[0]}{more}; {report.action}",
+                 payload={"problems": report.problems, "action": report.action, "installed": report.installed},
+                 dedupe_key=f"schema.trigger:{asset_id}:{report.fingerprint}" if report.fingerprint else None)

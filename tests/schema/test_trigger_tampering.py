@@ -1,0 +1,130 @@
+"""A trigger changed after install is a critical event on the next check, and never left armed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from monitor_app.schema import event_trigger, trigger_integrity
+from monitor_app.schema.check import run_check
+from monitor_app.store.models import Event
+from monitor_app.store.models.schema import SchemaWatchState
+from tests.schema.conftest import add_asset, make_runtime, pg_connection
+
+FN = "_dbmon.notify_schema_change()"
+
+TAMPERINGS = {
+    "body": ("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+             "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ BEGIN NULL; END $$", "body is not dbmon's"),
+    "disabled": ("ALTER EVENT TRIGGER dbmon_schema_ddl_end DISABLE", "dbmon_schema_ddl_end is disabled"),
+    "replica only": ("ALTER EVENT TRIGGER dbmon_schema_sql_drop ENABLE REPLICA", "enabled only in replica sessions"),
+    "trigger dropped": ("DROP EVENT TRIGGER dbmon_schema_sql_drop", "dbmon_schema_sql_drop is missing"),
+    "security invoker": (f"ALTER FUNCTION {FN} SECURITY INVOKER", "SECURITY INVOKER"),
+    "search_path": (f"ALTER FUNCTION {FN} SET search_path = public, pg_catalog", "not search_path=pg_catalog"),
+    "grant": ("GRANT CREATE ON SCHEMA _dbmon TO {owner}", "{owner} holds privileges on schema _dbmon"),
+    "uninstalled": ("DROP EVENT TRIGGER dbmon_schema_ddl_end; DROP EVENT TRIGGER dbmon_schema_sql_drop; "
+                    "DROP SCHEMA _dbmon CASCADE", "gone"),
+}
+
+
+@pytest.fixture()
+def armed(owned, sqlite_store, tmp_path):
+    rt = make_runtime(sqlite_store, tmp_path, {"schema": {"event_triggers": True}})
+    asset_id = add_asset(sqlite_store, name="orders-db", engine="postgresql", connection=pg_connection(owned.url))
+    run_check(rt, asset_id)
+    with sqlite_store.session() as s:
+        assert s.get(SchemaWatchState, asset_id).trigger_installed
+    return rt, asset_id
+
+
+def tampered_events(store) -> list[Event]:
+    with store.session() as s:
+        return list(s.scalars(select(Event).where(Event.type == "schema.trigger_tampered")))
+
+
+def intact(db) -> bool:
+    conn = db.connect()
+    try:
+        return trigger_integrity.inspect(conn).intact
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", list(TAMPERINGS))
+def test_tampering_is_reported_on_the_next_check_and_repaired(how, owned, sqlite_store, armed):
+    rt, asset_id = armed
+    statement, problem = (part.format(owner=owned.owner) for part in TAMPERINGS[how])
+    owned.run(statement)
+    assert run_check(rt, asset_id, {"source": "manual"})
+    events = tampered_events(sqlite_store)
+    assert len(events) == 1, [e.summary for e in events]
+    assert events[0].severity == "critical" and events[0].asset_id == asset_id
+    assert any(problem in p for p in events[0].payload["problems"]), events[0].payload
+    assert events[0].payload["action"] == "repaired"
+    assert intact(owned)
+    run_check(rt, asset_id, {"source": "manual"})
+    assert len(tampered_events(sqlite_store)) == 1
+
+
+def test_a_function_handed_to_a_plain_role_is_disarmed(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    owned.run(f"ALTER SCHEMA _dbmon OWNER TO {owned.owner}", f"ALTER FUNCTION {FN} OWNER TO {owned.owner}")
+    run_check(rt, asset_id, {"source": "manual"})
+    (event,) = tampered_events(sqlite_store)
+    assert f"owned by {owned.owner}" in event.summary and event.payload["action"].startswith("disarmed")
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "refused"
+    with sqlite_store.session() as s:  # the same state is not reported again, under either name
+        assert s.scalars(select(Event.id).where(Event.type.like("schema.trigger_%"))).all() == [event.id]
+        assert not s.get(SchemaWatchState, asset_id).trigger_installed
+    # The new owner may rewrite the function now, but no trigger calls it any more.
+    owned.run("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+              f"AS $$ BEGIN ALTER ROLE {owned.owner} SUPERUSER; END $$", user=owned.owner)
+    owned.run("CREATE TABLE superuser_ddl (id integer)")
+    assert not owned.owner_is_superuser()
+    assert event_trigger.installed(owned.connect()) is False
+
+
+def test_an_untouched_trigger_is_verified_without_events(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    owned.run("CREATE TABLE t (id integer)")
+    assert run_check(rt, asset_id, {"source": "manual"})["changed"]
+    assert tampered_events(sqlite_store) == [] and intact(owned)
+
+
+# What releases before signed notifications installed, verbatim.
+PREVIOUS_RELEASE_SQL = """
+CREATE SCHEMA IF NOT EXISTS _dbmon;
+CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  identity text;
+  n integer := 0;
+BEGIN
+  BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+      SELECT min(object_identity), count(*) INTO identity, n FROM pg_event_trigger_dropped_objects();
+    ELSE
+      SELECT min(object_identity), count(*) INTO identity, n FROM pg_event_trigger_ddl_commands();
+    END IF;
+    PERFORM pg_notify('dbmon_schema', json_build_object(
+      'tag', TG_TAG, 'event', TG_EVENT, 'object', left(identity, 512), 'objects', n,
+      'user', session_user, 'application_name', current_setting('application_name', true),
+      'at', clock_timestamp())::text);
+  EXCEPTION WHEN OTHERS THEN
+    NULL;  -- a monitoring hook must never break the DDL it watches
+  END;
+END
+$fn$;
+REVOKE ALL ON SCHEMA _dbmon FROM PUBLIC;
+REVOKE ALL ON FUNCTION _dbmon.notify_schema_change() FROM PUBLIC;
+CREATE EVENT TRIGGER dbmon_schema_ddl_end ON ddl_command_end EXECUTE FUNCTION _dbmon.notify_schema_change();
+CREATE EVENT TRIGGER dbmon_schema_sql_drop ON sql_drop EXECUTE FUNCTION _dbmon.notify_schema_change();
+"""
+
+
+def test_the_previous_releases_trigger_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    event_trigger.uninstall(owned.url)
+    owned.run(PREVIOUS_RELEASE_SQL)
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
