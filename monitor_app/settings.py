@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=1, le=65535)
     api_workers: int = Field(2, ge=1, le=64)
     public_status_page: bool = Field(True, description="Serve the status page without an API key.")
+    audit_anonymous_per_minute: int = Field(20, ge=0, le=100000, description="Audit rows per source address per minute for requests without a valid key; the rest are counted in one summary row.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)

@@ -15,6 +15,7 @@ from psycopg2.extensions import make_dsn
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from monitor_app import audit
 from monitor_app.assets import password_for
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event
@@ -59,7 +60,8 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     try:
         if engine == "postgresql":
             snapshot, marker, trigger = _postgres(postgres_dsn(connection, password),
-                                                  settings.trigger_allowed(name), last_marker, skip_if_unchanged)
+                                                  settings.trigger_allowed(name), last_marker, skip_if_unchanged,
+                                                  audit_as=(rt.store, f"asset:{name}"))
         else:
             snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
     except DbmonError as exc:
@@ -92,7 +94,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     return result
 
 
-def _postgres(dsn: str, trigger_allowed: bool, last_marker: str | None, skip_if_unchanged: bool):
+def _postgres(dsn: str, trigger_allowed: bool, last_marker: str | None, skip_if_unchanged: bool, *, audit_as):
     conn = postgres_snapshot.connect(dsn)
     try:
         conn.autocommit = True
@@ -100,7 +102,10 @@ def _postgres(dsn: str, trigger_allowed: bool, last_marker: str | None, skip_if_
         if trigger_allowed:
             trigger = event_trigger.installed(conn)
             if not trigger and event_trigger.is_superuser(conn):
-                event_trigger.install(conn)
+                store, target = audit_as
+                with audit.recorded(store, actor=audit.SYSTEM, action="schema.trigger.install", target=target,
+                                    detail={"automatic": True}):
+                    event_trigger.install(conn)
                 conn.autocommit = True
                 trigger = True
         marker = precheck.postgres_marker(conn)

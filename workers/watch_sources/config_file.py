@@ -8,6 +8,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
+from monitor_app import audit
 from monitor_app.config_file import load_config
 from monitor_app.errors import ConfigError
 
@@ -45,5 +46,13 @@ class ConfigFileSource(FileSystemEventHandler):
             load_config(self.path)
         except ConfigError as exc:
             log.error("config file changed but is invalid, keeping the last good one: %s", exc)
+            self._audit_rejected(exc)
             return
         self.emit("assets.sync_config", {})
+
+    def _audit_rejected(self, exc: ConfigError) -> None:
+        try:
+            audit.record_now(self.runtime.store, actor="watcher", action="config.reload", target=str(self.path),
+                             outcome="invalid", detail={"errors": [f"{p}: {m}" for p, m in exc.errors][:50]})
+        except Exception:  # noqa: BLE001 - the watcher keeps watching; the log above has the reason
+            log.exception("could not record the rejected config file in the audit trail")
