@@ -20,6 +20,7 @@ class ConfigFileSource(FileSystemEventHandler):
         self.runtime, self.emit = runtime, emit
         self.path = Path(runtime.settings.config_file).resolve()
         self._observer: Observer | None = None
+        self._rejected_version: tuple | None = None
 
     @classmethod
     def wanted(cls, runtime) -> bool:
@@ -51,6 +52,15 @@ class ConfigFileSource(FileSystemEventHandler):
         self.emit("assets.sync_config", {})
 
     def _audit_rejected(self, exc: ConfigError) -> None:
+        # One save fires several file events (modified, closed): record each rejected version once.
+        try:
+            st = self.path.stat()
+            version = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            version = None
+        if version is not None and version == self._rejected_version:
+            return
+        self._rejected_version = version
         try:
             audit.record_now(self.runtime.store, actor="watcher", action="config.reload", target=str(self.path),
                              outcome="invalid", detail={"errors": [f"{p}: {m}" for p, m in exc.errors][:50]})
