@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor_app.errors import DbmonError
@@ -42,6 +44,17 @@ def record_now(store, **fields) -> None:
     """One row in its own transaction, so no rollback of the caller's work can take it along."""
     with store.session() as s:
         record(s, **fields)
+
+
+def check_writable(store) -> None:
+    """Refuse up front when the trail cannot be reached, so an action is never done unrecorded."""
+    try:
+        with store.session() as s:
+            s.execute(select(AuditEntry.id).limit(1))
+    except SQLAlchemyError as exc:
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        raise DbmonError(f"dbmon's store holds no usable audit trail ({cause}); run `dbmon db upgrade` "
+                         "or set DBMON_DATABASE_URL; nothing was changed", permanent=True) from None
 
 
 def outcome_of(exc: BaseException) -> str:

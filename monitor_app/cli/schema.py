@@ -26,7 +26,9 @@ def _audited(action: str, dsn: str):
     from monitor_app import audit
     from monitor_app.runtime import Runtime
 
-    return audit.recorded(Runtime().store, actor=audit.cli_actor(), action=action, target=_where(dsn))
+    store = Runtime().store
+    audit.check_writable(store)
+    return audit.recorded(store, actor=audit.cli_actor(), action=action, target=_where(dsn))
 
 
 def _where(dsn: str) -> str:
