@@ -3,18 +3,35 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run install test test-fast bench lint clean compose-check
+LOCK := requirements.lock
+LOCK_VENV ?= .venv-lock
+
+.PHONY: run install lock audit test test-fast bench lint clean compose-check
 
 run: install
 	$(VENV)/bin/dbmon up
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked, hash-checked versions (runtime, test and alerts extras); then dbmon itself,
+# built with the locked setuptools instead of whatever the index offers at that moment.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,alerts]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-resolve the lock from pyproject.toml (needs the package index). pip-tools runs in its own
+# venv so it never changes the locked set it is resolving. Then refresh the advisory snapshot.
+lock:
+	test -x $(LOCK_VENV)/bin/python || python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q pip-tools
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+	  --no-emit-index-url --no-emit-find-links --extra test --extra alerts --output-file $(LOCK) pyproject.toml
+
+# Known vulnerabilities in the locked set (pip-audit, else the advisory snapshot) and bandit on the code.
+audit: install
+	$(PY) -m tools.vulnerability_audit --lock $(LOCK)
 
 # Fails under 85% line coverage. With CI=true a missing service fails instead of skipping.
 test: install

@@ -41,6 +41,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     app.register_blueprint(health)
     app.register_blueprint(pages)
+    from api.audit_trail import install as install_audit_trail
+
+    install_audit_trail(app)
     return app
 
 

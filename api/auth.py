@@ -7,8 +7,8 @@ from functools import wraps
 from flask import g, request
 from flask_restx import abort
 
+from api.audit_trail import note_denial
 from api.context import runtime
-from monitor_app import audit
 from monitor_app.apikeys import authenticate
 from monitor_app.store.models.core import ROLES
 
@@ -25,12 +25,11 @@ def require_role(role: str):
             rt = runtime()
             with rt.store.session() as s:
                 who = authenticate(s, request.headers.get(HEADER))
-                if who is None or not who.allows(role):
-                    if request.method != "GET":
-                        audit.record(s, actor=who.name if who else "anonymous", action=_action(),
-                                     target=request.path, outcome="denied",
-                                     detail={"needed_role": role, "had_role": who.role if who else None},
-                                     remote_addr=request.remote_addr)
+            if who is None or not who.allows(role):
+                # The row itself is written by api.audit_trail once the refusal is the response.
+                reason = "role too weak" if who else ("unknown key" if request.headers.get(HEADER) else "no key")
+                note_denial(who.name if who else None,
+                            {"needed_role": role, "had_role": who.role if who else None, "reason": reason})
             if who is None:
                 abort(401, f"missing or invalid {HEADER} header")
             if not who.allows(role):
@@ -41,7 +40,3 @@ def require_role(role: str):
         return wrapper
 
     return decorate
-
-
-def _action() -> str:
-    return f"{request.method} {request.url_rule.rule if request.url_rule else request.path}"

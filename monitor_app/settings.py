@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     label_denylist: str = Field(
         "*pass*,*secret*,*token*,*key*,*credential*,*auth*,dbmon.user,dbmon.database",
         description="Comma-separated label name globs (case-insensitive) whose values the API redacts.")
+    audit_anonymous_per_minute: int = Field(20, ge=0, le=100000, description="Audit rows per source address per minute for requests without a valid key; the rest are counted in one summary row.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)

@@ -9,11 +9,12 @@ from flask import Response, request
 from flask_restx import Namespace, Resource, abort, fields
 from sqlalchemy import select
 
+from api.audit_trail import mark_recorded
 from api.auth import require_role
 from api.context import actor, runtime
 from api.query import paged_parser, paginate, timestamp
 from api.serializers import redact
-from monitor_app import audit
+from monitor_app import anonymous_audit, audit
 from monitor_app.alerting import ack_links
 from monitor_app.alerting.config import SEVERITIES, load_rule, parse_duration
 from monitor_app.alerting.service import dispatch_deliveries, engine_for
@@ -64,6 +65,7 @@ def _audit(action: str, target: str, outcome: str = "ok", detail: dict | None = 
     with runtime().store.session() as s:
         audit.record(s, actor=actor(), action=action, target=target, outcome=outcome, detail=detail or {},
                      remote_addr=request.remote_addr)
+    mark_recorded()
 
 
 @ns.route("/alerts")
@@ -342,9 +344,11 @@ class SignedAck(Resource):
         try:
             incident_id = ack_links.verify(rt.settings.resolved_secret_key(), token, rt.config.alerting.ack_link_max_age)
         except DbmonError:
-            with rt.store.session() as s:
-                audit.record(s, actor="ack-link", action="incident.acknowledge", target="incident:?",
-                             outcome="denied", remote_addr=request.remote_addr)
+            # Anyone can post a forged token: capped per address like every keyless request.
+            anonymous_audit.record(rt.store, limit=rt.settings.audit_anonymous_per_minute,
+                                   remote_addr=request.remote_addr, action="incident.acknowledge",
+                                   target="incident:?", outcome="denied", detail={"via": "ack-link"})
+            mark_recorded()
             raise
         result = engine_for(rt).acknowledge(incident_id, "ack-link")
         with rt.store.session() as s:

@@ -4,6 +4,7 @@ from flask import request
 from flask_restx import Namespace, Resource, abort, fields
 from sqlalchemy import select
 
+from api.audit_trail import mark_recorded
 from api.auth import require_role
 from api.context import actor, runtime
 from api.serializers import iso
@@ -55,6 +56,7 @@ class KeyItem(Resource):
             done = revoke(s, key_id)
             audit.record(s, actor=actor(), action="apikey.revoke", target=str(key_id),
                          outcome="ok" if done else "invalid", remote_addr=request.remote_addr)
+        mark_recorded()
         if not done:
             abort(404, f"no active key {key_id}")
         return {"id": key_id, "revoked": True}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from datetime import timedelta
@@ -20,7 +19,7 @@ from monitor_app.store.models.alerting import Alert, Incident, Silence
 
 
 def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+    return audit.cli_actor()
 
 
 def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
@@ -31,9 +30,8 @@ def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
         click.echo("  ".join(str(row.get(c, "")) for c in columns))
 
 
-def _audit(rt: Runtime, action: str, target: str, detail: dict | None = None) -> None:
-    with rt.store.session() as s:
-        audit.record(s, actor=_actor(), action=action, target=target, detail=detail or {})
+def _audited(rt: Runtime, action: str, target: str):
+    return audit.recorded(rt.store, actor=_actor(), action=action, target=target)
 
 
 @click.group()
@@ -76,8 +74,9 @@ def list_incidents(show_all: bool, limit: int, as_json: bool) -> None:
 def ack(incident_id: int) -> None:
     """Acknowledge an incident: escalation stops."""
     rt = Runtime()
-    result = engine_for(rt).acknowledge(incident_id, _actor())
-    _audit(rt, "incident.acknowledge", f"incident:{incident_id}", result)
+    with _audited(rt, "incident.acknowledge", f"incident:{incident_id}") as entry:
+        result = engine_for(rt).acknowledge(incident_id, _actor())
+        entry.detail = result
     click.echo(f"incident {incident_id}: {result['status']}")
 
 
@@ -86,9 +85,10 @@ def ack(incident_id: int) -> None:
 def resolve(incident_id: int) -> None:
     """Resolve an incident by hand; resolved notifications are sent."""
     rt = Runtime()
-    outcome = engine_for(rt).resolve(incident_id, _actor())
-    dispatch_deliveries(rt, outcome.deliver)
-    _audit(rt, "incident.resolve", f"incident:{incident_id}", {"alerts_resolved": outcome.resolved})
+    with _audited(rt, "incident.resolve", f"incident:{incident_id}") as entry:
+        outcome = engine_for(rt).resolve(incident_id, _actor())
+        entry.detail = {"alerts_resolved": outcome.resolved}
+        dispatch_deliveries(rt, outcome.deliver)
     click.echo(f"incident {incident_id}: resolved ({outcome.resolved} alert(s) cleared)")
 
 
@@ -108,9 +108,11 @@ def silence_add(matchers: tuple[str, ...], duration: str, comment: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--duration") from None
     rt = Runtime()
-    result = engine_for(rt).add_silence(matchers=list(matchers), ends_at=utcnow() + timedelta(seconds=seconds),
-                                        created_by=_actor(), comment=comment)
-    _audit(rt, "silence.create", f"silence:{result['id']}", {"matchers": result["matchers"]})
+    with _audited(rt, "silence.create", "silence") as entry:
+        entry.detail = {"matchers": list(matchers)}
+        result = engine_for(rt).add_silence(matchers=list(matchers), ends_at=utcnow() + timedelta(seconds=seconds),
+                                            created_by=_actor(), comment=comment)
+        entry.target, entry.detail = f"silence:{result['id']}", {"matchers": result["matchers"]}
     click.echo(f"silence {result['id']} until {result['ends_at'].isoformat()}")
 
 
@@ -133,9 +135,9 @@ def silence_list(show_all: bool, as_json: bool) -> None:
 def silence_expire(silence_id: int) -> None:
     """End a silence now."""
     rt = Runtime()
-    outcome = engine_for(rt).expire_silence(silence_id)
-    dispatch_deliveries(rt, outcome.deliver)
-    _audit(rt, "silence.expire", f"silence:{silence_id}")
+    with _audited(rt, "silence.expire", f"silence:{silence_id}"):
+        outcome = engine_for(rt).expire_silence(silence_id)
+        dispatch_deliveries(rt, outcome.deliver)
     click.echo(f"silence {silence_id} expired")
 
 
@@ -146,8 +148,9 @@ def test_send(channel: str, queued: bool) -> None:
     """Send a test notification to a channel and report the outcome (exit 1 if it failed)."""
     rt = Runtime()
     engine = engine_for(rt)
-    nid = engine.test_send(channel)
-    _audit(rt, "channel.test", f"channel:{channel}", {"notification_id": nid})
+    with _audited(rt, "channel.test", f"channel:{channel}") as entry:
+        nid = engine.test_send(channel)
+        entry.detail = {"notification_id": nid}
     if queued:
         dispatch_deliveries(rt, [nid])
         click.echo(f"notification {nid} queued")

@@ -21,9 +21,12 @@ def apikey() -> None:
 def apikey_create(role: str, name: str) -> None:
     """Create a key and print it once; only its hash is stored."""
     rt = Runtime()
-    with rt.store.session() as s:
-        row, plain = create_key(s, name=name, role=role)
-        audit.record(s, actor="cli", action="apikey.create", target=name, detail={"role": role, "id": row.id})
+    with audit.recorded(rt.store, actor=audit.cli_actor(), action="apikey.create", target=name,
+                        detail={"role": role}) as entry:
+        with rt.store.session() as s:
+            row, plain = create_key(s, name=name, role=role)
+            s.flush()
+            entry.detail["id"] = row.id
     click.echo(plain)
 
 
@@ -40,9 +43,10 @@ def apikey_list() -> None:
 @click.argument("key_id", type=int)
 def apikey_revoke(key_id: int) -> None:
     rt = Runtime()
-    with rt.store.session() as s:
-        done = revoke(s, key_id)
-        audit.record(s, actor="cli", action="apikey.revoke", target=str(key_id), outcome="ok" if done else "invalid")
+    with audit.recorded(rt.store, actor=audit.cli_actor(), action="apikey.revoke", target=str(key_id)) as entry:
+        with rt.store.session() as s:
+            done = revoke(s, key_id)
+        entry.outcome = "ok" if done else "invalid"
     if not done:
         raise click.ClickException(f"no active key {key_id}")
     click.echo(f"revoked {key_id}")

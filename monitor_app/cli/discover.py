@@ -6,6 +6,7 @@ import json
 
 import click
 
+from monitor_app import audit
 from monitor_app.containers import inventory
 from monitor_app.containers.identify import identify
 from monitor_app.containers.registry import endpoints
@@ -51,8 +52,11 @@ def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
             from sqlalchemy.exc import OperationalError, ProgrammingError
 
             try:
-                with rt.store.session() as s:
-                    out = reconcile(s, client, config, rt.credentials, records=records)
+                with audit.recorded(rt.store, actor=audit.cli_actor(), action="discovery.run",
+                                    target="docker") as entry:
+                    with rt.store.session() as s:
+                        out = reconcile(s, client, config, rt.credentials, records=records)
+                    entry.detail.update({k: len(v) if isinstance(v, list) else v for k, v in out.as_dict().items()})
                 assets = _asset_ids(rt)
             except (OperationalError, ProgrammingError) as exc:
                 raise DbmonError(f"cannot write to the store ({type(exc.orig).__name__}); "

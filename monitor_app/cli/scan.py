@@ -27,9 +27,10 @@ def scan(kind: str, asset_id: int | None, timeout: float, no_wait: bool) -> None
         raise click.BadParameter(f"{kind} takes no asset", param_hint="--asset")
     rt = Runtime()
     kwargs = {"asset_id": asset_id} if asset_id is not None else {}
-    run_id = rt.dispatch(spec.task, kwargs, queue=spec.queue, requested_by="cli", kind=kind)
-    with rt.store.session() as s:
-        audit.record(s, actor="cli", action="scan.request", target=kind, detail={"scan_id": run_id, **kwargs})
+    actor = audit.cli_actor()
+    with audit.recorded(rt.store, actor=actor, action="scan.request", target=kind, detail=dict(kwargs)) as entry:
+        run_id = rt.dispatch(spec.task, kwargs, queue=spec.queue, requested_by=actor, kind=kind)
+        entry.detail["scan_id"] = run_id
     if no_wait:
         click.echo(run_id)
         return

@@ -21,6 +21,28 @@ def _fail(exc: DbmonError) -> None:
     sys.exit(EXIT_TROUBLE)
 
 
+def _audited(action: str, dsn: str):
+    """Trigger changes alter a monitored database: recorded with the OS user, success or not."""
+    from monitor_app import audit
+    from monitor_app.runtime import Runtime
+
+    store = Runtime().store
+    audit.check_writable(store)
+    return audit.recorded(store, actor=audit.cli_actor(), action=action, target=_where(dsn))
+
+
+def _where(dsn: str) -> str:
+    # Never the DSN itself: it may carry a password.
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        p = parse_dsn(dsn)
+    except ProgrammingError:
+        return "postgresql:(unparsable dsn)"
+    return f"postgresql://{p.get('host', '')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
+
+
 @click.group("schema")
 def schema() -> None:
     """Schema snapshots, diffs and the PostgreSQL event trigger."""
@@ -83,7 +105,8 @@ def install_trigger_cmd(dsn: str) -> None:
     from monitor_app.schema import event_trigger
 
     try:
-        event_trigger.install(dsn)
+        with _audited("schema.trigger.install", dsn):
+            event_trigger.install(dsn)
     except DbmonError as exc:
         _fail(exc)
     click.echo("schema event trigger installed")
@@ -96,7 +119,9 @@ def uninstall_trigger_cmd(dsn: str) -> None:
     from monitor_app.schema import event_trigger
 
     try:
-        present = event_trigger.uninstall(dsn)
+        with _audited("schema.trigger.uninstall", dsn) as entry:
+            present = event_trigger.uninstall(dsn)
+            entry.detail["was_installed"] = present
     except DbmonError as exc:
         _fail(exc)
     click.echo("schema event trigger removed" if present else "no schema event trigger was installed")

@@ -158,7 +158,8 @@ def normalise(attrs: dict[str, Any], *, read_proc: bool = True) -> ContainerReco
                 host_port = 0
             if host_port:
                 published.append({"port": parsed[0], "proto": parsed[1],
-                                  "host_ip": binding.get("HostIp") or "0.0.0.0", "host_port": host_port})
+                                  "host_ip": binding.get("HostIp") or "0.0.0.0",  # nosec B104 # Docker's binding, not ours
+                                  "host_port": host_port})
     networks = {name: {"ip": (n or {}).get("IPAddress") or "", "gateway": (n or {}).get("Gateway") or ""}
                 for name, n in (net.get("Networks") or {}).items()}
     mounts = [{"type": m.get("Type", ""), "source": m.get("Source", ""), "destination": m.get("Destination", ""),

@@ -67,7 +67,8 @@ def endpoints(record: ContainerRecord, engine: str | None) -> list[dict]:
                     "port": int(label_port), "container_port": int(label_port), "via": "label dbmon.port"})
     for p in record.published_ports:
         if p["proto"] == "tcp":
-            host = p["host_ip"] if p["host_ip"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
+            # A wildcard binding is reached on loopback; this compares, it binds nothing.
+            host = p["host_ip"] if p["host_ip"] not in ("0.0.0.0", "::", "") else "127.0.0.1"  # nosec B104
             out.append({"host": host, "port": p["host_port"], "container_port": p["port"], "via": "published"})
     if record.network_mode == "host":
         # EXPOSE says nothing about the port a host-network server was told to use: trust the sockets.

@@ -16,6 +16,7 @@ from psycopg2.extensions import make_dsn
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from monitor_app import audit
 from monitor_app.assets import password_for
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event
@@ -63,7 +64,8 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     try:
         if engine == "postgresql":
             snapshot, marker, trigger = _postgres(postgres_dsn(connection, password), settings.trigger_allowed(name),
-                                                  was_installed, last_marker, skip_if_unchanged)
+                                                  was_installed, last_marker, skip_if_unchanged,
+                                                  audit_as=(rt.store, f"asset:{name}"))
         else:
             snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
     except DbmonError as exc:
@@ -106,11 +108,11 @@ def _store_trigger(session, state: SchemaWatchState, asset_id: int, name: str, t
 
 
 def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker: str | None,
-              skip_if_unchanged: bool):
+              skip_if_unchanged: bool, *, audit_as):
     conn = postgres_snapshot.connect(dsn)
     try:
         conn.autocommit = True
-        trigger = keep_trigger(conn, was_installed) if trigger_allowed else None
+        trigger = keep_trigger(conn, was_installed, audit_as=audit_as) if trigger_allowed else None
         marker = precheck.postgres_marker(conn)
         if skip_if_unchanged and marker == last_marker:
             return None, marker, trigger

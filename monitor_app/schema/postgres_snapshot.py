@@ -18,6 +18,7 @@ from monitor_app.schema.catalogue_session import catalogue_first
 from monitor_app.schema.snapshot_format import SnapshotError, add_object, new_snapshot
 
 DBMON_SCHEMA = "_dbmon"
+# The catalogue queries below are composed only from this module's constants (hence `nosec B608`).
 NSP_FILTER = (
     "n.nspname NOT IN ('pg_catalog', 'information_schema', '" + DBMON_SCHEMA + "') "
     "AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
@@ -38,7 +39,7 @@ Q_EXTENSION_MEMBERS = "SELECT classid::regclass::text AS cat, objid FROM pg_depe
 Q_SCHEMAS = f"""
 SELECT n.oid, n.nspname, pg_get_userbyid(n.nspowner) AS owner,
        coalesce(n.nspacl, acldefault('n', n.nspowner))::text[] AS acl
-FROM pg_namespace n WHERE {NSP_FILTER}"""
+FROM pg_namespace n WHERE {NSP_FILTER}"""  # nosec B608
 
 Q_RELATIONS = f"""
 SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, c.relpersistence,
@@ -54,7 +55,7 @@ SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, c.relpersistence,
        coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text[] AS acl
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't' AND {NSP_FILTER}"""
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't' AND {NSP_FILTER}"""  # nosec B608
 
 Q_COLUMNS = f"""
 SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
@@ -66,13 +67,13 @@ JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 WHERE a.attnum > 0 AND NOT a.attisdropped AND (a.attislocal OR a.attinhcount = 0)
-  AND c.relkind IN ('r', 'p', 'f') AND c.relpersistence <> 't' AND {NSP_FILTER}"""
+  AND c.relkind IN ('r', 'p', 'f') AND c.relpersistence <> 't' AND {NSP_FILTER}"""  # nosec B608
 
 Q_CONSTRAINTS = f"""
 SELECT co.oid, co.conname, co.contype, co.conrelid, co.contypid, pg_get_constraintdef(co.oid) AS def,
        co.convalidated, co.condeferrable, co.condeferred
 FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
-WHERE co.contype IN ('p', 'f', 'u', 'c', 'x') AND co.conparentid = 0 AND co.conislocal AND {NSP_FILTER}"""
+WHERE co.contype IN ('p', 'f', 'u', 'c', 'x') AND co.conparentid = 0 AND co.conislocal AND {NSP_FILTER}"""  # nosec B608
 
 Q_INDEXES = f"""
 SELECT i.indexrelid, i.indrelid, ic.relname, n.nspname, pg_get_indexdef(i.indexrelid) AS def,
@@ -81,12 +82,12 @@ SELECT i.indexrelid, i.indrelid, ic.relname, n.nspname, pg_get_indexdef(i.indexr
           AND co.conrelid = i.indrelid AND co.contype IN ('p', 'u', 'x') LIMIT 1) AS constraint_oid
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
 WHERE ic.relpersistence <> 't' AND {NSP_FILTER}
-  AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)"""
+  AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)"""  # nosec B608
 
 Q_TRIGGERS = f"""
 SELECT t.oid, t.tgrelid, t.tgname, pg_get_triggerdef(t.oid) AS def, t.tgenabled
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {NSP_FILTER}"""
+WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {NSP_FILTER}"""  # nosec B608
 
 Q_FUNCTIONS = f"""
 SELECT p.oid, p.pronamespace, n.nspname, p.proname, oidvectortypes(p.proargtypes) AS argtypes,
@@ -96,7 +97,7 @@ SELECT p.oid, p.pronamespace, n.nspname, p.proname, oidvectortypes(p.proargtypes
        p.proconfig, pg_get_userbyid(p.proowner) AS owner,
        coalesce(p.proacl, acldefault('f', p.proowner))::text[] AS acl
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-WHERE {NSP_FILTER}"""
+WHERE {NSP_FILTER}"""  # nosec B608
 
 Q_SEQUENCES = """
 SELECT s.seqrelid, format_type(s.seqtypid, NULL) AS type, s.seqstart, s.seqincrement, s.seqmin,
@@ -124,7 +125,7 @@ SELECT t.oid, t.typnamespace, n.nspname, t.typname, t.typtype, pg_get_userbyid(t
        coalesce(t.typacl, acldefault('T', t.typowner))::text[] AS acl
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typtype IN ('e', 'd', 'c', 'r') AND {NSP_FILTER}
-  AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')"""
+  AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')"""  # nosec B608
 
 Q_EXTENSIONS = """
 SELECT e.oid, e.extname, e.extversion, n.nspname FROM pg_extension e
@@ -136,7 +137,7 @@ SELECT p.oid, p.polrelid, p.polname, p.polcmd, p.polpermissive,
              FROM unnest(p.polroles) AS r ORDER BY 1) AS roles,
        pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {NSP_FILTER}"""
+WHERE {NSP_FILTER}"""  # nosec B608
 
 Q_COMMENTS = """
 SELECT d.classoid::regclass::text AS cat, d.objoid, d.objsubid, d.description FROM pg_description d

@@ -10,8 +10,10 @@ because someone else's objects sit in `_dbmon` is `schema.trigger_refused`. Both
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from monitor_app import audit
 from monitor_app.events import record_event
 from monitor_app.schema import event_trigger, trigger_integrity
 
@@ -32,12 +34,21 @@ class TriggerReport:
     fingerprint: str | None = None
 
 
-def keep_trigger(conn, was_installed: bool) -> TriggerReport:
+def keep_trigger(conn, was_installed: bool, audit_as: tuple | None = None) -> TriggerReport:
+    """`audit_as` = (store, target): an install done on the way is recorded in the audit trail as `system`."""
     with event_trigger.pinned_search_path(conn):
-        return _keep_trigger(conn, was_installed)
+        return _keep_trigger(conn, was_installed, audit_as)
 
 
-def _keep_trigger(conn, was_installed: bool) -> TriggerReport:
+def _audited_install(audit_as: tuple | None):
+    if audit_as is None:
+        return nullcontext()
+    store, target = audit_as
+    return audit.recorded(store, actor=audit.SYSTEM, action="schema.trigger.install", target=target,
+                          detail={"automatic": True})
+
+
+def _keep_trigger(conn, was_installed: bool, audit_as: tuple | None) -> TriggerReport:
     state = trigger_integrity.inspect(conn)
     if state.intact:
         return TriggerReport(True, "verified")
@@ -53,7 +64,8 @@ def _keep_trigger(conn, was_installed: bool) -> TriggerReport:
         return TriggerReport(False, "not repaired: dbmon's role is not a superuser", TAMPERED,
                              problems, fingerprint)
     try:
-        event_trigger.install(conn)
+        with _audited_install(audit_as):
+            event_trigger.install(conn)
     except event_trigger.TriggerError as exc:
         if not exc.permanent:
             raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import psycopg2
+import pytest
 from click.testing import CliRunner
 
 from monitor_app.cli.main import cli
@@ -76,8 +78,38 @@ def test_it_exits_2_with_a_clear_message_on_bad_input(tmp_path):
     assert odd.exit_code == 2 and "unsupported DSN" in odd.output
 
 
-def test_it_installs_and_uninstalls_the_trigger(pg_database):
+@pytest.fixture()
+def audited_store(store, tmp_path, monkeypatch):
+    """Trigger changes are audited, so the CLI needs dbmon's own store."""
+    from monitor_app.settings import get_settings
+
+    monkeypatch.setenv("DBMON_DATABASE_URL", store.url)
+    monkeypatch.setenv("DBMON_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield store
+    get_settings.cache_clear()
+
+
+def test_it_installs_and_uninstalls_the_trigger(pg_database, audited_store):
     url = pg_database[1]
     assert run("install-trigger", "--dsn", url).output.strip() == "schema event trigger installed"
     assert run("uninstall-trigger", "--dsn", url).output.strip() == "schema event trigger removed"
     assert run("uninstall-trigger", "--dsn", url).output.strip() == "no schema event trigger was installed"
+
+
+def test_it_refuses_to_touch_the_trigger_when_it_cannot_audit(pg_database, tmp_path, monkeypatch):
+    from monitor_app.schema import event_trigger
+    from monitor_app.settings import get_settings
+
+    monkeypatch.setenv("DBMON_DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["schema", "install-trigger", "--dsn", pg_database[1]])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "dbmon db upgrade" in result.output and "Traceback" not in result.output
+    conn = psycopg2.connect(pg_database[1])
+    try:
+        assert not event_trigger.installed(conn)
+    finally:
+        conn.close()

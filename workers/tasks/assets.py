@@ -10,6 +10,7 @@ from monitor_app.reachability import apply_probe, can_probe, probe
 from monitor_app.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
+from workers.run_audit import audited_run
 from workers.task_base import dbmon_task
 
 PROBED_ENGINES = ("postgresql", "sqlite")
@@ -17,8 +18,11 @@ PROBED_ENGINES = ("postgresql", "sqlite")
 
 @dbmon_task("assets.sync_config", queue="discovery", time_limit=60)
 def sync_config(rt: Runtime) -> dict:
-    with rt.store.session() as s:
-        return sync_config_assets(s, rt.config, rt.credentials).as_dict()
+    with audited_run(rt, "config.reload", str(rt.settings.config_file)) as entry:
+        with rt.store.session() as s:
+            result = sync_config_assets(s, rt.config, rt.credentials).as_dict()
+        entry.detail.update(result)
+    return result
 
 
 @dbmon_task("assets.check_reachability", queue="discovery", time_limit=120)

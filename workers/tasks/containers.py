@@ -17,6 +17,7 @@ from monitor_app.reachability import can_probe
 from monitor_app.runtime import Runtime
 from monitor_app.scan_kinds import SCAN_KINDS
 from monitor_app.store.models import Asset
+from workers.run_audit import audited_run
 from workers.task_base import dbmon_task
 
 log = logging.getLogger("dbmon.tasks.containers")
@@ -64,15 +65,18 @@ def reconcile_containers(rt: Runtime) -> dict:
     cfg = rt.config.containers
     if not cfg.enabled:
         return {"skipped": "containers.enabled is false"}
-    client = _client(rt)
-    try:
-        records = inventory.list_all(client)  # engine calls outside the store transaction
-        with rt.store.session() as s:
-            out = reconcile(s, client, cfg, rt.credentials, records=records)
-    except IntegrityError:
-        raise DbmonError("a container was registered concurrently by an event; retrying", permanent=False) from None
-    finally:
-        client.close()
+    with audited_run(rt, "discovery.run", "docker") as entry:
+        client = _client(rt)
+        try:
+            records = inventory.list_all(client)  # engine calls outside the store transaction
+            with rt.store.session() as s:
+                out = reconcile(s, client, cfg, rt.credentials, records=records)
+        except IntegrityError:
+            raise DbmonError("a container was registered concurrently by an event; retrying", permanent=False) from None
+        finally:
+            client.close()
+        # Counts only: names of hundreds of containers would bloat every row of a routine run.
+        entry.detail.update({k: len(v) if isinstance(v, list) else v for k, v in out.as_dict().items()})
     _follow_up(rt, out)
     return out.as_dict()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
+from monitor_app import audit
 from monitor_app.config_file import load_config
 from monitor_app.errors import ConfigError
 
@@ -19,6 +20,7 @@ class ConfigFileSource(FileSystemEventHandler):
         self.runtime, self.emit = runtime, emit
         self.path = Path(runtime.settings.config_file).resolve()
         self._observer: Observer | None = None
+        self._rejected_version: tuple | None = None
 
     @classmethod
     def wanted(cls, runtime) -> bool:
@@ -45,5 +47,22 @@ class ConfigFileSource(FileSystemEventHandler):
             load_config(self.path)
         except ConfigError as exc:
             log.error("config file changed but is invalid, keeping the last good one: %s", exc)
+            self._audit_rejected(exc)
             return
         self.emit("assets.sync_config", {})
+
+    def _audit_rejected(self, exc: ConfigError) -> None:
+        # One save fires several file events (modified, closed): record each rejected version once.
+        try:
+            st = self.path.stat()
+            version = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            version = None
+        if version is not None and version == self._rejected_version:
+            return
+        self._rejected_version = version
+        try:
+            audit.record_now(self.runtime.store, actor="watcher", action="config.reload", target=str(self.path),
+                             outcome="invalid", detail={"errors": [f"{p}: {m}" for p, m in exc.errors][:50]})
+        except Exception:  # noqa: BLE001 - the watcher keeps watching; the log above has the reason
+            log.exception("could not record the rejected config file in the audit trail")

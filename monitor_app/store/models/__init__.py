@@ -1,6 +1,7 @@
 """Every model module is imported here so `Base.metadata` is complete for migrations."""
 
 from monitor_app.store.models.alerting import Alert, Incident, Notification  # noqa: F401
+from monitor_app.store.models.audit import AnonymousAuditWindow  # noqa: F401
 from monitor_app.store.models.containers import ContainerEventCursor, ContainerState  # noqa: F401
 from monitor_app.store.models.core import ApiKey, Asset, AuditEntry, Event
 from monitor_app.store.models.metrics import MetricSample
