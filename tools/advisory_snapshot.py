@@ -1,10 +1,10 @@
 """The advisory snapshot kept in the repository, and checking a lock file against it offline.
 
-The snapshot (security/osv-snapshot.json) holds OSV records for the packages of the lock, so
+The snapshot (tools/osv-snapshot.json) holds OSV records for the packages of the lock, so
 CI still fails on a known-vulnerable pin when no advisory service can be reached. Refresh it
 with `python -m tools.refresh_advisories` (see docs/security.md).
 
-    python -m tools.advisory_snapshot [--lock requirements.lock] [--snapshot security/osv-snapshot.json]
+    python -m tools.advisory_snapshot [--lock requirements.lock] [--snapshot tools/osv-snapshot.json]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tools.osv_ranges import affects, fixed_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCK = ROOT / "requirements.lock"
-DEFAULT_SNAPSHOT = ROOT / "security" / "osv-snapshot.json"
+DEFAULT_SNAPSHOT = ROOT / "tools" / "osv-snapshot.json"
 
 
 class SnapshotError(ValueError):
