@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; default: filesystem broker in data_dir.")
     config_file: Path = Field(Path("dbmon.yaml"), description="Declarative assets, watch paths, rules, channels.")
     secret_key: str | None = Field(None, description="Encrypts stored credentials and signs links; generated into data_dir if unset.")
+    secret_key_previous: str | None = Field(None, description="Earlier secret keys, comma-separated: they still decrypt and verify, never encrypt or sign.")
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
+
+    def secret_keys(self):
+        """The current key and the previous ones still accepted during a rotation."""
+        from monitor_app.secret_keys import KeyRing
+
+        return KeyRing.parse(self.resolved_secret_key(), self.secret_key_previous)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -229,6 +229,18 @@ class AlertingConfig(_Model):
     public_url: str = Field("http://127.0.0.1:8080", description="Base of acknowledge links.")
     ack_link_max_age: Duration = 7 * 86400.0
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        # Links are opened by people from mail and chat: only a web address makes sense, and the
+        # scheme is kept as written (https behind a TLS proxy even when dbmon serves http).
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
 
 def field_path(prefix: str, loc: tuple) -> str:
     """`alerting.rules[2].for`, written like the rest of the config file's errors."""

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor_app.alerting import ack_links
 from monitor_app.alerting.config import AlertingConfig
+from monitor_app.secret_keys import KeyRing
 from monitor_app.store.models.alerting import Alert, Incident, Notification
 
 TITLES = {"firing": "FIRING", "followup": "FIRING", "repeat": "STILL FIRING", "escalation": "ESCALATED",
@@ -54,7 +55,7 @@ def _claim_suppressed(session: Session, row: Notification) -> list[dict]:
              "incident": incident_view(i) if i is not None else None} for n, i in rows]
 
 
-def build(session: Session, row: Notification, cfg: AlertingConfig, secret_key: str, now: datetime) -> dict:
+def build(session: Session, row: Notification, cfg: AlertingConfig, secret_key: KeyRing | str, now: datetime) -> dict:
     incident = session.get(Incident, row.incident_id) if row.incident_id else None
     alerts: list[Alert] = []
     if incident is not None:

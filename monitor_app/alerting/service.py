@@ -18,7 +18,7 @@ def engine_for(rt) -> AlertingEngine:
     cached = getattr(rt, _ENGINE_ATTR, None)
     if cached is not None and cached[0] is config:
         return cached[1]
-    engine = AlertingEngine(rt.store, config.alerting, rt.settings.resolved_secret_key())
+    engine = AlertingEngine(rt.store, config.alerting, rt.settings.secret_keys())
     setattr(rt, _ENGINE_ATTR, (config, engine))
     return engine
 
