@@ -12,6 +12,7 @@ import psycopg2
 from sqlalchemy.orm import Session
 
 from monitor_app.events import record_event
+from monitor_app.pg_transport import libpq_params
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 
@@ -31,9 +32,7 @@ def probe_postgres(connection: dict, password: str | None, timeout: float) -> Pr
     started = time.perf_counter()
     try:
         conn = psycopg2.connect(
-            host=connection["host"], port=connection.get("port", 5432), dbname=connection["database"],
-            user=connection.get("user"), password=password, sslmode=connection.get("sslmode", "prefer"),
-            connect_timeout=max(1, int(timeout)), application_name="dbmon",
+            **libpq_params(connection, password), connect_timeout=max(1, int(timeout)), application_name="dbmon",
             options=f"-c statement_timeout={int(timeout * 1000)}",
         )
     except psycopg2.Error as exc:

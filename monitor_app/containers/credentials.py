@@ -3,7 +3,8 @@
 Two sources, first match wins: labels on the container (`dbmon.password_env=VAR`
 names an environment variable *of dbmon* holding the password; `dbmon.user`,
 `dbmon.database`, `dbmon.sslmode` complete it), then the config rules in order.
-The container's own environment is never read for values.
+The container's own environment is never read for values, and a label can never turn off
+TLS or SCRAM: only a config rule's `insecure: true` can (see pg_transport).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from monitor_app.containers.identify import Identification, image_path
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.containers.registry import Credential
 from monitor_app.errors import ConfigError
+from monitor_app.pg_transport import SSLMODES
 
 HANDED_ENGINES = ("postgresql",)
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def matches(rule: CredentialRule, record: ContainerRecord) -> bool:
@@ -44,8 +45,8 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
         return None
     labels = record.labels
     if labels.get("dbmon.password_env") or labels.get("dbmon.user"):
-        sslmode = labels.get("dbmon.sslmode", "prefer")
-        if sslmode not in SSLMODES:
+        sslmode = labels.get("dbmon.sslmode")
+        if sslmode is not None and sslmode not in SSLMODES:
             raise ConfigError([(f"{record.name}: label dbmon.sslmode", f"must be one of {', '.join(SSLMODES)}")],
                               "containers")
         var = labels.get("dbmon.password_env")
@@ -65,5 +66,6 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
                 raise ConfigError([(f"containers.credentials[{i}].password_file", f"cannot read: {exc.strerror}")],
                                   "containers") from None
         return Credential(user=rule.user, database=rule.database, sslmode=rule.sslmode, password=password,
-                          rule=f"containers.credentials[{i}]")
+                          rule=f"containers.credentials[{i}]", insecure=rule.insecure,
+                          sslrootcert=str(rule.sslrootcert) if rule.sslrootcert else None)
     return None

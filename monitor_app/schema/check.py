@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor_app.assets import password_for
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event
+from monitor_app.pg_transport import libpq_params
 from monitor_app.schema import compatibility, event_trigger, postgres_snapshot, precheck, sqlite_snapshot
 from monitor_app.schema.history import latest_snapshot, record_check
 from monitor_app.store.base import utcnow
@@ -29,10 +30,7 @@ ENGINES = ("postgresql", "sqlite")
 
 
 def postgres_dsn(connection: dict, password: str | None) -> str:
-    params = {"host": connection.get("host"), "port": connection.get("port", 5432),
-              "dbname": connection.get("database"), "user": connection.get("user"),
-              "password": password, "sslmode": connection.get("sslmode")}
-    return make_dsn(**{k: v for k, v in params.items() if v is not None})
+    return make_dsn(**libpq_params(connection, password))
 
 
 def _state(session, asset_id: int) -> SchemaWatchState:

@@ -24,6 +24,7 @@ from tests.containers.follow import Harness
 from tests.services import free_port, missing
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+PG_PASSWORD = "pg-in-docker-pw"
 
 
 @pytest.fixture()
@@ -39,7 +40,13 @@ def pg_data_dir():
     root = tempfile.mkdtemp(prefix="dbmon-pgdocker-")
     os.chmod(root, 0o755)
     os.chown(root, pg.pw_uid, pg.pw_gid)
-    subprocess.run([f"{bindir}/initdb", "-D", f"{root}/db", "-A", "trust", "-U", "postgres"], check=True,
+    # SCRAM over TLS, as dbmon requires of a monitored server unless told otherwise.
+    pwfile = os.path.join(root, "pw")
+    with open(pwfile, "w") as fh:
+        fh.write(PG_PASSWORD)
+    os.chown(pwfile, pg.pw_uid, pg.pw_gid)
+    subprocess.run([f"{bindir}/initdb", "-D", f"{root}/db", "--auth-local=trust", "--auth-host=scram-sha-256",
+                    "--pwfile", pwfile, "-U", "postgres"], check=True,
                    capture_output=True, user=pg.pw_uid, group=pg.pw_gid, cwd=root, timeout=120)
     crt, key = make_cert(__import__("pathlib").Path(root), cn="pg-in-docker.test", days=5)
     for f in (crt, key):
@@ -52,7 +59,7 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
                                                                       containers_config, pg_data_dir, monkeypatch):
     bindir, root, uid = pg_data_dir
     port = free_port()
-    monkeypatch.setenv("DBMON_TEST_PG_PASSWORD", "not-needed-with-trust")
+    monkeypatch.setenv("DBMON_TEST_PG_PASSWORD", PG_PASSWORD)
     box = CredentialBox("test-secret-key")
     h = Harness(sqlite_store, docker_engine, containers_config).start()
     try:
@@ -95,7 +102,7 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
             a = s.get(Asset, asset_id)
             summary = apply(s, a, result, thresholds=[30, 7, 1], interval=30)
             assert a.connection == {"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres",
-                                    "sslmode": "prefer"}
+                                    "sslmode": None, "sslrootcert": None, "insecure": False}
             tls = a.details["tls"][f"127.0.0.1:{port}"]
             assert tls["subject"] == "CN=pg-in-docker.test" and 4 < tls["days_left"] <= 5
             expiring = s.scalars(select(Event).where(Event.asset_id == asset_id, Event.type == "tls.expiring")).one()

@@ -16,7 +16,7 @@ def test_dbmon_up_serves_the_api_runs_scans_and_stops_cleanly(deployment):
     port = free_port()
     deployment.env["DBMON_API_PORT"] = str(port)
     deployment.write_config("assets:\n  - name: local-pg\n    engine: postgresql\n    host: 127.0.0.1\n"
-                            "    database: postgres\n    user: postgres\n")
+                            "    database: postgres\n    user: postgres\n    insecure: true\n")
     up = deployment.start("up", "up")
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: _get(base + "/healthz") == 200, 60, interval=0.2, what="API healthy")
