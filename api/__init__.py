@@ -41,6 +41,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     app.register_blueprint(health)
     app.register_blueprint(pages)
+    from api.proxy import trust_forwarded_headers
+
+    trust_forwarded_headers(app, rt.settings.api_trusted_proxies)
     return app
 
 
