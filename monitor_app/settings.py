@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     def _blank_is_default(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("api_tls_cert", "api_tls_key", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value):
+        # Compose passes `${DBMON_API_TLS_CERT:-}` as an empty string, which would read as ".".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_tls_cert", "api_tls_key")
     @classmethod
     def _tls_file_readable(cls, path: Path | None) -> Path | None:

@@ -103,3 +103,25 @@ def test_secrets_reseal_moves_every_stored_credential_to_the_current_key(store, 
     env["DBMON_SECRET_KEY"] = "unrelated-key"
     failed = _reseal(env, tmp_path)
     assert failed.returncode == 1 and "a, b, c" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_compose_refuses_to_start_without_a_secret_key(tmp_path):
+    import os
+    import shutil
+
+    from tests.services import missing
+
+    if not shutil.which("docker-compose"):
+        missing("docker-compose")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBMON_")}
+    unset = subprocess.run(["docker-compose", "config", "-q"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert unset.returncode != 0 and "set DBMON_SECRET_KEY in .env" in unset.stderr
+    (tmp_path / ".env").write_text("DBMON_SECRET_KEY=a-long-random-key\n")
+    ok = subprocess.run(["docker-compose", "config"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                        timeout=60)
+    assert ok.returncode == 0 and "DBMON_SECRET_KEY: a-long-random-key" in ok.stdout
+    # The TLS variables compose passes through empty mean "no TLS", not a certificate at ".".
+    settings = load_settings(_env_file=None, api_tls_cert="", api_tls_key="")
+    assert settings.api_tls is False and settings.api_base_url.startswith("http://")
