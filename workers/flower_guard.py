@@ -26,6 +26,7 @@ NEEDED_ROLE = "operator"
 READ_METHODS = ("GET", "HEAD")
 # Refused even for GET, should Flower ever accept it there.
 EXECUTION_PATHS = re.compile(r"^/api/(task/(apply|async-apply|send-task|abort|revoke|timeout|rate-limit)|worker/)")
+HEALTHCHECK = "/healthcheck"
 REALM = 'Basic realm="dbmon flower", charset="UTF-8"'
 
 
@@ -78,6 +79,8 @@ class _Refusal(tornado.web.RequestHandler):
 def guarded_flower(access: FlowerAccess) -> type[Flower]:
     class GuardedFlower(Flower):
         def find_handler(self, request, **kwargs):
+            if request.path == HEALTHCHECK and request.method in READ_METHODS:
+                return super().find_handler(request, **kwargs)  # says "OK" and nothing else, for probes
             status = access.check(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
             if status == 401:
                 return self._refuse(request, 401, "an operator API key or a Flower basic-auth pair is required")

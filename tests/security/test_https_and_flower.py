@@ -98,6 +98,7 @@ def test_flower_requires_dbmon_credentials_and_cannot_run_tasks(embedded):
     def get(path: str, **kw) -> requests.Response:
         return requests.get(base + path, timeout=10, **kw)
 
+    assert get("/healthcheck").text == "OK"  # for load balancers, like /healthz
     anonymous = get("/api/workers")
     assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Basic")
     assert get("/", auth=("ops", "wrong")).status_code == 401
