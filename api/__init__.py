@@ -44,6 +44,10 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     from api.audit_trail import install as install_audit_trail
 
     install_audit_trail(app)
+
+    from api.proxy import trust_forwarded_headers
+
+    trust_forwarded_headers(app, rt.settings.api_trusted_proxies)
     return app
 
 

@@ -31,7 +31,7 @@ def measure(mode: str) -> dict:
         d.migrate()
         port = free_port()
         d.write_config("assets:\n  - name: pg\n    engine: postgresql\n    host: 127.0.0.1\n"
-                       "    database: postgres\n    user: postgres\n")
+                       "    database: postgres\n    user: postgres\n    insecure: true\n")
         d.start_worker()
         d.start("api", "api", "--port", str(port))
         assert d.scan("assets.sync_config").status == "done"

@@ -116,7 +116,7 @@ def measure_pipeline(mode: str, ddl_count: int, workdir: Path) -> dict:
     try:
         d.migrate()
         d.write_config(f"assets:\n  - name: bench\n    engine: postgresql\n    host: 127.0.0.1\n"
-                       f"    database: {name}\n    user: postgres\n    sslmode: disable\n"
+                       f"    database: {name}\n    user: postgres\n    sslmode: disable\n    insecure: true\n"
                        "schema:\n  event_triggers: true\n")
         d.start_worker()
         d.scan("assets.sync_config")

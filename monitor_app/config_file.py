@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.containers.config import ContainersConfig
 from monitor_app.errors import ConfigError
+from monitor_app.pg_transport import ENCRYPTED_SSLMODES, default_sslmode, weak_sslmode_error
 from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)
@@ -36,7 +37,10 @@ class AssetConfig(_Strict):
     password: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    # Unset: verify-full with sslrootcert, else require (see pg_transport).
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslrootcert: Path | None = None
+    insecure: bool = False
     path: Path | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     check_interval: float | None = Field(None, gt=0)
@@ -50,6 +54,8 @@ class AssetConfig(_Strict):
                 raise ValueError("database is required for a postgresql asset")
         if self.engine == "sqlite" and not self.path:
             raise ValueError("path is required for a sqlite asset")
+        if self.sslmode and self.sslmode not in ENCRYPTED_SSLMODES and not self.insecure:
+            raise ValueError(f"sslmode: {weak_sslmode_error(self.sslmode)}")
         given = [k for k in ("password", "password_env", "password_file") if getattr(self, k)]
         if len(given) > 1:
             raise ValueError(f"give only one of password, password_env, password_file (got {', '.join(given)})")
@@ -59,8 +65,10 @@ class AssetConfig(_Strict):
         """What may be stored and shown: everything but the password."""
         if self.engine == "sqlite":
             return {"path": str(self.path)}
-        return {"host": self.host, "port": self.port, "database": self.database,
-                "user": self.user, "sslmode": self.sslmode}
+        rootcert = str(self.sslrootcert) if self.sslrootcert else None
+        return {"host": self.host, "port": self.port, "database": self.database, "user": self.user,
+                "sslmode": self.sslmode or ("prefer" if self.insecure else default_sslmode(rootcert)),
+                "sslrootcert": rootcert, "insecure": self.insecure}
 
     def resolve_password(self) -> str | None:
         if self.password is not None:

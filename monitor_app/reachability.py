@@ -12,11 +12,10 @@ import psycopg2
 from sqlalchemy.orm import Session
 
 from monitor_app.events import record_event
+from monitor_app.pg_transport import libpq_params
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 
-# Stored with a connection that must not fall back to weaker authentication or an unverified server.
-PINNED_PARAMS = ("require_auth", "sslrootcert")
 # A target that keeps failing is probed less often, up to this, so it cannot hog workers.
 MAX_BACKOFF_SECONDS = 600
 
@@ -33,11 +32,8 @@ def probe_postgres(connection: dict, password: str | None, timeout: float) -> Pr
     started = time.perf_counter()
     try:
         conn = psycopg2.connect(
-            host=connection["host"], port=connection.get("port", 5432), dbname=connection["database"],
-            user=connection.get("user"), password=password, sslmode=connection.get("sslmode", "prefer"),
-            connect_timeout=max(1, int(timeout)), application_name="dbmon",
+            **libpq_params(connection, password), connect_timeout=max(1, int(timeout)), application_name="dbmon",
             options=f"-c statement_timeout={int(timeout * 1000)}",
-            **{k: connection[k] for k in PINNED_PARAMS if connection.get(k)},
         )
     except psycopg2.Error as exc:
         return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))

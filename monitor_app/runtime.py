@@ -37,7 +37,7 @@ class Runtime:
 
     @cached_property
     def credentials(self) -> CredentialBox:
-        return CredentialBox(self.settings.resolved_secret_key())
+        return CredentialBox(self.settings.secret_keys())
 
     @property
     def config(self) -> DbmonConfig:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; default: filesystem broker in data_dir.")
     config_file: Path = Field(Path("dbmon.yaml"), description="Declarative assets, watch paths, rules, channels.")
     secret_key: str | None = Field(None, description="Encrypts stored credentials and signs links; generated into data_dir if unset.")
+    secret_key_previous: str | None = Field(None, description="Earlier secret keys, comma-separated: they still decrypt and verify, never encrypt or sign.")
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
         "*pass*,*secret*,*token*,*key*,*credential*,*auth*,dbmon.user,dbmon.database",
         description="Comma-separated label name globs (case-insensitive) whose values the API redacts.")
     audit_anonymous_per_minute: int = Field(20, ge=0, le=100000, description="Audit rows per source address per minute for requests without a valid key; the rest are counted in one summary row.")
+    api_tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS; with api_tls_key the API and Flower serve HTTPS only.")
+    api_tls_key: Path | None = Field(None, validate_default=True, description="PEM private key of api_tls_cert.")
+    api_trusted_proxies: int = Field(0, ge=0, le=10, description="Reverse proxies in front of the API whose X-Forwarded-* headers are trusted; 0 ignores them.")
+    flower_enabled: bool = Field(False, description="Start Flower under `dbmon up` (it always requires an operator API key or a basic-auth pair).")
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(5555, ge=1, le=65535)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)
@@ -84,6 +91,36 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_default(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("api_tls_cert", "api_tls_key", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value):
+        # Compose passes `${DBMON_API_TLS_CERT:-}` as an empty string, which would read as ".".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_tls_cert", "api_tls_key")
+    @classmethod
+    def _tls_file_readable(cls, path: Path | None) -> Path | None:
+        if path is not None and not os.access(path, os.R_OK):
+            raise ValueError(f"cannot read {path}")
+        return path
+
+    @field_validator("api_tls_key")
+    @classmethod
+    def _tls_pair(cls, key: Path | None, info: ValidationInfo) -> Path | None:
+        # Runs for an unset key too (validate_default), so a certificate alone is refused.
+        if (key is None) != (info.data.get("api_tls_cert") is None) and "api_tls_cert" in info.data:
+            raise ValueError("give both DBMON_API_TLS_CERT and DBMON_API_TLS_KEY, or neither")
+        return key
+
+    @property
+    def api_tls(self) -> bool:
+        return self.api_tls_cert is not None
+
+    @property
+    def api_base_url(self) -> str:
+        """Where this process's own API answers, for links when no public URL is configured."""
+        return f"{'https' if self.api_tls else 'http'}://{self.api_host}:{self.api_port}"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -122,6 +159,12 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
+
+    def secret_keys(self):
+        """The current key and the previous ones still accepted during a rotation."""
+        from monitor_app.secret_keys import KeyRing
+
+        return KeyRing.parse(self.resolved_secret_key(), self.secret_key_previous)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -328,7 +328,7 @@ class SignedAck(Resource):
     @ns.doc(security=[])
     def get(self, token: str):
         rt = runtime()
-        incident_id = ack_links.verify(rt.settings.resolved_secret_key(), token, rt.config.alerting.ack_link_max_age)
+        incident_id = ack_links.verify(rt.settings.secret_keys(), token, rt.config.alerting.ack_link_max_age)
         with rt.store.session() as s:
             incident = s.get(Incident, incident_id)
             if incident is None:
@@ -342,7 +342,7 @@ class SignedAck(Resource):
     def post(self, token: str):
         rt = runtime()
         try:
-            incident_id = ack_links.verify(rt.settings.resolved_secret_key(), token, rt.config.alerting.ack_link_max_age)
+            incident_id = ack_links.verify(rt.settings.secret_keys(), token, rt.config.alerting.ack_link_max_age)
         except DbmonError:
             # Anyone can post a forged token: capped per address like every keyless request.
             anonymous_audit.record(rt.store, limit=rt.settings.audit_anonymous_per_minute,

@@ -6,27 +6,34 @@ from __future__ import annotations
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from monitor_app.errors import DbmonError
+from monitor_app.secret_keys import LINK_SIGNING, KeyRing, derive
 
 SALT = "dbmon.alerting.ack"
 ACK_PATH = "/api/v1/alerts/ack/"
 
 
-def _serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=SALT)
+def _serializer(keys: KeyRing | str) -> URLSafeTimedSerializer:
+    ring = KeyRing.of(keys)
+    # itsdangerous signs with the last key and verifies with any. The raw keys come first so
+    # links sent before keys were derived per use still work until they expire.
+    verifying = [k for k in reversed(ring.all)] + [derive(k, LINK_SIGNING) for k in reversed(ring.previous)]
+    return URLSafeTimedSerializer(verifying + [derive(ring.current, LINK_SIGNING)], salt=SALT)
 
 
-def make_token(secret_key: str, incident_id: int) -> str:
-    return _serializer(secret_key).dumps({"incident": incident_id})
+def make_token(keys: KeyRing | str, incident_id: int) -> str:
+    return _serializer(keys).dumps({"incident": incident_id})
 
 
-def ack_url(public_url: str, secret_key: str, incident_id: int) -> str:
-    return public_url.rstrip("/") + ACK_PATH + make_token(secret_key, incident_id)
+def ack_url(public_url: str, keys: KeyRing | str, incident_id: int) -> str:
+    """The link keeps the public URL's scheme, host and path prefix as configured: behind a
+    TLS-terminating proxy the public URL is https even though dbmon itself may serve http."""
+    return public_url.rstrip("/") + ACK_PATH + make_token(keys, incident_id)
 
 
-def verify(secret_key: str, token: str, max_age: float) -> int:
+def verify(keys: KeyRing | str, token: str, max_age: float) -> int:
     """The incident id the token was made for; DbmonError (permanent) when invalid or expired."""
     try:
-        data = _serializer(secret_key).loads(token, max_age=int(max_age))
+        data = _serializer(keys).loads(token, max_age=int(max_age))
     except SignatureExpired:
         raise DbmonError("acknowledge link has expired", permanent=True, field="token") from None
     except BadSignature:

@@ -277,7 +277,8 @@ class AlertingConfig(_Model):
     flap: FlapSettings = Field(default_factory=FlapSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     template_dir: Path | None = Field(None, description="Templates here override the built-in ones.")
-    public_url: str = Field("http://127.0.0.1:8080", description="Base of acknowledge links.")
+    public_url: str | None = Field(None, description="Base of acknowledge links; default: the API's own address, "
+                                                     "https when DBMON_API_TLS_CERT is set.")
     ack_link_max_age: Duration = 7 * 86400.0
     default_rules: DefaultRules = Field(default_factory=DefaultRules)
     _builtin_names: set[str] = PrivateAttr(default_factory=set)
@@ -294,6 +295,20 @@ class AlertingConfig(_Model):
     def builtin_rule_names(self) -> set[str]:
         """Rules in `rules` that come from the built-in pack, not from the config file."""
         return set(self._builtin_names)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        # Links are opened by people from mail and chat: only a web address makes sense, and the
+        # scheme is kept as written (https behind a TLS proxy even when dbmon serves http).
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 def field_path(prefix: str, loc: tuple) -> str:

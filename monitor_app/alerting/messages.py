@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor_app.alerting import ack_links
 from monitor_app.alerting.config import AlertingConfig
+from monitor_app.secret_keys import KeyRing
 from monitor_app.store.models.alerting import Alert, Incident, Notification
 
 TITLES = {"firing": "FIRING", "followup": "FIRING", "repeat": "STILL FIRING", "escalation": "ESCALATED",
@@ -53,9 +54,13 @@ def _claim_suppressed(session: Session, row: Notification) -> list[dict]:
     return [{"kind": n.kind, "key": n.idempotency_key, "created_at": n.created_at,
              "incident": incident_view(i) if i is not None else None} for n, i in rows]
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
-def build(session: Session, row: Notification, cfg: AlertingConfig, secret_key: str, now: datetime) -> dict:
+
+def build(session: Session, row: Notification, cfg: AlertingConfig, secret_key: KeyRing | str, now: datetime) -> dict:
     incident = session.get(Incident, row.incident_id) if row.incident_id else None
+    # A runtime's engine always has one (see service.engine_for); an engine built bare has the default API.
+    public_url = cfg.public_url or DEFAULT_PUBLIC_URL
     alerts: list[Alert] = []
     if incident is not None:
         alerts = list(session.scalars(select(Alert).where(Alert.incident_id == incident.id).order_by(Alert.id)))
@@ -80,8 +85,8 @@ def build(session: Session, row: Notification, cfg: AlertingConfig, secret_key: 
         "group_labels": dict(incident.group_labels or {}) if incident else {},
         "common_labels": _common([v["labels"] for v in views]),
         "common_annotations": _common([v["annotations"] for v in views]),
-        "external_url": cfg.public_url.rstrip("/"),
-        "ack_url": (ack_links.ack_url(cfg.public_url, secret_key, incident.id)
+        "external_url": public_url.rstrip("/"),
+        "ack_url": (ack_links.ack_url(public_url, secret_key, incident.id)
                     if incident is not None and incident.status == "open" and row.kind != "resolved" else None),
         "escalation": row.payload if row.kind == "escalation" else None,
         "suppressed": _claim_suppressed(session, row) if row.kind == "summary" else [],

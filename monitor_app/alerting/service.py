@@ -18,7 +18,10 @@ def engine_for(rt) -> AlertingEngine:
     cached = getattr(rt, _ENGINE_ATTR, None)
     if cached is not None and cached[0] is config:
         return cached[1]
-    engine = AlertingEngine(rt.store, config.alerting, rt.settings.resolved_secret_key())
+    alerting = config.alerting
+    if not alerting.public_url:
+        alerting = alerting.model_copy(update={"public_url": rt.settings.api_base_url})
+    engine = AlertingEngine(rt.store, alerting, rt.settings.secret_keys())
     setattr(rt, _ENGINE_ATTR, (config, engine))
     return engine
 

@@ -103,6 +103,9 @@ def api(host: str | None, port: int | None) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
+            if settings.api_tls:
+                self.cfg.set("certfile", str(settings.api_tls_cert))
+                self.cfg.set("keyfile", str(settings.api_tls_key))
 
         def load(self):
             return create_app()
@@ -111,17 +114,32 @@ def api(host: str | None, port: int | None) -> None:
 
 
 @click.command()
-@click.option("--port", type=int, default=5555, show_default=True)
-@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="port (default DBMON_FLOWER_PORT)")
+@click.option("--address", default=None, help="bind address (default DBMON_FLOWER_HOST)")
 @click.option("--basic-auth", envvar="DBMON_FLOWER_BASIC_AUTH", default=None,
               help="user:password pairs, comma-separated (env DBMON_FLOWER_BASIC_AUTH)")
-def flower(port: int, address: str, basic_auth: str | None) -> None:
-    """Serve Flower, the task queue dashboard (task events are on in every worker)."""
-    from workers.celery_app import app
+def flower(port: int | None, address: str | None, basic_auth: str | None) -> None:
+    """Serve Flower, the task queue dashboard, read-only and behind dbmon's own authentication.
 
-    argv = ["flower", f"--port={port}", f"--address={address}"]
-    if basic_auth:
-        argv.append(f"--basic-auth={basic_auth}")
+    Every request needs an operator or admin API key (X-API-Key, or as the basic-auth password)
+    or one of the basic-auth pairs; only reads pass, so Flower can neither run tasks nor
+    control workers. HTTPS with DBMON_API_TLS_CERT/KEY."""
+    import os
+
+    import flower.command
+
+    from monitor_app.runtime import Runtime
+    from workers.celery_app import app
+    from workers.flower_guard import FlowerAccess, guarded_flower
+
+    settings = get_settings()
+    access = FlowerAccess(Runtime(settings).store, [p for p in (basic_auth or "").split(",") if p])
+    # Flower's own check would refuse API-key logins; the guard authenticates every request instead.
+    os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
+    flower.command.Flower = guarded_flower(access)
+    argv = ["flower", f"--port={port or settings.flower_port}", f"--address={address or settings.flower_host}"]
+    if settings.api_tls:
+        argv += [f"--certfile={settings.api_tls_cert}", f"--keyfile={settings.api_tls_key}"]
     app.start(argv)
 
 
@@ -140,8 +158,10 @@ def up(no_api: bool) -> None:
     children = {"worker": me + ["worker"], "beat": me + ["beat"], "watcher": me + ["watcher"]}
     if not no_api:
         children["api"] = me + ["api"]
+    if settings.flower_enabled:
+        children["flower"] = me + ["flower"]
     sup = Supervisor(children)
     sup.install_signal_handlers()
     click.echo(f"dbmon up: store {settings.resolved_database_url.split('@')[-1]}, "
-               f"API http://{settings.api_host}:{settings.api_port}/ (Ctrl-C stops)")
+               f"API {settings.api_base_url}/ (Ctrl-C stops)")
     sys.exit(sup.run())

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor_app.pg_transport import ENCRYPTED_SSLMODES, weak_sslmode_error
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,16 +35,17 @@ class CredentialRule(_Strict):
     database: str = "postgres"
     password_env: str | None = None
     password_file: Path | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    sslrootcert: Path | None = Field(None, description="CA bundle for verify-ca / verify-full.")
-    require_auth: Literal["scram-sha-256"] | None = Field(
-        None, description="Refuse servers asking for a cleartext or MD5 password (a rule matching on labels "
-                          "can be claimed by any container carrying them).")
+    # Unset: verify-full with sslrootcert, else require (see pg_transport).
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslrootcert: Path | None = None
+    insecure: bool = False
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "CredentialRule":
         if self.password_env and self.password_file:
             raise ValueError("give only one of password_env, password_file")
+        if self.sslmode and self.sslmode not in ENCRYPTED_SSLMODES and not self.insecure:
+            raise ValueError(f"sslmode: {weak_sslmode_error(self.sslmode)}")
         return self
 
 

@@ -16,20 +16,16 @@ from __future__ import annotations
 import os
 from fnmatch import fnmatchcase
 
-import psycopg2
-
 from monitor_app.containers.config import CredentialRule, LabelCredentials
 from monitor_app.containers.identify import Identification, image_path
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.containers.registry import Credential
 from monitor_app.errors import ConfigError
+from monitor_app.pg_transport import libpq_supports_require_auth
 
 HANDED_ENGINES = ("postgresql",)
 LABEL_SSLMODES = ("verify-ca", "verify-full")
 LABEL_KEYS = ("dbmon.password_env", "dbmon.user", "dbmon.database", "dbmon.sslmode")
-# libpq refuses cleartext, MD5 and trust when told so; the option exists since libpq 16.
-REQUIRE_AUTH = "scram-sha-256"
-REQUIRE_AUTH_LIBPQ = 160000
 
 
 def matches(rule: CredentialRule, record: ContainerRecord) -> bool:
@@ -60,12 +56,13 @@ def _from_labels(record: ContainerRecord, policy: LabelCredentials) -> Credentia
     var = labels.get("dbmon.password_env")
     if var and (var not in policy.allowed_env or var.upper().startswith("DBMON_")):
         raise refuse("dbmon.password_env", f"{var} is not listed in containers.label_credentials.allowed_env")
-    if psycopg2.__libpq_version__ < REQUIRE_AUTH_LIBPQ:
-        raise refuse("dbmon.password_env", f"libpq {psycopg2.__libpq_version__} cannot require SCRAM "
-                                           "authentication (needs 16 or later)")
+    # pg_transport adds require_auth=scram-sha-256 to every connection that is not `insecure`
+    # (a label can never make it so); without libpq 16 that option does not exist.
+    if not libpq_supports_require_auth():
+        raise refuse("dbmon.password_env", "this libpq cannot require SCRAM authentication (needs 16 or later)")
     return Credential(user=labels.get("dbmon.user", "postgres"), database=labels.get("dbmon.database", "postgres"),
                       sslmode=sslmode, password=_env(var, f"{record.name}: label dbmon.password_env") if var else None,
-                      rule="labels", require_auth=REQUIRE_AUTH,
+                      rule="labels",
                       sslrootcert=str(policy.sslrootcert) if policy.sslrootcert else None)
 
 
@@ -91,6 +88,6 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
                 raise ConfigError([(f"containers.credentials[{i}].password_file", f"cannot read: {exc.strerror}")],
                                   "containers") from None
         return Credential(user=rule.user, database=rule.database, sslmode=rule.sslmode, password=password,
-                          rule=f"containers.credentials[{i}]", require_auth=rule.require_auth,
+                          rule=f"containers.credentials[{i}]", insecure=rule.insecure,
                           sslrootcert=str(rule.sslrootcert) if rule.sslrootcert else None)
     return None

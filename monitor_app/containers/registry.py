@@ -41,10 +41,10 @@ class Credential:
 
     user: str
     database: str
-    sslmode: str
+    sslmode: str | None
     password: str | None
     rule: str  # which config rule or label supplied it, for the record
-    require_auth: str | None = None
+    insecure: bool = False  # only a config rule may set it, never a label
     sslrootcert: str | None = None
 
 
@@ -125,8 +125,8 @@ def _connection(details: dict, credential: Credential | None) -> dict:
     first = (details.get("endpoints") or [None])[0]
     conn = {"host": first["host"], "port": first["port"]} if first else {}
     if credential and first:
-        conn.update(user=credential.user, database=credential.database, sslmode=credential.sslmode)
-        conn.update({k: v for k in ("require_auth", "sslrootcert") if (v := getattr(credential, k))})
+        conn.update(user=credential.user, database=credential.database, sslmode=credential.sslmode,
+                    sslrootcert=credential.sslrootcert, insecure=credential.insecure)
     return conn
 
 

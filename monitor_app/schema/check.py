@@ -20,6 +20,7 @@ from monitor_app import audit
 from monitor_app.assets import password_for
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event
+from monitor_app.pg_transport import libpq_params
 from monitor_app.schema import compatibility, postgres_snapshot, precheck, sqlite_snapshot
 from monitor_app.schema.history import latest_snapshot, record_check
 from monitor_app.schema.trigger_upkeep import keep_trigger, record_trigger_event
@@ -32,11 +33,7 @@ ENGINES = ("postgresql", "sqlite")
 
 
 def postgres_dsn(connection: dict, password: str | None) -> str:
-    params = {"host": connection.get("host"), "port": connection.get("port", 5432),
-              "dbname": connection.get("database"), "user": connection.get("user"),
-              "password": password, "sslmode": connection.get("sslmode"),
-              "require_auth": connection.get("require_auth"), "sslrootcert": connection.get("sslrootcert")}
-    return make_dsn(**{k: v for k, v in params.items() if v is not None})
+    return make_dsn(**libpq_params(connection, password))
 
 
 def _state(session, asset_id: int) -> SchemaWatchState:

@@ -53,7 +53,8 @@ def test_it_pages_when_the_reachability_probe_finds_an_asset_down_and_clears_whe
     with rt.store.session() as s:
         asset = Asset(kind="database", engine="postgresql", name="orders", source="config", external_id="orders",
                       labels={}, details={}, status="up",
-                      connection={"host": "127.0.0.1", "port": free_port(), "database": "postgres", "user": "postgres"})
+                      connection={"host": "127.0.0.1", "port": free_port(), "database": "postgres", "user": "postgres",
+                                  "insecure": True})  # the shared test server: trust auth, no TLS
         s.add(asset)
         s.flush()
         asset_id = asset.id

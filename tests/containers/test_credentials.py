@@ -44,7 +44,7 @@ def test_labels_name_an_allowed_environment_variable_of_dbmon_and_demand_scram_o
     labels = {"dbmon.password_env": "PG_LABEL_PW", "dbmon.user": "mon", "dbmon.database": "app"}
     cred = resolve(*pg(labels=labels), [], label_policy(allowed_env=["PG_LABEL_PW"], sslrootcert="/etc/ca.crt"))
     assert (cred.user, cred.database, cred.password, cred.rule) == ("mon", "app", "from-label", "labels")
-    assert (cred.sslmode, cred.require_auth, cred.sslrootcert) == ("verify-full", "scram-sha-256", "/etc/ca.crt")
+    assert (cred.sslmode, cred.insecure, cred.sslrootcert) == ("verify-full", False, "/etc/ca.crt")
 
 
 def test_credential_labels_are_ignored_unless_the_config_opts_in(monkeypatch):
@@ -54,7 +54,7 @@ def test_credential_labels_are_ignored_unless_the_config_opts_in(monkeypatch):
     assert resolve(*pg(labels=labels), [], parse_config({}).containers.label_credentials) is None
     # the config's own rules still apply to such a container
     cred = resolve(*pg(labels=labels), rules({"match": {"labels": {"team": "orders"}}, "user": "monitor"}))
-    assert (cred.user, cred.rule, cred.require_auth) == ("monitor", "containers.credentials[0]", None)
+    assert (cred.user, cred.rule, cred.insecure) == ("monitor", "containers.credentials[0]", False)
 
 
 @pytest.mark.parametrize("labels,field", [

@@ -113,7 +113,7 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
             a = s.get(Asset, asset_id)
             summary = apply(s, a, result, thresholds=[30, 7, 1], interval=30)
             assert a.connection == {"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres",
-                                    "sslmode": "verify-full", "require_auth": "scram-sha-256", "sslrootcert": ca}
+                                    "sslmode": "verify-full", "sslrootcert": ca, "insecure": False}
             tls = a.details["tls"][f"127.0.0.1:{port}"]
             assert tls["subject"] == "CN=pg-in-docker.test" and 4 < tls["days_left"] <= 5
             expiring = s.scalars(select(Event).where(Event.asset_id == asset_id, Event.type == "tls.expiring")).one()

@@ -15,6 +15,7 @@ from monitor_app.config_file import parse_config
 from monitor_app.containers.discovery import reconcile
 from monitor_app.credentials import CredentialBox
 from monitor_app.errors import ConfigError
+from monitor_app.pg_transport import libpq_params
 from monitor_app.reachability import can_probe, probe
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.store.models import Asset
@@ -102,7 +103,8 @@ def test_an_allowed_label_password_goes_only_over_verified_tls_with_scram(sqlite
         sqlite_store, docker_engine, runner, trap, config, {"dbmon.password_env": "PG_LABEL_PW"})
     assert out.errors == []
     assert password is not None  # handed over: only the connection's demands keep it in
-    assert asset.connection["sslmode"] == "verify-full" and asset.connection["require_auth"] == "scram-sha-256"
+    assert asset.connection["sslmode"] == "verify-full" and asset.connection["insecure"] is False
+    assert libpq_params(asset.connection, password)["require_auth"] == "scram-sha-256"
     assert result is not None and not result.up
     assert trap.passwords == []
     if trap.tls is not None:
@@ -122,12 +124,12 @@ def test_a_label_policy_that_would_hand_out_dbmon_s_settings_is_refused(section,
     assert exc.value.errors[0][0].startswith(field), exc.value.errors
 
 
-def test_a_config_rule_can_demand_scram_too(sqlite_store, docker_engine, runner, trap, master_key):
-    """A rule matching on labels can be claimed by any container that carries them."""
-    config = _containers({"credentials": [{"match": {"labels": {"team": "orders"}}, "password_env": "PG_LABEL_PW",
-                                           "require_auth": "scram-sha-256"}]})
+def test_a_config_rule_demands_scram_too(sqlite_store, docker_engine, runner, trap, master_key):
+    """A rule matching on labels can be claimed by any container that carries them: SCRAM is the default."""
+    config = _containers({"credentials": [{"match": {"labels": {"team": "orders"}}, "password_env": "PG_LABEL_PW"}]})
     out, asset, password, result = _discover_and_connect(sqlite_store, docker_engine, runner, trap, config,
                                                          {"team": "orders"})
-    assert password is not None and asset.connection["require_auth"] == "scram-sha-256"
+    assert password is not None and asset.connection["insecure"] is False
+    assert libpq_params(asset.connection, password)["require_auth"] == "scram-sha-256"
     assert result is not None and not result.up and trap.startups  # it got as far as asking
     assert trap.passwords == []

@@ -15,7 +15,8 @@ from tests.services import PG_ADMIN_URL
 
 def pg_asset_yaml(name: str, port: int = 5432, database: str = "postgres") -> str:
     return (f"  - name: {name}\n    engine: postgresql\n    host: 127.0.0.1\n    port: {port}\n"
-            f"    database: {database}\n    user: postgres\n    password_env: DBMON_TEST_PG_PASSWORD\n")
+            f"    database: {database}\n    user: postgres\n    password_env: DBMON_TEST_PG_PASSWORD\n"
+            "    insecure: true\n")  # the shared test server is trust-auth without TLS
 
 
 def api_client(deployment, role="operator"):

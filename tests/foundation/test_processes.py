@@ -16,7 +16,7 @@ def test_dbmon_up_serves_the_api_runs_scans_and_stops_cleanly(deployment):
     port = free_port()
     deployment.env["DBMON_API_PORT"] = str(port)
     deployment.write_config("assets:\n  - name: local-pg\n    engine: postgresql\n    host: 127.0.0.1\n"
-                            "    database: postgres\n    user: postgres\n")
+                            "    database: postgres\n    user: postgres\n    insecure: true\n")
     up = deployment.start("up", "up")
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: _get(base + "/healthz") == 200, 60, interval=0.2, what="API healthy")
@@ -85,11 +85,12 @@ def _get(url: str) -> int | None:
 
 def test_flower_sees_the_workers_tasks(deployment):
     port = free_port()
-    deployment.env["FLOWER_UNAUTHENTICATED_API"] = "true"
+    key = deployment.cli("apikey", "create", "--role", "operator", "--name", "ops", check=True).stdout.strip()
     deployment.start_worker()
     deployment.start("flower", "flower", "--port", str(port))
     wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthcheck") == 200, 60, interval=0.3, what="flower up")
     run = deployment.scan("metrics.host_sample")
-    tasks = wait_for(lambda: (t := requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5).json())
+    tasks = wait_for(lambda: (t := requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5,
+                                                   headers={"X-API-Key": key}).json())
                      and run.id in t and t[run.id]["state"] == "SUCCESS" and t, 30, what="task in flower")
     assert tasks[run.id]["name"] == "metrics.host_sample"

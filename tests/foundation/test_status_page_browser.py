@@ -24,7 +24,7 @@ def test_it_renders_assets_host_charts_and_events_in_a_browser(deployment, tmp_p
     port = free_port()
     deployment.env["DBMON_API_PORT"] = str(port)
     deployment.write_config("assets:\n  - name: billing-db\n    engine: postgresql\n    host: 127.0.0.1\n"
-                            "    database: postgres\n    user: postgres\n")
+                            "    database: postgres\n    user: postgres\n    insecure: true\n")
     deployment.start_worker()
     for task in ("assets.sync_config", "metrics.host_sample", "metrics.host_sample"):
         assert deployment.scan(task).status == "done"

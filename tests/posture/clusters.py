@@ -89,7 +89,7 @@ class PrivateCluster:
     def connection(self, user: str = "postgres") -> dict:
         """An asset's `connection` for this cluster (over its Unix socket)."""
         return {"host": str(self.root), "port": self.port, "database": "postgres", "user": user,
-                "sslmode": "disable"}
+                "sslmode": "disable", "insecure": True}
 
     def run(self, *statements: str, database: str = "postgres") -> None:
         conn = self.connect(database=database)

@@ -72,7 +72,7 @@ def test_an_unreachable_asset_keeps_its_findings_and_records_the_error(store, tm
     rt = make_runtime(store, tmp_path)
     asset_id = add_asset(store, name="gone-db", engine="postgresql",
                          connection={"host": "127.0.0.1", "port": 1, "database": "x", "user": "x",
-                                     "sslmode": "disable"})
+                                     "sslmode": "disable", "insecure": True})
     with pytest.raises(DbmonError) as info:
         run_check(rt, asset_id)
     assert not info.value.permanent

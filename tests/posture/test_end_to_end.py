@@ -15,7 +15,7 @@ CRITICAL = {"hba_trust_remote", "ssl_off_remote", "superuser_role:app"}
 def test_a_posture_scan_opens_findings_and_pages_on_the_critical_ones(deployment, exposed_cluster):
     deployment.write_config(
         f"assets:\n  - name: exposed\n    engine: postgresql\n    host: {exposed_cluster.root}\n"
-        f"    port: {exposed_cluster.port}\n    database: postgres\n    user: postgres\n    sslmode: disable\n")
+        f"    port: {exposed_cluster.port}\n    database: postgres\n    user: postgres\n    sslmode: disable\n    insecure: true\n")
     deployment.start_worker()
     assert deployment.scan("assets.sync_config").status == "done"
     with deployment.runtime.store.session() as s:

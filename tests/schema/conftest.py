@@ -88,7 +88,9 @@ def pg_connection(url: str, user: str = "postgres") -> dict:
 
     parsed = urlparse(url)
     return {"host": parsed.hostname, "port": parsed.port or 5432, "database": parsed.path.lstrip("/"),
-            "user": user, "sslmode": "disable"}
+            "user": user, "sslmode": "disable",
+            # The shared test server is trust-auth without TLS: opted out explicitly.
+            "insecure": True}
 
 
 class OwnedDatabase:

@@ -25,7 +25,7 @@ def test_a_ddl_is_stored_through_the_real_processes(deployment, pg_database):
     name, url = pg_database
     deployment.write_config(
         f"assets:\n  - name: appdb\n    engine: postgresql\n    host: 127.0.0.1\n    database: {name}\n"
-        "    user: postgres\n    sslmode: disable\nschema:\n  event_triggers: true\n")
+        "    user: postgres\n    sslmode: disable\n    insecure: true\nschema:\n  event_triggers: true\n")
     deployment.start_worker()
     assert deployment.scan("assets.sync_config").status == "done"
     with deployment.runtime.store.session() as s:
