@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=1, le=65535)
     api_workers: int = Field(2, ge=1, le=64)
     public_status_page: bool = Field(True, description="Serve the status page without an API key.")
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824, description="Larger request bodies get a 413.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     task_queued_grace: float = Field(60.0, gt=0, description="A queued run not started within this is published again.")
     alert_sweep_interval: float = Field(2.0, gt=0, description="Due notifications, retries and escalations are checked this often.")
     alert_metrics_interval: float = Field(15.0, gt=0, description="Threshold rules are evaluated this often.")
+    silence_max_days: float = Field(90.0, gt=0, le=3650, description="Longest silence the API accepts (and how far ahead it may start).")
+    channel_test_per_minute: int = Field(6, ge=1, le=600, description="Test sends allowed per channel and minute.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
     metrics_retention_days: int = Field(90, ge=1)
 
