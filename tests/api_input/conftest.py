@@ -39,3 +39,13 @@ def build_api(store, tmp_path, **settings_overrides):
 @pytest.fixture()
 def api(store, tmp_path):
     return build_api(store, tmp_path)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long fuzz runs only when asked for by marker; the bounded one always runs."""
+    if "fuzz_long" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long fuzz: select it with -m fuzz_long")
+    for item in items:
+        if "fuzz_long" in item.keywords:
+            item.add_marker(skip)
