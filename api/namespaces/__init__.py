@@ -10,4 +10,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.containers:ns",
     "api.namespaces.schema:ns",
     "api.namespaces.alerts:ns",
+    "api.namespaces.config:ns",
 ]
