@@ -17,6 +17,7 @@ from flask import request
 from flask.json.provider import DefaultJSONProvider
 from flask_restx import abort
 from jsonschema import Draft4Validator
+from werkzeug.exceptions import RequestEntityTooLarge
 
 MAX_DEPTH = 32
 INT64 = (-(2**63), 2**63 - 1)
@@ -84,8 +85,13 @@ def json_object(model=None) -> dict:
     """The request's JSON object, validated against a flask-restx model's schema if given.
 
     Call it inside the handler, i.e. after `require_role` has accepted the key."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        # A chunked body is cut at the limit rather than refused; refuse it here.
+        raise RequestEntityTooLarge(f"the request body is larger than {limit} bytes (DBMON_API_MAX_BODY_BYTES)")
     try:
-        body = parse(request.get_data(cache=True) or b"{}")
+        body = parse(data or b"{}")
     except BodyError as exc:
         abort(400, f"invalid JSON body: {exc.field}: {exc.reason}", errors={exc.field: exc.reason})
     if not isinstance(body, dict):

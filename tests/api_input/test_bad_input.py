@@ -3,6 +3,7 @@ and nobody gets a body parsed or echoed back before their key is checked."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -131,6 +132,11 @@ def test_it_answers_an_oversized_body_with_413(store, tmp_path):
     resp = post_json(api, "/api/v1/alerts/silences", json.dumps({"matchers": ["a=b"], "duration": "1h",
                                                                   "comment": "x" * 20_000}))
     assert resp.status_code == 413
+    chunked = api.post("/api/v1/alerts/silences", input_stream=io.BytesIO(b'{"comment": "' + b"x" * 50_000 + b'"}'),
+                       headers={**api.keys["operator"], "Content-Type": "application/json",
+                                "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})  # as gunicorn marks a chunked body
+    assert chunked.status_code == 413
     small = post_json(api, "/api/v1/alerts/silences", json.dumps({"matchers": ["a=b"], "duration": "1h",
                                                                     "comment": "x" * 1000}))
     assert small.status_code == 201
