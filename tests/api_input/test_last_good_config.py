@@ -99,3 +99,20 @@ def _answers(base: str) -> bool:
         return requests.get(base + "/swagger.json", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_a_process_that_never_saw_a_good_file_answers_503_without_the_errors(store, tmp_path):
+    from tests.api_input.conftest import build_api
+
+    (tmp_path / "dbmon.yaml").write_text(BROKEN_FIELDS)
+    api = build_api(store, tmp_path)
+    resp = api.get("/api/v1/alerts/channels", headers=api.keys["viewer"])
+    assert resp.status_code == 503 and "invalid (since" in resp.json["message"]
+    assert "errors" not in resp.json and "oracle" not in resp.get_data(as_text=True)
+    viewer = api.get("/api/v1/config", headers=api.keys["viewer"]).json
+    assert (viewer["valid"], viewer["in_force"], "errors" in viewer) == (False, "none", False)
+    admin = api.get("/api/v1/config", headers=api.keys["admin"]).json
+    assert "assets[0].engine" in {e["field"] for e in admin["errors"]}
+    with store.session() as s:
+        [event] = s.scalars(select(Event).where(Event.type == "config.invalid")).all()
+    assert "no good config" in event.summary and "oracle" not in event.summary
