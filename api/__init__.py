@@ -9,6 +9,8 @@ from flask import Blueprint, Flask, jsonify
 from flask_restx import Api
 from werkzeug.exceptions import HTTPException
 
+from api import request_guard
+from api.json_body import GuardedJSONProvider
 from monitor_app.errors import ConfigError, DbmonError, NotFound
 from monitor_app.runtime import Runtime
 
@@ -18,6 +20,7 @@ log = logging.getLogger("dbmon.api")
 def create_app(runtime: Runtime | None = None) -> Flask:
     rt = runtime or Runtime()
     app = Flask(__name__, template_folder=str(_templates_dir()))
+    app.json = GuardedJSONProvider(app)
     app.extensions["dbmon"] = rt
     app.config["RESTX_MASK_SWAGGER"] = False
     app.config["RESTX_ERROR_404_HELP"] = False
@@ -34,6 +37,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         module, _, attr = path.partition(":")
         api.add_namespace(getattr(importlib.import_module(module), attr))
     _register_errors(app, api)
+    request_guard.install(app, blueprint, rt.settings.api_max_body_bytes)
     app.register_blueprint(blueprint)
 
     from api.health import health
@@ -54,14 +58,17 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 def _register_errors(app: Flask, api: Api) -> None:
     @api.errorhandler(ConfigError)
     def _config_error(exc: ConfigError):
+        """Invalid input: `errors` maps each field to its problem."""
         return {"message": "invalid input", "errors": {path: msg for path, msg in exc.errors}}, 400
 
     @api.errorhandler(NotFound)
     def _not_found(exc: NotFound):
+        """No such object."""
         return {"message": exc.message}, 404
 
     @api.errorhandler(DbmonError)
     def _dbmon_error(exc: DbmonError):
+        """Refused (400, with the field in `errors`) or a dependency unavailable (503)."""
         body = {"message": exc.message}
         if exc.field:
             body["errors"] = {exc.field: exc.message}

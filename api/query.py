@@ -6,13 +6,25 @@ from datetime import datetime, timezone
 
 from flask_restx import reqparse
 
+from api.request_guard import MAX_ID
 
-def timestamp(value: str) -> datetime:
+# Far enough for any real window; near enough that UTC conversion and adding a duration
+# can never leave datetime's range (years 1..9999).
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
+def timestamp(value) -> datetime:
+    """An aware UTC datetime from an ISO 8601 string (query strings and JSON bodies alike)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 timestamp string, e.g. 2026-01-31T12:00:00Z")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):
         raise ValueError("must be an ISO 8601 timestamp, e.g. 2026-01-31T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if not EARLIEST <= parsed <= LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return parsed
 
 
 timestamp.__schema__ = {"type": "string", "format": "date-time"}
@@ -30,6 +42,10 @@ def bounded_int(low: int, high: int):
 
     parse.__schema__ = {"type": "integer", "minimum": low, "maximum": high}
     return parse
+
+
+# Row ids in query strings: a larger number cannot be a row, and SQLite cannot even bind it.
+row_id = bounded_int(1, MAX_ID)
 
 
 def paged_parser() -> reqparse.RequestParser:

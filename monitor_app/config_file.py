@@ -154,10 +154,14 @@ def load_config(path: Path | str, *, missing_ok: bool = False) -> DbmonConfig:
         raise ConfigError([("(file)", "file not found")], str(path)) from None
     except OSError as exc:
         raise ConfigError([("(file)", exc.strerror or str(exc))], str(path)) from None
+    return parse_config_text(text, str(path))
+
+
+def parse_config_text(text: str, source: str = "config") -> DbmonConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")], str(path)) from None
-    return parse_config(data, str(path))
+        raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}")], source) from None
+    return parse_config(data, source)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from functools import cached_property
 from typing import Callable
 
-from monitor_app.config_file import DbmonConfig, load_config
+from monitor_app.config_file import DbmonConfig
 from monitor_app.credentials import CredentialBox
+from monitor_app.last_good_config import ConfigUnavailable, LastGoodConfig, report
 from monitor_app.ledger import LeasePolicy, Ledger, Sender
 from monitor_app.settings import Settings, get_settings
 from monitor_app.store.base import Store
@@ -17,9 +17,6 @@ class Runtime:
     def __init__(self, settings: Settings | None = None, *, sender: Sender | None = None):
         self.settings = settings or get_settings()
         self._sender = sender
-        self._lock = threading.Lock()
-        self._config: DbmonConfig | None = None
-        self._config_mtime: float | None = None
 
     @cached_property
     def store(self) -> Store:
@@ -39,19 +36,21 @@ class Runtime:
     def credentials(self) -> CredentialBox:
         return CredentialBox(self.settings.secret_keys())
 
+    @cached_property
+    def config_source(self) -> LastGoodConfig:
+        return LastGoodConfig(self.settings.config_file, self.settings.data_dir)
+
     @property
     def config(self) -> DbmonConfig:
         """The config file, re-read when it changes; a file that became invalid keeps the last good one."""
-        path = self.settings.config_file
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            mtime = None
-        with self._lock:
-            if self._config is None or mtime != self._config_mtime:
-                self._config = load_config(path, missing_ok=True)
-                self._config_mtime = mtime
-            return self._config
+        config, changed = self.config_source.current()
+        if changed is not None:
+            report(self.store, changed)
+        if config is None:
+            since = self.config_source.status.invalid_since
+            raise ConfigUnavailable(f"the config file is invalid (since {since.isoformat() if since else '?'}) "
+                                    "and no good version of it was loaded before")
+        return config
 
     @property
     def sender(self) -> Sender:

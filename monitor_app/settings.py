@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     flower_enabled: bool = Field(False, description="Start Flower under `dbmon up` (it always requires an operator API key or a basic-auth pair).")
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, le=1_073_741_824, description="Larger request bodies get a 413.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
     task_queued_grace: float = Field(60.0, gt=0, description="A queued run not started within this is published again.")
     alert_sweep_interval: float = Field(2.0, gt=0, description="Due notifications, retries and escalations are checked this often.")
     alert_metrics_interval: float = Field(15.0, gt=0, description="Threshold rules are evaluated this often.")
+    silence_max_days: float = Field(90.0, gt=0, le=3650, description="Longest silence the API accepts (and how far ahead it may start).")
+    channel_test_per_minute: int = Field(6, ge=1, le=600, description="Test sends allowed per channel and minute.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
     metrics_retention_days: int = Field(90, ge=1)
     posture_interval: float = Field(86400.0, gt=0, description="Seconds between security posture checks of each PostgreSQL asset.")

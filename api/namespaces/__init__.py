@@ -11,4 +11,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.schema:ns",
     "api.namespaces.alerts:ns",
     "api.namespaces.posture:ns",
+    "api.namespaces.config:ns",
 ]

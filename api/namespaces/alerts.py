@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from datetime import timedelta
 from html import escape
 
@@ -12,11 +14,13 @@ from sqlalchemy import select
 from api.audit_trail import mark_recorded
 from api.auth import require_role
 from api.context import actor, runtime
-from api.query import paged_parser, paginate, timestamp
+from api.json_body import json_object
+from api.query import paged_parser, paginate, row_id, timestamp
 from api.serializers import redact
+from api.silence_request import read_silence
 from monitor_app import anonymous_audit, audit
-from monitor_app.alerting import ack_links
-from monitor_app.alerting.config import SEVERITIES, load_rule, parse_duration
+from monitor_app.alerting import ack_links, ratelimit
+from monitor_app.alerting.config import SEVERITIES, RateLimit, load_rule
 from monitor_app.alerting.service import dispatch_deliveries, engine_for
 from monitor_app.alerting import views
 from monitor_app.alerting.views import notification_dict, silence_dict
@@ -40,8 +44,8 @@ alert_args = paged_parser()
 alert_args.add_argument("state", choices=("pending", "firing", "resolved", "inactive"), location="args")
 alert_args.add_argument("severity", choices=SEVERITIES, location="args")
 alert_args.add_argument("rule", location="args")
-alert_args.add_argument("asset_id", type=int, location="args")
-alert_args.add_argument("incident_id", type=int, location="args")
+alert_args.add_argument("asset_id", type=row_id, location="args")
+alert_args.add_argument("incident_id", type=row_id, location="args")
 
 incident_args = paged_parser()
 incident_args.add_argument("status", choices=("open", "acknowledged", "resolved", "active"), location="args",
@@ -181,31 +185,14 @@ class SilenceList(Resource):
     @require_role("operator")
     def post(self):
         """Create a silence from matchers and an end time (or a duration)."""
-        body = request.get_json(silent=True) or {}
-        if not isinstance(body, dict):
-            abort(400, "body must be a JSON object")
-        errors = {}
-        starts_at = ends_at = None
+        rt = runtime()
         try:
-            starts_at = timestamp(body["starts_at"]) if body.get("starts_at") else None
-        except (ValueError, TypeError) as exc:
-            errors["starts_at"] = str(exc)
-        try:
-            if body.get("ends_at"):
-                ends_at = timestamp(body["ends_at"])
-            elif body.get("duration"):
-                ends_at = (starts_at or utcnow()) + timedelta(seconds=parse_duration(body["duration"]))
-            else:
-                errors["ends_at"] = "give ends_at or duration"
-        except (ValueError, TypeError) as exc:
-            errors["ends_at" if body.get("ends_at") else "duration"] = str(exc)
-        if not isinstance(body.get("matchers"), list) or not body["matchers"]:
-            errors["matchers"] = "a non-empty list of matchers such as asset=orders"
-        if errors:
-            _audit("silence.create", "silence", "invalid", {"errors": errors})
-            raise ConfigError(list(errors.items()), "silence")
-        result = engine_for(runtime()).add_silence(matchers=body["matchers"], ends_at=ends_at, starts_at=starts_at,
-                                                   created_by=actor(), comment=str(body.get("comment") or ""))
+            wanted = read_silence(json_object(), utcnow(), timedelta(days=rt.settings.silence_max_days))
+        except ConfigError as exc:
+            _audit("silence.create", "silence", "invalid", {"errors": dict(exc.errors)})
+            raise
+        result = engine_for(rt).add_silence(matchers=wanted.matchers, ends_at=wanted.ends_at,
+                                            starts_at=wanted.starts_at, created_by=actor(), comment=wanted.comment)
         _audit("silence.create", f"silence:{result['id']}", detail={"matchers": result["matchers"]})
         with runtime().store.session() as s:
             return silence_dict(s.get(Silence, result["id"]), utcnow()), 201
@@ -251,7 +238,7 @@ class RuleList(Resource):
     def post(self):
         """Add a rule (same fields as in the config file); errors name the field."""
         rt = runtime()
-        rule = load_rule(request.get_json(silent=True) or {})
+        rule = load_rule(json_object())
         if any(r.name == rule.name for r in rt.config.alerting.rules):
             raise ConfigError([("rule.name", f"{rule.name!r} is defined in the config file")], "rule")
         definition = rule.model_dump(mode="json", by_alias=True)
@@ -295,10 +282,25 @@ class ChannelTest(Resource):
     def post(self, name: str):
         """Queue a test notification; follow it in GET /alerts/notifications/{id}."""
         rt = runtime()
+        if name in rt.config.alerting.channels:
+            _test_send_budget(rt, name)
         nid = engine_for(rt).test_send(name)
         dispatch_deliveries(rt, [nid])
         _audit("channel.test", f"channel:{name}", detail={"notification_id": nid})
         return {"notification_id": nid, "channel": name, "status": "queued"}, 202
+
+
+def _test_send_budget(rt, channel: str) -> None:
+    """A test send per call would let an operator flood a pager: take a token or answer 429."""
+    key = "test-send:" + hashlib.sha256(channel.encode()).hexdigest()[:32]
+    per_minute = rt.settings.channel_test_per_minute
+    with rt.store.session() as s:
+        decision = ratelimit.take(s, key, RateLimit(per_minute=per_minute, burst=per_minute), utcnow())
+    if not decision.allowed:
+        wait = max(1, math.ceil((decision.next_token_at - utcnow()).total_seconds()))
+        _audit("channel.test", f"channel:{channel}", "denied", {"reason": "rate limited"})
+        abort(429, f"at most {per_minute} test sends per minute to one channel; retry in {wait}s",
+              errors={"channel": "too many test sends"})
 
 
 @ns.route("/notifications/<int:notification_id>")

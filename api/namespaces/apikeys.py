@@ -7,6 +7,7 @@ from sqlalchemy import select
 from api.audit_trail import mark_recorded
 from api.auth import require_role
 from api.context import actor, runtime
+from api.json_body import json_object
 from api.serializers import iso
 from monitor_app import audit
 from monitor_app.apikeys import create_key, revoke
@@ -34,12 +35,12 @@ class KeyList(Resource):
         with runtime().store.session() as s:
             return {"items": [_key_dict(k) for k in s.scalars(select(ApiKey).order_by(ApiKey.id))]}
 
-    @ns.expect(key_request, validate=True)
+    @ns.expect(key_request)
     @ns.response(201, "created; the key is shown only in this response")
     @require_role("admin")
     def post(self):
         """Create a key."""
-        body = request.get_json()
+        body = json_object(key_request)
         with runtime().store.session() as s:
             row, plain = create_key(s, name=body["name"], role=body["role"])
             audit.record(s, actor=actor(), action="apikey.create", target=body["name"], outcome="ok",

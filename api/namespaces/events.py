@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import paginate, paged_parser, timestamp
+from api.query import paginate, paged_parser, row_id, timestamp
 from api.serializers import event_dict
 from monitor_app.store.models import Event
 from monitor_app.store.models.core import SEVERITIES
@@ -16,7 +16,7 @@ list_args = paged_parser()
 list_args.add_argument("type", location="args", help="exact type, or a prefix ending in '*' (asset.*)")
 list_args.add_argument("severity", choices=SEVERITIES, location="args")
 list_args.add_argument("min_severity", choices=SEVERITIES, location="args")
-list_args.add_argument("asset_id", type=int, location="args")
+list_args.add_argument("asset_id", type=row_id, location="args")
 list_args.add_argument("since", type=timestamp, location="args")
 list_args.add_argument("until", type=timestamp, location="args")
 

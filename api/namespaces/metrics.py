@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import bounded_int, timestamp
+from api.query import bounded_int, row_id, timestamp
 from api.serializers import iso
 from flask_restx import reqparse
 from monitor_app.store.models import MetricSample
@@ -14,7 +14,7 @@ ns = Namespace("metrics", description="Stored metric samples")
 
 args_parser = reqparse.RequestParser(bundle_errors=True)
 args_parser.add_argument("name", required=True, location="args")
-args_parser.add_argument("asset_id", type=int, location="args")
+args_parser.add_argument("asset_id", type=row_id, location="args")
 args_parser.add_argument("since", type=timestamp, location="args")
 args_parser.add_argument("limit", type=bounded_int(1, 10_000), default=500, location="args")
 

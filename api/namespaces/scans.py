@@ -5,6 +5,8 @@ from flask_restx import Namespace, Resource, abort, fields
 
 from api.auth import require_role
 from api.context import actor, runtime
+from api.json_body import json_object
+from api.request_guard import MAX_ID
 from api.serializers import run_dict
 from monitor_app import audit
 from monitor_app.scan_kinds import SCAN_KINDS
@@ -14,18 +16,18 @@ ns = Namespace("scans", description="Start a scan now and read its result")
 
 scan_request = ns.model("ScanRequest", {
     "kind": fields.String(required=True, enum=sorted(SCAN_KINDS), description="what to scan"),
-    "asset_id": fields.Integer(min=1, description="target asset, for kinds that take one"),
+    "asset_id": fields.Integer(min=1, max=MAX_ID, description="target asset, for kinds that take one"),
 })
 
 
 @ns.route("")
 class ScanList(Resource):
-    @ns.expect(scan_request, validate=True)
+    @ns.expect(scan_request)
     @ns.response(202, "queued")
     @require_role("operator")
     def post(self):
         """Queue a scan; poll GET /scans/{id} for its result."""
-        body = request.get_json(silent=True) or {}
+        body = json_object(scan_request)
         kind = SCAN_KINDS[body["kind"]]
         asset_id = body.get("asset_id")
         rt = runtime()

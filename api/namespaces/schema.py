@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
-from api.query import bounded_int, page_of, paginate, paged_parser, timestamp
+from api.query import bounded_int, page_of, paginate, paged_parser, row_id, timestamp
 from api.serializers import iso
 from monitor_app.errors import NotFound
 from monitor_app.schema.history import diff_versions, latest_snapshot
@@ -21,13 +21,13 @@ ns = Namespace("schema", description="Schema snapshots, change history and diffs
 history_args = paged_parser()
 
 change_args = paged_parser()
-change_args.add_argument("asset_id", type=int, location="args")
+change_args.add_argument("asset_id", type=row_id, location="args")
 change_args.add_argument("risk", choices=RISKS, location="args", help="exactly this risk")
 change_args.add_argument("min_risk", choices=RISKS, location="args", help="this risk or worse")
 change_args.add_argument("object", location="args", help="exact name, or a prefix ending in '*' (app.users*)")
 change_args.add_argument("object_type", location="args")
 change_args.add_argument("action", choices=("added", "removed", "modified"), location="args")
-change_args.add_argument("change_set_id", type=int, location="args")
+change_args.add_argument("change_set_id", type=row_id, location="args")
 change_args.add_argument("since", type=timestamp, location="args")
 change_args.add_argument("until", type=timestamp, location="args")
 

@@ -27,6 +27,8 @@ RISKS = ("low", "medium", "high", "critical")
 Severity = Literal["info", "warning", "critical", "page"]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Durations are added to datetimes; past this a timedelta or a datetime overflows.
+MAX_DURATION = 3650 * 86400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -34,13 +36,19 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m or 1h")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    text = str(value).strip().replace(" ", "")
-    if not text or _DURATION.sub("", text):
-        raise ValueError(f"cannot read duration {value!r}; expected e.g. 30s, 5m, 1h30m")
-    return sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+        seconds = float(value) if abs(value) < 1e300 else float("inf")
+    else:
+        text = str(value).strip().replace(" ", "")
+        if not text or len(text) > 64 or _DURATION.sub("", text):
+            raise ValueError(f"cannot read duration {str(value)[:64]!r}; expected e.g. 30s, 5m, 1h30m")
+        seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+    if seconds != seconds:
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration can be at most 3650d")
+    return seconds
 
 
 Duration = Annotated[float, PlainValidator(parse_duration)]
