@@ -36,7 +36,7 @@ def test_dbmon_up_serves_the_api_runs_scans_and_stops_cleanly(deployment):
                                                        headers={"X-API-Key": key}, timeout=5).json()["items"]
                                if a["status"] == "up"], 30, what="asset up via the API")
     assert assets[0]["name"] == "local-pg"
-    assert "local-pg" in requests.get(base + "/", timeout=5).text
+    assert "local-pg" in requests.get(base + "/", headers={"X-API-Key": key}, timeout=5).text
 
     up.send_signal(signal.SIGTERM)
     assert up.wait(timeout=60) == 0

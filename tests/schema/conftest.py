@@ -159,3 +159,15 @@ def sqlite_store(tmp_path):
     store = Store(url)
     yield store
     store.dispose()
+
+
+@pytest.fixture()
+def audited_store(store, tmp_path, monkeypatch):
+    """Trigger changes are audited, so the CLI needs dbmon's own store."""
+    from monitor_app.settings import get_settings
+
+    monkeypatch.setenv("DBMON_DATABASE_URL", store.url)
+    monkeypatch.setenv("DBMON_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield store
+    get_settings.cache_clear()

@@ -78,18 +78,6 @@ def test_it_exits_2_with_a_clear_message_on_bad_input(tmp_path):
     assert odd.exit_code == 2 and "unsupported DSN" in odd.output
 
 
-@pytest.fixture()
-def audited_store(store, tmp_path, monkeypatch):
-    """Trigger changes are audited, so the CLI needs dbmon's own store."""
-    from monitor_app.settings import get_settings
-
-    monkeypatch.setenv("DBMON_DATABASE_URL", store.url)
-    monkeypatch.setenv("DBMON_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    yield store
-    get_settings.cache_clear()
-
-
 def test_it_installs_and_uninstalls_the_trigger(pg_database, audited_store):
     url = pg_database[1]
     assert run("install-trigger", "--dsn", url).output.strip() == "schema event trigger installed"

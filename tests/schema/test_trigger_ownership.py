@@ -46,7 +46,7 @@ def test_a_precreated_schema_alone_is_refused_too(owned):
         event_trigger.install(owned.url)
 
 
-def test_the_cli_refuses_with_the_reason_and_no_traceback(owned):
+def test_the_cli_refuses_with_the_reason_and_no_traceback(owned, audited_store):
     plant(owned)
     result = CliRunner().invoke(cli, ["schema", "install-trigger", "--dsn", owned.url])
     assert result.exit_code == 2, result.output
