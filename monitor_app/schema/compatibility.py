@@ -76,10 +76,10 @@ def _import(spec: str):
 def from_snapshot(snapshot: dict, engine: str, source: str = "snapshot") -> Expected:
     expected = Expected(source)
     objects = snapshot["objects"]
-    for key, obj in objects.items():
+    for obj in objects.values():
         if obj["type"] in RELATION_TYPES:
             expected.tables[_qualify(obj["name"], engine)] = ExpectedTable()
-    for key, obj in objects.items():
+    for obj in objects.values():
         parent = objects.get(obj["parent"] or "")
         if obj["type"] == "column" and parent and parent["type"] in RELATION_TYPES:
             expected.tables[_qualify(parent["name"], engine)].columns[obj["local"].lower()] = obj["attrs"].get("type")

@@ -86,7 +86,7 @@ def foreign_grants(cur) -> list[tuple[str, str, str]]:
 def _rows(cur, query: str, params) -> list[dict]:
     cur.execute(query, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def inspect(conn) -> TriggerState:
