@@ -13,7 +13,7 @@ run: install
 
 install: $(VENV)/.installed
 
-# Exactly the locked, hash-checked versions (runtime, test and alerts extras); then dbmon itself,
+# Exactly the locked, hash-checked versions (runtime, test, alerts and lint extras); then dbmon itself,
 # built with the locked setuptools instead of whatever the index offers at that moment.
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -222,7 +222,7 @@ def _register(obs: _Observation) -> Asset:
 def _revive(obs: _Observation) -> Asset:
     """A gone asset whose name is a database container again: same asset, same history."""
     asset, record = obs.asset, obs.record
-    assert asset is not None  # nosec B101 - the transition table only sends existing assets here
+    assert asset is not None  # nosec B101 # the transition table sends only existing assets here
     old = asset.details or {}
     asset.status, asset.gone_at, asset.status_changed_at = "unknown", None, obs.now
     obs.result.revived = True
@@ -236,7 +236,7 @@ def _revive(obs: _Observation) -> Asset:
 def _refresh(obs: _Observation) -> Asset:
     """A live (or just revived) asset: take the container's current fields, report what changed."""
     asset, record, credential, result = obs.asset, obs.record, obs.credential, obs.result
-    assert asset is not None  # nosec B101 - the transition table only sends existing assets here
+    assert asset is not None  # nosec B101 # the transition table sends only existing assets here
     old = asset.details or {}
     details, connection = _details_and_connection(obs)
     # A stopping container loses its port bindings and sockets while inspect may still say "running",
