@@ -267,8 +267,8 @@ def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
         if i in renamed_pairs:
             verdicts.insert(0, rubric.renamed(after))
         verdict = rubric.worst(verdicts)
-        detail = {"before": {a: before["attrs"].get(a) for a in changed},
-                  "after": {a: after["attrs"].get(a) for a in changed}}
+        detail: dict[str, Any] = {"before": {a: before["attrs"].get(a) for a in changed},
+                                  "after": {a: after["attrs"].get(a) for a in changed}}
         if len(verdicts) > 1:
             detail["reasons"] = [v.why for v in verdicts]
         record = _record("modified", after, verdict, detail)
