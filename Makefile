@@ -13,7 +13,7 @@ run: install
 
 install: $(VENV)/.installed
 
-# Exactly the locked, hash-checked versions (runtime, test and alerts extras); then dbmon itself,
+# Exactly the locked, hash-checked versions (runtime, test, alerts and lint extras); then dbmon itself,
 # built with the locked setuptools instead of whatever the index offers at that moment.
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,11 +27,17 @@ lock:
 	test -x $(LOCK_VENV)/bin/python || python3 -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q pip-tools
 	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
-	  --no-emit-index-url --no-emit-find-links --extra test --extra alerts --output-file $(LOCK) pyproject.toml
+	  --no-emit-index-url --no-emit-find-links --extra test --extra alerts --extra lint --output-file $(LOCK) pyproject.toml
 
 # Known vulnerabilities in the locked set (pip-audit, else the advisory snapshot) and bandit on the code.
 audit: install
 	$(PY) -m tools.vulnerability_audit --lock $(LOCK)
+
+# ruff (default rules, bug-finding families, complexity ceiling 20: ruff.toml) and mypy on the
+# domain core (mypy.ini). Either failing fails the gate.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Fails under 85% line coverage. With CI=true a missing service fails instead of skipping.
 test: install

@@ -33,7 +33,7 @@ def run_once(mode: str) -> dict:
             # 1,000 identical firings, committed in bursts of 50 as a busy source would.
             down = add_asset(rt, "flappy")
             started = time.monotonic()
-            for burst in range(20):
+            for _burst in range(20):
                 record_many(rt, [{"type": "asset.down", "asset_id": down, "summary": "down"}] * 50)
             peer.wait_for(1, timeout=30)
             time.sleep(8)

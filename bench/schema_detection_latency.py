@@ -87,7 +87,7 @@ def measure(mode: str, ddl_count: int, interval: float, workdir: Path) -> dict:
             committed = time.perf_counter()
             want = stored_version[0] + 1
             with changed:
-                if not changed.wait_for(lambda: stored_version[0] >= want, timeout=interval * 3 + 10):
+                if not changed.wait_for(lambda want=want: stored_version[0] >= want, timeout=interval * 3 + 10):
                     raise RuntimeError(f"DDL {i} was not stored in time")
             latencies.append(time.perf_counter() - committed)
     finally:
@@ -147,7 +147,7 @@ def measure_pipeline(mode: str, ddl_count: int, workdir: Path) -> dict:
             with db.cursor() as cur:
                 cur.execute(f"ALTER TABLE bench_t ADD COLUMN c{i} integer")
             committed = time.perf_counter()
-            wait_for(lambda: stored() > before, 30, interval=0.005, what=f"DDL {i} stored")
+            wait_for(lambda before=before: stored() > before, 30, interval=0.005, what=f"DDL {i} stored")
             latencies.append(time.perf_counter() - committed)
         db.close()
     finally:

@@ -44,7 +44,7 @@ def from_osv(packages: list[str], base_url: str = OSV_URL, timeout: float = 20.0
                 resp.raise_for_status()
                 results = resp.json().get("results") or []
                 follow = []
-                for query, result in zip(queries, results):
+                for query, result in zip(queries, results, strict=False):
                     ids.update(v["id"] for v in result.get("vulns") or [])
                     if result.get("next_page_token"):
                         follow.append({**query, "page_token": result["next_page_token"]})

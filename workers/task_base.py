@@ -93,7 +93,7 @@ def dbmon_task(name: str, *, queue: str, time_limit: float = 120, max_retries: i
                     return None
                 countdown = backoff(self.request.retries, backoff_base, backoff_cap)
                 rt.ledger.requeue(run_id, _describe(exc), countdown)
-                raise self.retry(exc=exc, countdown=countdown)
+                raise self.retry(exc=exc, countdown=countdown) from exc
             except Exception as exc:  # noqa: BLE001 - a bug: record it, do not loop on it
                 rt.ledger.fail(run_id, _describe(exc))
                 log.exception("%s %s crashed", name, run_id)

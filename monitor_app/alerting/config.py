@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, WrapValidator, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
                       field_validator)
@@ -117,7 +117,7 @@ def _untagged(value: Any, handler):
 
 _TAGS = {"threshold", "event", "webhook", "slack", "email", "apprise"}
 
-Rule = Annotated[Annotated[Union[ThresholdRule, EventRule], Field(discriminator="kind")], WrapValidator(_untagged)]
+Rule = Annotated[Annotated[ThresholdRule | EventRule, Field(discriminator="kind")], WrapValidator(_untagged)]
 
 
 class RateLimit(_Model):
@@ -176,7 +176,7 @@ class AppriseChannel(_HttpChannel):
     urls: list[str] = Field(min_length=1)
 
 
-Channel = Annotated[Annotated[Union[WebhookChannel, SlackChannel, EmailChannel, AppriseChannel],
+Channel = Annotated[Annotated[WebhookChannel | SlackChannel | EmailChannel | AppriseChannel,
                               Field(discriminator="type")], WrapValidator(_untagged)]
 
 

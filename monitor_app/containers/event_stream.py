@@ -101,22 +101,33 @@ class Annotator:
 
     def annotate(self, cid: str, action: str, time_nano: int, attributes: dict) -> dict:
         base, _ = split_action(action)
-        if base in ("kill", "stop", "restart"):
-            self.stops[cid] = time_nano
-        elif base == "oom":
-            self.ooms[cid] = time_nano
-        elif base == "die":
-            if 0 <= time_nano - self.stops.get(cid, -PLANNED_WINDOW_NANO * 2) <= PLANNED_WINDOW_NANO:
-                attributes["dbmon.after_stop"] = True
-            if cid in self.ooms:
-                attributes["dbmon.after_oom"] = True
-                self.ooms.pop(cid, None)
-        elif base == "destroy":
-            self.stops.pop(cid, None)
-            self.ooms.pop(cid, None)
+        transition = self._TRANSITIONS.get(base)
+        if transition is not None:
+            transition(self, cid, time_nano, attributes)
         if len(self.stops) > self.limit:
             self.stops.pop(next(iter(self.stops)))
         return attributes
+
+    def _stop_requested(self, cid: str, time_nano: int, attributes: dict) -> None:
+        self.stops[cid] = time_nano
+
+    def _oom_seen(self, cid: str, time_nano: int, attributes: dict) -> None:
+        self.ooms[cid] = time_nano
+
+    def _died(self, cid: str, time_nano: int, attributes: dict) -> None:
+        if 0 <= time_nano - self.stops.get(cid, -PLANNED_WINDOW_NANO * 2) <= PLANNED_WINDOW_NANO:
+            attributes["dbmon.after_stop"] = True
+        if cid in self.ooms:
+            attributes["dbmon.after_oom"] = True
+            self.ooms.pop(cid, None)
+
+    def _destroyed(self, cid: str, time_nano: int, attributes: dict) -> None:
+        self.stops.pop(cid, None)
+        self.ooms.pop(cid, None)
+
+    # One transition per event kind that changes what is remembered; the rest pass through.
+    _TRANSITIONS = {"kill": _stop_requested, "stop": _stop_requested, "restart": _stop_requested,
+                    "oom": _oom_seen, "die": _died, "destroy": _destroyed}
 
 
 def to_task_kwargs(ev: dict, annotator: Annotator) -> dict:

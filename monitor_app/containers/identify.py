@@ -180,8 +180,23 @@ def _label_true(value: str | None) -> bool | None:
 
 
 def identify(record: ContainerRecord) -> Identification:
+    """Labels decide first; otherwise signals are scored per engine and the best one is judged."""
     labels = record.labels or {}
     enable = _label_true(labels.get("dbmon.enable"))
+    by_label = _label_decision(labels, enable)
+    if by_label is not None:
+        return by_label
+    path = image_path(record.image)
+    image_engine, why = _image_engine(path)
+    scores = _Scores()
+    if image_engine:
+        scores.add(image_engine, W_IMAGE, why)
+    _score_server_signals(record, scores)
+    _score_client_signals(record, scores)
+    return _judge(record, scores, image_engine, enable, _rejected_image(path))
+
+
+def _label_decision(labels: dict, enable: bool | None) -> Identification | None:
     if enable is False:
         return Identification(False, None, None, 0.0, ["label dbmon.enable=false"])
     forced = labels.get("dbmon.engine")
@@ -189,55 +204,61 @@ def identify(record: ContainerRecord) -> Identification:
         engine = _normalise_engine(forced)
         kind = ENGINES[engine].kind if engine in ENGINES else "database"
         return Identification(True, engine, kind, 1.0, [f"label dbmon.engine={forced}"])
+    return None
 
-    path = image_path(record.image)
-    rejection = _rejected_image(path)
-    scores: dict[str, float] = {}
-    reasons: dict[str, list[str]] = {}
 
-    def add(engine: str, weight: float, why: str) -> None:
-        scores[engine] = scores.get(engine, 0.0) + weight
-        reasons.setdefault(engine, []).append(f"{weight:+.2f} {why}")
+class _Scores:
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = {}
+        self.reasons: dict[str, list[str]] = {}
 
-    image_engine, why = _image_engine(path)
-    if image_engine:
-        add(image_engine, W_IMAGE, why)
+    def add(self, engine: str, weight: float, why: str) -> None:
+        self.scores[engine] = self.scores.get(engine, 0.0) + weight
+        self.reasons.setdefault(engine, []).append(f"{weight:+.2f} {why}")
+
+
+def _score_server_signals(record: ContainerRecord, scores: _Scores) -> None:
     process = (record.process or "").lower()
     for engine, rules in ENGINES.items():
         if process and process in rules.processes:
-            add(engine, W_PROCESS, f"process '{process}'")
+            scores.add(engine, W_PROCESS, f"process '{process}'")
         names = set(record.env_names)
         strong, weak = sorted(names & rules.env), sorted(names & rules.env_weak)
         if strong or weak:
             weight = min(W_ENV_MAX, (W_ENV if strong else 0) + (W_ENV_WEAK if weak else 0)
                          + 0.05 * max(0, len(strong) - 1))
-            add(engine, round(weight, 2), f"server env names {', '.join(strong + weak)}")
+            scores.add(engine, round(weight, 2), f"server env names {', '.join(strong + weak)}")
     # Ports only corroborate an engine something else already pointed at.
-    for engine in list(scores):
+    for engine in list(scores.scores):
         ports = sorted(record.all_ports & ENGINES[engine].ports)
         if ports:
-            add(engine, W_PORT, f"port {', '.join(map(str, ports))}")
+            scores.add(engine, W_PORT, f"port {', '.join(map(str, ports))}")
 
+
+def _score_client_signals(record: ContainerRecord, scores: _Scores) -> None:
+    process = (record.process or "").lower()
     client_env = sorted(set(record.env_names) & CLIENT_ENV)
     client_process = process in CLIENT_PROCESSES
-    for engine in list(scores):
+    for engine in list(scores.scores):
         if ENGINES[engine].kind == "pooler":
             continue  # a pooler is by nature configured as a client of its backend
         if client_env:
-            add(engine, W_CLIENT_ENV, f"client connection env {', '.join(client_env)}")
+            scores.add(engine, W_CLIENT_ENV, f"client connection env {', '.join(client_env)}")
         if client_process:
-            add(engine, W_CLIENT_PROCESS, f"client process '{process}'")
+            scores.add(engine, W_CLIENT_PROCESS, f"client process '{process}'")
 
-    if not scores:
+
+def _judge(record: ContainerRecord, scores: _Scores, image_engine: str | None, enable: bool | None,
+           rejection: str | None) -> Identification:
+    if not scores.scores:
         port_hint = [f"port {p} alone does not qualify" for p in sorted(record.all_ports)
                      if any(p in r.ports for r in ENGINES.values())]
         if enable:
             return Identification(True, "unknown", "database", 1.0, ["label dbmon.enable=true", *port_hint])
         return Identification(False, None, None, 0.0, [rejection] if rejection else port_hint or ["no database signal"])
-
-    best = max(scores, key=lambda e: (scores[e], e == image_engine))
-    confidence = round(max(0.0, min(1.0, scores[best])), 2)
-    why = reasons[best]
+    best = max(scores.scores, key=lambda e: (scores.scores[e], e == image_engine))
+    confidence = round(max(0.0, min(1.0, scores.scores[best])), 2)
+    why = scores.reasons[best]
     if enable:
         return Identification(True, best, ENGINES[best].kind, 1.0, ["label dbmon.enable=true", *why])
     if rejection:

@@ -52,59 +52,112 @@ def is_planned_die(die_nano: int, memory: Memory, after_stop: bool) -> bool:
     return memory.stop_requested_nano is not None and 0 <= die_nano - memory.stop_requested_nano <= PLANNED_WINDOW_NANO
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One event as a classifier sees it; restart_count / oom_killed come from a fresh inspect when available."""
+
+    name: str
+    detail: str
+    attributes: dict
+    time_nano: int
+    memory: Memory
+    restart_count: int | None
+    oom_killed: bool
+
+
 def classify(action: str, attributes: dict, time_nano: int, memory: Memory, *,
              restart_count: int | None = None, oom_killed: bool = False) -> list[Finding]:
     """Findings for one event. `restart_count` / `oom_killed` come from a fresh inspect when available."""
     base, detail = split_action(action)
-    name = attributes.get("name") or memory.name
-    found: list[Finding] = []
-    if base == "die":
-        try:
-            exit_code = int(attributes.get("exitCode", ""))
-        except ValueError:
-            exit_code = None
-        planned = is_planned_die(time_nano, memory, bool(attributes.get("dbmon.after_stop")))
-        oom = oom_killed or memory.oom_pending
-        severity = "info" if planned else ("critical" if oom else "warning")
-        why = "after a stop/kill request" if planned else ("killed for running out of memory" if oom else "unplanned")
-        found.append(Finding("container.die", severity, f"{name} exited with code {exit_code} ({why})",
-                             {"exit_code": exit_code, "planned": planned, "oom_killed": oom},
-                             counts_as_unplanned=not planned))
-    elif base == "oom":
-        found.append(Finding("container.oom", "critical", f"{name} ran out of memory (OOM)", {}))
-    elif base == "kill":
-        found.append(Finding("container.kill", "info", f"{name} sent signal {attributes.get('signal', '?')}",
-                             {"signal": attributes.get("signal")}))
-    elif base == "health_status":
-        severity = "warning" if detail == "unhealthy" else "info"
-        found.append(Finding("container.health_status", severity, f"{name} is {detail or 'unknown'}",
-                             {"health": detail}))
-    elif base == "start":
-        found.append(Finding("container.start", "info", f"{name} started", {}))
-        if restart_count is not None and restart_count > memory.restart_count:
-            found.append(Finding("container.unplanned_restart", "warning",
-                                 f"{name} was restarted by its restart policy (restart count {restart_count})",
-                                 {"restart_count": restart_count, "previous": memory.restart_count}))
-    elif base in ("create", "stop", "restart", "destroy", "pause", "unpause", "rename", "update"):
-        found.append(Finding(f"container.{base}", "info", f"{name}: {base}",
-                             {k: v for k, v in attributes.items() if k == "oldName"}))
+    classifier = _CLASSIFIERS.get(base)
+    if classifier is None:
+        return []
+    return classifier(_Event(attributes.get("name") or memory.name, detail, attributes, time_nano, memory,
+                             restart_count, oom_killed))
+
+
+def _died(ev: _Event) -> list[Finding]:
+    try:
+        exit_code = int(ev.attributes.get("exitCode", ""))
+    except ValueError:
+        exit_code = None
+    planned = is_planned_die(ev.time_nano, ev.memory, bool(ev.attributes.get("dbmon.after_stop")))
+    oom = ev.oom_killed or ev.memory.oom_pending
+    severity = "info" if planned else ("critical" if oom else "warning")
+    why = "after a stop/kill request" if planned else ("killed for running out of memory" if oom else "unplanned")
+    return [Finding("container.die", severity, f"{ev.name} exited with code {exit_code} ({why})",
+                    {"exit_code": exit_code, "planned": planned, "oom_killed": oom}, counts_as_unplanned=not planned)]
+
+
+def _out_of_memory(ev: _Event) -> list[Finding]:
+    return [Finding("container.oom", "critical", f"{ev.name} ran out of memory (OOM)", {})]
+
+
+def _killed(ev: _Event) -> list[Finding]:
+    return [Finding("container.kill", "info", f"{ev.name} sent signal {ev.attributes.get('signal', '?')}",
+                    {"signal": ev.attributes.get("signal")})]
+
+
+def _health_changed(ev: _Event) -> list[Finding]:
+    severity = "warning" if ev.detail == "unhealthy" else "info"
+    return [Finding("container.health_status", severity, f"{ev.name} is {ev.detail or 'unknown'}",
+                    {"health": ev.detail})]
+
+
+def _started(ev: _Event) -> list[Finding]:
+    found = [Finding("container.start", "info", f"{ev.name} started", {})]
+    if ev.restart_count is not None and ev.restart_count > ev.memory.restart_count:
+        found.append(Finding("container.unplanned_restart", "warning",
+                             f"{ev.name} was restarted by its restart policy (restart count {ev.restart_count})",
+                             {"restart_count": ev.restart_count, "previous": ev.memory.restart_count}))
     return found
 
 
+def _plain(base: str):
+    def finding(ev: _Event) -> list[Finding]:
+        return [Finding(f"container.{base}", "info", f"{ev.name}: {base}",
+                        {k: v for k, v in ev.attributes.items() if k == "oldName"})]
+    return finding
+
+
+# One classifier per event kind; kinds not listed here produce no finding.
+_CLASSIFIERS = {
+    "die": _died, "oom": _out_of_memory, "kill": _killed, "health_status": _health_changed, "start": _started,
+    **{base: _plain(base) for base in ("create", "stop", "restart", "destroy", "pause", "unpause", "rename",
+                                       "update")},
+}
+
+
 def remember(action: str, time_nano: int, memory: Memory, *, restart_count: int | None = None) -> Memory:
-    """The memory after the event."""
+    """The memory after the event: one transition per event kind, the others leave it as it was."""
     base, _ = split_action(action)
-    if base in ("kill", "stop", "restart"):
-        memory.stop_requested_nano = max(memory.stop_requested_nano or 0, time_nano)
-    if base == "oom":
-        memory.oom_pending = True
-    if base == "die":
-        memory.oom_pending = False
+    transition = _MEMORY_TRANSITIONS.get(base)
+    if transition is not None:
+        transition(memory, time_nano, restart_count)
+    return memory
+
+
+def _stop_requested(memory: Memory, time_nano: int, restart_count: int | None) -> None:
+    memory.stop_requested_nano = max(memory.stop_requested_nano or 0, time_nano)
+
+
+def _oom_seen(memory: Memory, time_nano: int, restart_count: int | None) -> None:
+    memory.oom_pending = True
+
+
+def _exited(memory: Memory, time_nano: int, restart_count: int | None) -> None:
+    memory.oom_pending = False
+
+
+def _start_absorbs_restart(memory: Memory, time_nano: int, restart_count: int | None) -> None:
     # The engine bumps RestartCount when it decides to restart, before the start: only a start
     # absorbs the growth, so the start is the one reported as the unplanned restart.
-    if base == "start" and restart_count is not None:
+    if restart_count is not None:
         memory.restart_count = max(memory.restart_count, restart_count)
-    return memory
+
+
+_MEMORY_TRANSITIONS = {"kill": _stop_requested, "stop": _stop_requested, "restart": _stop_requested,
+                       "oom": _oom_seen, "die": _exited, "start": _start_absorbs_restart}
 
 
 def flapping(unplanned_nanos: list[int], now_nano: int, policy: FlappingPolicy) -> Finding | None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor_app.containers.identify import ENGINES, Identification
 from monitor_app.containers.inventory import ContainerRecord
+from monitor_app.credentials import CredentialBox
 from monitor_app.events import record_event
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
@@ -130,6 +132,28 @@ def _connection(details: dict, credential: Credential | None) -> dict:
     return conn
 
 
+class AssetPresence(Enum):
+    """Where the asset named after a container stands before this observation."""
+
+    ABSENT = "absent"  # never registered
+    LIVE = "live"
+    GONE = "gone"  # its container was removed or stopped being a database
+
+
+@dataclass
+class _Observation:
+    """One inspect result of a container, with what a transition needs to act on it."""
+
+    session: Session
+    record: ContainerRecord
+    ident: Identification
+    box: CredentialBox | None
+    credential: Credential | None
+    now: datetime
+    result: Upserted
+    asset: Asset | None
+
+
 def upsert(session: Session, record: ContainerRecord, ident: Identification, *, box=None,
            credential: Credential | None = None, now: datetime | None = None) -> Upserted:
     """Store what the engine says about one container; register, update or revive its asset."""
@@ -145,76 +169,130 @@ def upsert(session: Session, record: ContainerRecord, ident: Identification, *, 
     result = Upserted(state)
 
     asset = session.scalar(select(Asset).where(Asset.source == SOURCE, Asset.external_id == record.name))
-    if not ident.is_database:
-        if asset is not None and asset.status != "gone" and (asset.details or {}).get("container_id") == record.id:
-            _mark_asset_gone(session, asset, now, f"{record.name} is no longer identified as a database: "
-                                                  f"{'; '.join(ident.reasons)}")
-        session.flush()
-        return result
-
-    details = asset_fields(record, ident)
-    if credential:
-        details["monitoring"] = {"credentials": credential.rule, "handed_to": ["schema", "metrics"]}
-    connection = _connection(details, credential)
-    kind = ident.kind or "database"
-    if asset is None:
-        asset = Asset(kind=kind, engine=ident.engine, name=record.name, source=SOURCE, external_id=record.name,
-                      labels=dict(record.labels), connection=connection, details=details, status="unknown",
-                      created_at=now, status_changed_at=now)
-        if credential and box is not None and credential.password is not None:
-            asset.secret = box.seal({"password": credential.password})
-        session.add(asset)
-        session.flush()
-        result.created = True
-        ep = details["endpoints"][0] if details["endpoints"] else None
-        record_event(session, type="asset.discovered", asset_id=asset.id,
-                     summary=f"{ident.engine} container {record.name} discovered"
-                             + (f" at {ep['host']}:{ep['port']}" if ep else "") + f" (confidence {ident.confidence})",
-                     payload={"container_id": record.id, "image": record.image, "engine": ident.engine,
-                              "confidence": ident.confidence, "reasons": ident.reasons},
-                     dedupe_key=f"docker:discovered:{record.id}")
-    else:
-        old = asset.details or {}
-        if asset.status == "gone":
-            asset.status, asset.gone_at, asset.status_changed_at = "unknown", None, now
-            result.revived = True
-            record_event(session, type="asset.revived", asset_id=asset.id,
-                         summary=f"{record.name} is back (container {record.short_id})",
-                         payload={"container_id": record.id, "previous_container_id": old.get("container_id")},
-                         dedupe_key=f"docker:revived:{record.id}")
-        # A stopping container loses its port bindings and sockets while inspect may still say "running",
-        # and with its process gone a host-network one would fall back to EXPOSE, which can name another
-        # server on the host: keep probing where it last served, to report it down.
-        guessed = record.network_mode == "host" and not record.proc_readable
-        if old.get("endpoints") and (not details["endpoints"] or guessed):
-            details["endpoints"] = old["endpoints"]
-            connection = _connection(details, credential)
-        result.changed = [k for k in WATCHED if old.get(k) != details.get(k)]
-        if old.get("container_id") and old.get("container_id") != record.id:
-            result.changed.insert(0, "container_id")
-        if "tls" in old:
-            details["tls"] = old["tls"]
-        if "ports_probe" in old:
-            details["ports_probe"] = old["ports_probe"]
-        asset.kind, asset.engine, asset.labels, asset.details = kind, ident.engine, dict(record.labels), details
-        if connection != asset.connection:
-            asset.connection = connection
-        if credential and box is not None and credential.password is not None:
-            sealed_now = box.open(asset.secret).get("password") if asset.secret else None
-            if sealed_now != credential.password:
-                asset.secret = box.seal({"password": credential.password})
-        elif credential is None or credential.password is None:
-            asset.secret = None  # withdrawn or refused: keep nothing that could be sent later
-        if result.changed and not result.revived and old:
-            record_event(session, type="asset.changed", asset_id=asset.id,
-                         summary=f"{record.name} changed: {', '.join(result.changed)}",
-                         payload={"changed": result.changed,
-                                  "before": {k: old.get(k) for k in result.changed},
-                                  "after": {k: details.get(k) for k in result.changed}})
-    state.asset_id = asset.id
-    result.asset = asset
+    obs = _Observation(session, record, ident, box, credential, now, result, asset)
+    asset = _TRANSITIONS[(_presence(asset), ident.is_database)](obs)
+    if asset is not None:
+        state.asset_id = asset.id
+        result.asset = asset
     session.flush()
     return result
+
+
+def _presence(asset: Asset | None) -> AssetPresence:
+    if asset is None:
+        return AssetPresence.ABSENT
+    return AssetPresence.GONE if asset.status == "gone" else AssetPresence.LIVE
+
+
+def _ignore(obs: _Observation) -> None:
+    """Not a database, and no live asset to take back."""
+    return None
+
+
+def _retire(obs: _Observation) -> None:
+    """A live asset whose container is no longer identified as a database."""
+    asset, record = obs.asset, obs.record
+    # Another container may own the asset under the same name now: leave that one alone.
+    if asset is not None and (asset.details or {}).get("container_id") == record.id:
+        _mark_asset_gone(obs.session, asset, obs.now, f"{record.name} is no longer identified as a database: "
+                                                      f"{'; '.join(obs.ident.reasons)}")
+
+
+def _register(obs: _Observation) -> Asset:
+    record, ident, credential, now = obs.record, obs.ident, obs.credential, obs.now
+    details, connection = _details_and_connection(obs)
+    asset = Asset(kind=ident.kind or "database", engine=ident.engine, name=record.name, source=SOURCE,
+                  external_id=record.name, labels=dict(record.labels), connection=connection, details=details,
+                  status="unknown", created_at=now, status_changed_at=now)
+    if credential and obs.box is not None and credential.password is not None:
+        asset.secret = obs.box.seal({"password": credential.password})
+    obs.session.add(asset)
+    obs.session.flush()
+    obs.result.created = True
+    ep = details["endpoints"][0] if details["endpoints"] else None
+    record_event(obs.session, type="asset.discovered", asset_id=asset.id,
+                 summary=f"{ident.engine} container {record.name} discovered"
+                         + (f" at {ep['host']}:{ep['port']}" if ep else "") + f" (confidence {ident.confidence})",
+                 payload={"container_id": record.id, "image": record.image, "engine": ident.engine,
+                          "confidence": ident.confidence, "reasons": ident.reasons},
+                 dedupe_key=f"docker:discovered:{record.id}")
+    return asset
+
+
+def _revive(obs: _Observation) -> Asset:
+    """A gone asset whose name is a database container again: same asset, same history."""
+    asset, record = obs.asset, obs.record
+    assert asset is not None  # nosec B101 # the transition table sends only existing assets here
+    old = asset.details or {}
+    asset.status, asset.gone_at, asset.status_changed_at = "unknown", None, obs.now
+    obs.result.revived = True
+    record_event(obs.session, type="asset.revived", asset_id=asset.id,
+                 summary=f"{record.name} is back (container {record.short_id})",
+                 payload={"container_id": record.id, "previous_container_id": old.get("container_id")},
+                 dedupe_key=f"docker:revived:{record.id}")
+    return _refresh(obs)
+
+
+def _refresh(obs: _Observation) -> Asset:
+    """A live (or just revived) asset: take the container's current fields, report what changed."""
+    asset, record, credential, result = obs.asset, obs.record, obs.credential, obs.result
+    assert asset is not None  # nosec B101 # the transition table sends only existing assets here
+    old = asset.details or {}
+    details, connection = _details_and_connection(obs)
+    # A stopping container loses its port bindings and sockets while inspect may still say "running",
+    # and with its process gone a host-network one would fall back to EXPOSE, which can name another
+    # server on the host: keep probing where it last served, to report it down.
+    guessed = record.network_mode == "host" and not record.proc_readable
+    if old.get("endpoints") and (not details["endpoints"] or guessed):
+        details["endpoints"] = old["endpoints"]
+        connection = _connection(details, credential)
+    result.changed = [k for k in WATCHED if old.get(k) != details.get(k)]
+    if old.get("container_id") and old.get("container_id") != record.id:
+        result.changed.insert(0, "container_id")
+    if "tls" in old:
+        details["tls"] = old["tls"]
+    if "ports_probe" in old:
+        details["ports_probe"] = old["ports_probe"]
+    asset.kind, asset.engine = obs.ident.kind or "database", obs.ident.engine
+    asset.labels, asset.details = dict(record.labels), details
+    if connection != asset.connection:
+        asset.connection = connection
+    _reseal(obs, asset)
+    if result.changed and not result.revived and old:
+        record_event(obs.session, type="asset.changed", asset_id=asset.id,
+                     summary=f"{record.name} changed: {', '.join(result.changed)}",
+                     payload={"changed": result.changed,
+                              "before": {k: old.get(k) for k in result.changed},
+                              "after": {k: details.get(k) for k in result.changed}})
+    return asset
+
+
+def _reseal(obs: _Observation, asset: Asset) -> None:
+    credential, box = obs.credential, obs.box
+    if credential and box is not None and credential.password is not None:
+        sealed_now = box.open(asset.secret).get("password") if asset.secret else None
+        if sealed_now != credential.password:
+            asset.secret = box.seal({"password": credential.password})
+    elif credential is None or credential.password is None:
+        asset.secret = None  # withdrawn or refused: keep nothing that could be sent later
+
+
+def _details_and_connection(obs: _Observation) -> tuple[dict, dict]:
+    details = asset_fields(obs.record, obs.ident)
+    if obs.credential:
+        details["monitoring"] = {"credentials": obs.credential.rule, "handed_to": ["schema", "metrics"]}
+    return details, _connection(details, obs.credential)
+
+
+# (where the asset stands, whether the container is a database now) -> the one transition to run.
+_TRANSITIONS = {
+    (AssetPresence.ABSENT, False): _ignore,
+    (AssetPresence.GONE, False): _ignore,
+    (AssetPresence.LIVE, False): _retire,
+    (AssetPresence.ABSENT, True): _register,
+    (AssetPresence.GONE, True): _revive,
+    (AssetPresence.LIVE, True): _refresh,
+}
 
 
 def _mark_asset_gone(session: Session, asset: Asset, now: datetime, summary: str) -> None:

@@ -16,7 +16,6 @@ from psycopg2.extensions import make_dsn
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from monitor_app import audit
 from monitor_app.assets import password_for
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event

@@ -76,10 +76,10 @@ def _import(spec: str):
 def from_snapshot(snapshot: dict, engine: str, source: str = "snapshot") -> Expected:
     expected = Expected(source)
     objects = snapshot["objects"]
-    for key, obj in objects.items():
+    for obj in objects.values():
         if obj["type"] in RELATION_TYPES:
             expected.tables[_qualify(obj["name"], engine)] = ExpectedTable()
-    for key, obj in objects.items():
+    for obj in objects.values():
         parent = objects.get(obj["parent"] or "")
         if obj["type"] == "column" and parent and parent["type"] in RELATION_TYPES:
             expected.tables[_qualify(parent["name"], engine)].columns[obj["local"].lower()] = obj["attrs"].get("type")
@@ -175,7 +175,23 @@ def index_columns(obj: dict) -> list[str]:
 def check(expected: Expected, snapshot: dict) -> list[dict]:
     """Mismatches between what the application expects and the snapshot, each with a severity."""
     engine = snapshot["engine"]
-    objects = snapshot["objects"]
+    tables = _actual_tables(snapshot)
+    found: list[dict] = []
+    for name, want in sorted(expected.tables.items()):
+        have = tables.get(name)
+        if have is None:
+            found.append(_mismatch("missing_table", name, f"table {name} does not exist"))
+            continue
+        if snapshot["objects"][have["key"]]["type"] in ("view", "materialized view"):
+            continue  # a view's columns are not snapshotted: its existence is what can be checked
+        found += _column_mismatches(name, want, have, engine)
+        found += _index_mismatches(name, want, have)
+    return found
+
+
+def _actual_tables(snapshot: dict) -> dict[str, dict]:
+    """Qualified name -> the snapshot key, column types and leading index columns of each relation."""
+    engine, objects = snapshot["engine"], snapshot["objects"]
     tables: dict[str, dict] = {}
     for key, obj in objects.items():
         if obj["type"] in RELATION_TYPES:
@@ -196,28 +212,26 @@ def check(expected: Expected, snapshot: dict) -> list[dict]:
                     if o["parent"] == key and o["type"] == "column" and o["attrs"].get("primary_key"))
         if pk:
             table["indexes"].append(tuple(name for _, name in pk))
+    return tables
 
-    found: list[dict] = []
-    for name, want in sorted(expected.tables.items()):
-        have = tables.get(name)
-        if have is None:
-            found.append(_mismatch("missing_table", name, f"table {name} does not exist"))
+
+def _column_mismatches(name: str, want: ExpectedTable, have: dict, engine: str) -> list[dict]:
+    found = []
+    for column, want_type in want.columns.items():
+        if column not in have["columns"]:
+            found.append(_mismatch("missing_column", f"{name}.{column}", f"column {name}.{column} does not exist"))
             continue
-        if objects[have["key"]]["type"] in ("view", "materialized view"):
-            continue  # a view's columns are not snapshotted: its existence is what can be checked
-        for column, want_type in want.columns.items():
-            if column not in have["columns"]:
-                found.append(_mismatch("missing_column", f"{name}.{column}", f"column {name}.{column} does not exist"))
-                continue
-            problem = _type_problem(want_type, have["columns"][column], engine)
-            if problem:
-                found.append(_mismatch(problem[0], f"{name}.{column}", problem[1],
-                                       expected=want_type, actual=have["columns"][column]))
-        for cols in want.indexes:
-            if cols and not any(idx[:len(cols)] == cols for idx in have["indexes"]):
-                found.append(_mismatch("missing_index", f"{name}({', '.join(cols)})",
-                                       f"no index on {name} leads with ({', '.join(cols)})"))
+        problem = _type_problem(want_type, have["columns"][column], engine)
+        if problem:
+            found.append(_mismatch(problem[0], f"{name}.{column}", problem[1],
+                                   expected=want_type, actual=have["columns"][column]))
     return found
+
+
+def _index_mismatches(name: str, want: ExpectedTable, have: dict) -> list[dict]:
+    return [_mismatch("missing_index", f"{name}({', '.join(cols)})",
+                      f"no index on {name} leads with ({', '.join(cols)})")
+            for cols in want.indexes if cols and not any(idx[:len(cols)] == cols for idx in have["indexes"])]
 
 
 def _type_problem(want: str | None, have: str | None, engine: str) -> tuple[str, str] | None:

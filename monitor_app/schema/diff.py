@@ -197,11 +197,19 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
     old, new = old_snapshot["objects"], new_snapshot["objects"]
     matcher = _Matcher(old, new, by_name=new_snapshot.get("identity") == "name")
     removed, added = matcher.unmatched()
-    changes: list[dict] = []
+    changes = _removals(old, new, matcher, removed, added) + _additions(old, new, removed, added)
+    pairs = [(old[matcher.old_key(k)], new[k]) for k in new if k not in added]
+    renames, renamed_pairs = _renames(pairs, matcher)
+    changes += _modifications(new, pairs, renames, renamed_pairs)
+    changes.sort(key=lambda c: (ORDER[c["action"]], c["object"], c["object_type"]))
+    return changes
 
+
+def _removals(old: dict, new: dict, matcher: _Matcher, removed: set, added: set) -> list[dict]:
     # Attaching a partition makes its columns, indexes and constraints inherited copies of
     # the parent's, which a snapshot does not list; that is the attach, not removals.
     attached = {matcher.old_key(new[k]["parent"]) for k in added if new[k]["type"] == "partition"}
+    changes = []
     for key in removed:
         if _ancestor_in(old, key, removed | attached):
             continue
@@ -210,10 +218,14 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
         has_children = any(o["parent"] == key and o["type"] not in FOLLOWERS for o in old.values())
         verdict = rubric.removed(obj, rows, has_children)
         changes.append(_record("removed", obj, verdict, {"before": obj["attrs"]}))
+    return changes
 
+
+def _additions(old: dict, new: dict, removed: set, added: set) -> list[dict]:
     # A detached partition's columns, indexes and constraints were inherited and hidden;
     # detaching makes them its own. They are part of the detach, not additions.
     detached = {old[k]["parent"] for k in removed if old[k]["type"] == "partition"}
+    changes = []
     for key in added:
         if _ancestor_in(new, key, added | detached):
             continue
@@ -221,8 +233,10 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
         rows, rls = _table_facts(new, obj["parent"])
         verdict = rubric.added(obj, rows, rls)
         changes.append(_record("added", obj, verdict, {"after": obj["attrs"]}))
+    return changes
 
-    pairs = [(old[matcher.old_key(k)], new[k]) for k in new if k not in added]
+
+def _renames(pairs: list[tuple[dict, dict]], matcher: _Matcher) -> tuple[_Renames, set[int]]:
     renames = _Renames()
     renamed_pairs = set()
     for i, (before, after) in enumerate(pairs):
@@ -232,32 +246,35 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
             renames.add(before["name"], after["name"])
             renames.add(before["local"], after["local"])
             renamed_pairs.add(i)
+    return renames, renamed_pairs
 
+
+def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
+                   renamed_pairs: set[int]) -> list[dict]:
+    changes = []
     for i, (before, after) in enumerate(pairs):
+        # An attribute that differs only by the renames above (a view naming a renamed column) has not changed.
         changed = [a for a in sorted(set(before["attrs"]) | set(after["attrs"]))
                    if before["attrs"].get(a) != after["attrs"].get(a)
                    and renames.undo(before["attrs"].get(a)) != renames.undo(after["attrs"].get(a))]
         if not changed and i not in renamed_pairs:
             continue
-        owner = after["parent"]
         if after["type"] in ("table", "materialized view", "foreign table"):
             rows = after.get("rows")
         else:
-            rows, _ = _table_facts(new, owner)
+            rows, _ = _table_facts(new, after["parent"])
         verdicts = [rubric.modified(before, after, a, rows) for a in changed]
         if i in renamed_pairs:
             verdicts.insert(0, rubric.renamed(after))
         verdict = rubric.worst(verdicts)
-        detail = {"before": {a: before["attrs"].get(a) for a in changed},
-                  "after": {a: after["attrs"].get(a) for a in changed}}
+        detail: dict[str, Any] = {"before": {a: before["attrs"].get(a) for a in changed},
+                                  "after": {a: after["attrs"].get(a) for a in changed}}
         if len(verdicts) > 1:
             detail["reasons"] = [v.why for v in verdicts]
         record = _record("modified", after, verdict, detail)
         if i in renamed_pairs:
             record["renamed_from"] = before["name"]
         changes.append(record)
-
-    changes.sort(key=lambda c: (ORDER[c["action"]], c["object"], c["object_type"]))
     return changes
 
 

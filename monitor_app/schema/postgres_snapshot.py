@@ -195,168 +195,210 @@ def _rows(cur, query: str) -> list[dict]:
 
 
 def _read_catalogue(cur) -> dict:
-    cur.execute("SELECT current_database() AS db, current_setting('server_version') AS version")
-    head = cur.fetchone()
-    snap = new_snapshot("postgresql", "oid", head["db"], head["version"])
-    members = {(r["cat"], r["objid"]) for r in _rows(cur, Q_EXTENSION_MEMBERS)}
-    objects = snap["objects"]
+    return _CatalogueReader(cur).read()
 
-    def acl(key: str, on: str, grants) -> None:
+
+class _CatalogueReader:
+    """One method per catalogue kind, in dependency order: later kinds hang under earlier ones
+    (columns under relations, indexes under constraints, comments under anything)."""
+
+    def __init__(self, cur) -> None:
+        self.cur = cur
+        cur.execute("SELECT current_database() AS db, current_setting('server_version') AS version")
+        head = cur.fetchone()
+        self.snap = new_snapshot("postgresql", "oid", head["db"], head["version"])
+        self.objects = self.snap["objects"]
+        # Objects an extension owns are the extension's, not the schema's: they are skipped.
+        self.members = {(r["cat"], r["objid"]) for r in _rows(cur, Q_EXTENSION_MEMBERS)}
+        self.schemas: dict[int, str] = {}
+        self.relnames: dict[int, str] = {}
+        self.types: dict[int, str] = {}
+
+    def read(self) -> dict:
+        for read_kind in (self._schemas, self._relations, self._sequences, self._columns, self._types,
+                          self._constraints, self._indexes, self._triggers, self._functions,
+                          self._extensions, self._policies, self._comments):
+            read_kind()
+        return self.snap
+
+    def _rows(self, query: str) -> list[dict]:
+        return _rows(self.cur, query)
+
+    def _acl(self, key: str, on: str, grants) -> None:
         if grants is not None:
-            obj = objects[key]
-            add_object(snap, f"acl:{key}", "privilege", obj["name"], obj["local"], key,
+            obj = self.objects[key]
+            add_object(self.snap, f"acl:{key}", "privilege", obj["name"], obj["local"], key,
                        {"on": on, "grants": sorted(grants)})
 
-    schemas = {}
-    for r in _rows(cur, Q_SCHEMAS):
-        if ("pg_namespace", r["oid"]) in members:
-            continue
-        schemas[r["oid"]] = r["nspname"]
-        key = f"schema:{r['oid']}"
-        add_object(snap, key, "schema", r["nspname"], r["nspname"], None, {"owner": r["owner"]})
-        acl(key, "schema", r["acl"])
+    def _schemas(self) -> None:
+        for r in self._rows(Q_SCHEMAS):
+            if ("pg_namespace", r["oid"]) in self.members:
+                continue
+            self.schemas[r["oid"]] = r["nspname"]
+            key = f"schema:{r['oid']}"
+            add_object(self.snap, key, "schema", r["nspname"], r["nspname"], None, {"owner": r["owner"]})
+            self._acl(key, "schema", r["acl"])
 
-    relnames = {}
-    for r in _rows(cur, Q_RELATIONS):
-        if ("pg_class", r["oid"]) in members or r["relnamespace"] not in schemas:
-            continue
-        name = f"{r['nspname']}.{r['relname']}"
-        relnames[r["oid"]] = name
-        key, kind = f"rel:{r['oid']}", r["relkind"]
-        attrs: dict[str, Any] = {"owner": r["owner"]}
-        if kind in "rpf":
-            attrs.update(partitioned=kind == "p", unlogged=r["relpersistence"] == "u",
-                         rls_enabled=r["relrowsecurity"], rls_forced=r["relforcerowsecurity"])
-            if r["partkey"]:
-                attrs["partition_key"] = r["partkey"]
-            if r["parents"] and not r["relispartition"]:
-                attrs["inherits"] = list(r["parents"])
-        if kind in "vm":
-            attrs["definition"] = r["viewdef"]
-        if r["reloptions"]:
-            attrs["options"] = sorted(r["reloptions"])
-        rows = r["rows"] if kind in "rpm" else None
-        add_object(snap, key, RELKIND_TYPES[kind], name, r["relname"], f"schema:{r['relnamespace']}", attrs,
-                   rows=None if rows is None else max(0.0, float(rows)))
-        acl(key, RELKIND_TYPES[kind], r["acl"])
-        if r["relispartition"]:
-            # The partition link is its own object under the child table: ATTACH adds it,
-            # DETACH removes it, and creating or dropping the child folds it in.
-            add_object(snap, f"part:{r['oid']}", "partition", name, r["relname"], key,
-                       {"of": r["parents"][0] if r["parents"] else None, "bound": r["bound"]})
+    def _relations(self) -> None:
+        for r in self._rows(Q_RELATIONS):
+            if ("pg_class", r["oid"]) in self.members or r["relnamespace"] not in self.schemas:
+                continue
+            name = f"{r['nspname']}.{r['relname']}"
+            self.relnames[r["oid"]] = name
+            key, kind = f"rel:{r['oid']}", r["relkind"]
+            rows = r["rows"] if kind in "rpm" else None
+            add_object(self.snap, key, RELKIND_TYPES[kind], name, r["relname"], f"schema:{r['relnamespace']}",
+                       _relation_attrs(r), rows=None if rows is None else max(0.0, float(rows)))
+            self._acl(key, RELKIND_TYPES[kind], r["acl"])
+            if r["relispartition"]:
+                # The partition link is its own object under the child table: ATTACH adds it,
+                # DETACH removes it, and creating or dropping the child folds it in.
+                add_object(self.snap, f"part:{r['oid']}", "partition", name, r["relname"], key,
+                           {"of": r["parents"][0] if r["parents"] else None, "bound": r["bound"]})
 
-    for r in _rows(cur, Q_SEQUENCES):
-        key = f"rel:{r['seqrelid']}"
-        if key not in objects:
-            continue
-        if r["deptype"] == "i":
-            # An identity column's sequence is part of that column, not an object of its own.
-            objects.pop(key)
-            objects.pop(f"acl:{key}", None)
-            continue
-        objects[key]["attrs"].update(
-            type=r["type"], start=r["seqstart"], increment=r["seqincrement"], min=r["seqmin"],
-            max=r["seqmax"], cache=r["seqcache"], cycle=r["seqcycle"], owned_by=r["owned_by"])
+    def _sequences(self) -> None:
+        for r in self._rows(Q_SEQUENCES):
+            key = f"rel:{r['seqrelid']}"
+            if key not in self.objects:
+                continue
+            if r["deptype"] == "i":
+                # An identity column's sequence is part of that column, not an object of its own.
+                self.objects.pop(key)
+                self.objects.pop(f"acl:{key}", None)
+                continue
+            self.objects[key]["attrs"].update(
+                type=r["type"], start=r["seqstart"], increment=r["seqincrement"], min=r["seqmin"],
+                max=r["seqmax"], cache=r["seqcache"], cycle=r["seqcycle"], owned_by=r["owned_by"])
 
-    for r in _rows(cur, Q_COLUMNS):
-        table = relnames.get(r["attrelid"])
-        if table is None:
-            continue
-        key = f"col:{r['attrelid']}.{r['attnum']}"
-        attrs = {"type": r["type"], "not_null": r["attnotnull"], "default": r["dflt"],
-                 "identity": IDENTITY.get(r["attidentity"]),
-                 "generated": "stored" if r["attgenerated"] == "s" else None, "collation": r["collation"]}
-        add_object(snap, key, "column", f"{table}.{r['attname']}", r["attname"], f"rel:{r['attrelid']}", attrs)
-        acl(key, "column", r["acl"])
+    def _columns(self) -> None:
+        for r in self._rows(Q_COLUMNS):
+            table = self.relnames.get(r["attrelid"])
+            if table is None:
+                continue
+            key = f"col:{r['attrelid']}.{r['attnum']}"
+            attrs = {"type": r["type"], "not_null": r["attnotnull"], "default": r["dflt"],
+                     "identity": IDENTITY.get(r["attidentity"]),
+                     "generated": "stored" if r["attgenerated"] == "s" else None, "collation": r["collation"]}
+            add_object(self.snap, key, "column", f"{table}.{r['attname']}", r["attname"], f"rel:{r['attrelid']}",
+                       attrs)
+            self._acl(key, "column", r["acl"])
 
-    types = {}
-    for r in _rows(cur, Q_TYPES):
-        if ("pg_type", r["oid"]) in members or r["typnamespace"] not in schemas:
-            continue
-        name = f"{r['nspname']}.{r['typname']}"
-        types[r["oid"]] = name
-        kind = TYPTYPES[r["typtype"]]
-        attrs = {"kind": kind, "owner": r["owner"]}
-        if kind == "enum":
-            attrs["values"] = list(r["labels"])
-        elif kind == "domain":
-            attrs.update(base=r["base"], not_null=r["typnotnull"], default=r["dflt"])
-        elif kind == "composite":
-            attrs["attributes"] = list(r["attributes"])
-        elif kind == "range":
-            attrs["subtype"] = r["subtype"]
-        key = f"type:{r['oid']}"
-        add_object(snap, key, "type", name, r["typname"], f"schema:{r['typnamespace']}", attrs)
-        acl(key, "type", r["acl"])
+    def _types(self) -> None:
+        for r in self._rows(Q_TYPES):
+            if ("pg_type", r["oid"]) in self.members or r["typnamespace"] not in self.schemas:
+                continue
+            name = f"{r['nspname']}.{r['typname']}"
+            self.types[r["oid"]] = name
+            key = f"type:{r['oid']}"
+            add_object(self.snap, key, "type", name, r["typname"], f"schema:{r['typnamespace']}", _type_attrs(r))
+            self._acl(key, "type", r["acl"])
 
-    for r in _rows(cur, Q_CONSTRAINTS):
-        if r["conrelid"]:
-            owner_name, parent = relnames.get(r["conrelid"]), f"rel:{r['conrelid']}"
-        else:
-            owner_name, parent = types.get(r["contypid"]), f"type:{r['contypid']}"
-        if owner_name is None:
-            continue
-        # "NOT VALID" is said by `validated`; keeping it in the text would report VALIDATE twice.
-        definition = r["def"].removesuffix(" NOT VALID")
-        attrs = {"kind": CONTYPES[r["contype"]], "definition": definition, "validated": r["convalidated"],
-                 "deferrable": r["condeferrable"], "deferred": r["condeferred"]}
-        add_object(snap, f"con:{r['oid']}", "constraint", f"{owner_name}.{r['conname']}", r["conname"],
-                   parent, attrs)
+    def _constraints(self) -> None:
+        for r in self._rows(Q_CONSTRAINTS):
+            if r["conrelid"]:
+                owner_name, parent = self.relnames.get(r["conrelid"]), f"rel:{r['conrelid']}"
+            else:
+                owner_name, parent = self.types.get(r["contypid"]), f"type:{r['contypid']}"
+            if owner_name is None:
+                continue
+            # "NOT VALID" is said by `validated`; keeping it in the text would report VALIDATE twice.
+            definition = r["def"].removesuffix(" NOT VALID")
+            attrs = {"kind": CONTYPES[r["contype"]], "definition": definition, "validated": r["convalidated"],
+                     "deferrable": r["condeferrable"], "deferred": r["condeferred"]}
+            add_object(self.snap, f"con:{r['oid']}", "constraint", f"{owner_name}.{r['conname']}", r["conname"],
+                       parent, attrs)
 
-    for r in _rows(cur, Q_INDEXES):
-        if r["indrelid"] not in relnames or ("pg_class", r["indexrelid"]) in members:
-            continue
-        # An index that implements a constraint folds into it: adding a primary key is one change.
-        parent = f"con:{r['constraint_oid']}" if r["constraint_oid"] else f"rel:{r['indrelid']}"
-        if parent not in objects:
-            parent = f"rel:{r['indrelid']}"
-        attrs = {"definition": r["def"], "unique": r["indisunique"], "primary": r["indisprimary"],
-                 "partial": r["partial"], "valid": r["indisvalid"], "table": relnames[r["indrelid"]]}
-        add_object(snap, f"idx:{r['indexrelid']}", "index", f"{r['nspname']}.{r['relname']}", r["relname"],
-                   parent, attrs)
+    def _indexes(self) -> None:
+        for r in self._rows(Q_INDEXES):
+            if r["indrelid"] not in self.relnames or ("pg_class", r["indexrelid"]) in self.members:
+                continue
+            # An index that implements a constraint folds into it: adding a primary key is one change.
+            parent = f"con:{r['constraint_oid']}" if r["constraint_oid"] else f"rel:{r['indrelid']}"
+            if parent not in self.objects:
+                parent = f"rel:{r['indrelid']}"
+            attrs = {"definition": r["def"], "unique": r["indisunique"], "primary": r["indisprimary"],
+                     "partial": r["partial"], "valid": r["indisvalid"], "table": self.relnames[r["indrelid"]]}
+            add_object(self.snap, f"idx:{r['indexrelid']}", "index", f"{r['nspname']}.{r['relname']}",
+                       r["relname"], parent, attrs)
 
-    for r in _rows(cur, Q_TRIGGERS):
-        table = relnames.get(r["tgrelid"])
-        if table is None:
-            continue
-        add_object(snap, f"trg:{r['oid']}", "trigger", f"{table}.{r['tgname']}", r["tgname"],
-                   f"rel:{r['tgrelid']}", {"definition": r["def"], "enabled": TRIGGER_ENABLED.get(r["tgenabled"])})
+    def _triggers(self) -> None:
+        for r in self._rows(Q_TRIGGERS):
+            table = self.relnames.get(r["tgrelid"])
+            if table is None:
+                continue
+            add_object(self.snap, f"trg:{r['oid']}", "trigger", f"{table}.{r['tgname']}", r["tgname"],
+                       f"rel:{r['tgrelid']}",
+                       {"definition": r["def"], "enabled": TRIGGER_ENABLED.get(r["tgenabled"])})
 
-    for r in _rows(cur, Q_FUNCTIONS):
-        if ("pg_proc", r["oid"]) in members or r["pronamespace"] not in schemas:
-            continue
-        kind = PROKIND_TYPES[r["prokind"]]
-        attrs = {"arguments": r["arguments"], "result": r["result"], "language": r["lanname"],
-                 "volatility": VOLATILITY[r["provolatile"]], "security_definer": r["prosecdef"],
-                 "strict": r["proisstrict"], "leakproof": r["proleakproof"], "parallel": r["proparallel"],
-                 "body": r["body"], "config": sorted(r["proconfig"]) if r["proconfig"] else None,
-                 "owner": r["owner"]}
-        key = f"fn:{r['oid']}"
-        add_object(snap, key, kind, f"{r['nspname']}.{r['proname']}({r['argtypes']})", r["proname"],
-                   f"schema:{r['pronamespace']}", attrs)
-        acl(key, kind, r["acl"])
+    def _functions(self) -> None:
+        for r in self._rows(Q_FUNCTIONS):
+            if ("pg_proc", r["oid"]) in self.members or r["pronamespace"] not in self.schemas:
+                continue
+            kind = PROKIND_TYPES[r["prokind"]]
+            attrs = {"arguments": r["arguments"], "result": r["result"], "language": r["lanname"],
+                     "volatility": VOLATILITY[r["provolatile"]], "security_definer": r["prosecdef"],
+                     "strict": r["proisstrict"], "leakproof": r["proleakproof"], "parallel": r["proparallel"],
+                     "body": r["body"], "config": sorted(r["proconfig"]) if r["proconfig"] else None,
+                     "owner": r["owner"]}
+            key = f"fn:{r['oid']}"
+            add_object(self.snap, key, kind, f"{r['nspname']}.{r['proname']}({r['argtypes']})", r["proname"],
+                       f"schema:{r['pronamespace']}", attrs)
+            self._acl(key, kind, r["acl"])
 
-    for r in _rows(cur, Q_EXTENSIONS):
-        add_object(snap, f"ext:{r['oid']}", "extension", r["extname"], r["extname"], None,
-                   {"version": r["extversion"], "schema": r["nspname"]})
+    def _extensions(self) -> None:
+        for r in self._rows(Q_EXTENSIONS):
+            add_object(self.snap, f"ext:{r['oid']}", "extension", r["extname"], r["extname"], None,
+                       {"version": r["extversion"], "schema": r["nspname"]})
 
-    for r in _rows(cur, Q_POLICIES):
-        table = relnames.get(r["polrelid"])
-        if table is None:
-            continue
-        attrs = {"command": POLCMD[r["polcmd"]], "permissive": r["polpermissive"], "roles": list(r["roles"]),
-                 "using": r["qual"], "with_check": r["with_check"]}
-        add_object(snap, f"pol:{r['oid']}", "policy", f"{table}.{r['polname']}", r["polname"],
-                   f"rel:{r['polrelid']}", attrs)
+    def _policies(self) -> None:
+        for r in self._rows(Q_POLICIES):
+            table = self.relnames.get(r["polrelid"])
+            if table is None:
+                continue
+            attrs = {"command": POLCMD[r["polcmd"]], "permissive": r["polpermissive"], "roles": list(r["roles"]),
+                     "using": r["qual"], "with_check": r["with_check"]}
+            add_object(self.snap, f"pol:{r['oid']}", "policy", f"{table}.{r['polname']}", r["polname"],
+                       f"rel:{r['polrelid']}", attrs)
 
-    for r in _rows(cur, Q_COMMENTS):
-        if r["objsubid"]:
-            targets = [f"col:{r['objoid']}.{r['objsubid']}"] if r["cat"] == "pg_class" else []
-        else:
-            targets = [f"{prefix}:{r['objoid']}" for prefix in COMMENT_TARGETS.get(r["cat"], ())]
-        target = next((t for t in targets if t in objects), None)
-        if target is not None:
-            obj = objects[target]
-            add_object(snap, f"comment:{target}", "comment", obj["name"], obj["local"], target,
-                       {"on": obj["type"], "text": r["description"]})
-    return snap
+    def _comments(self) -> None:
+        for r in self._rows(Q_COMMENTS):
+            if r["objsubid"]:
+                targets = [f"col:{r['objoid']}.{r['objsubid']}"] if r["cat"] == "pg_class" else []
+            else:
+                targets = [f"{prefix}:{r['objoid']}" for prefix in COMMENT_TARGETS.get(r["cat"], ())]
+            target = next((t for t in targets if t in self.objects), None)
+            if target is not None:
+                obj = self.objects[target]
+                add_object(self.snap, f"comment:{target}", "comment", obj["name"], obj["local"], target,
+                           {"on": obj["type"], "text": r["description"]})
+
+
+def _relation_attrs(r: dict) -> dict[str, Any]:
+    kind = r["relkind"]
+    attrs: dict[str, Any] = {"owner": r["owner"]}
+    if kind in "rpf":
+        attrs.update(partitioned=kind == "p", unlogged=r["relpersistence"] == "u",
+                     rls_enabled=r["relrowsecurity"], rls_forced=r["relforcerowsecurity"])
+        if r["partkey"]:
+            attrs["partition_key"] = r["partkey"]
+        if r["parents"] and not r["relispartition"]:
+            attrs["inherits"] = list(r["parents"])
+    if kind in "vm":
+        attrs["definition"] = r["viewdef"]
+    if r["reloptions"]:
+        attrs["options"] = sorted(r["reloptions"])
+    return attrs
+
+
+def _type_attrs(r: dict) -> dict[str, Any]:
+    kind = TYPTYPES[r["typtype"]]
+    attrs = {"kind": kind, "owner": r["owner"]}
+    if kind == "enum":
+        attrs["values"] = list(r["labels"])
+    elif kind == "domain":
+        attrs.update(base=r["base"], not_null=r["typnotnull"], default=r["dflt"])
+    elif kind == "composite":
+        attrs["attributes"] = list(r["attributes"])
+    elif kind == "range":
+        attrs["subtype"] = r["subtype"]
+    return attrs

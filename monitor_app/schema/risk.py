@@ -209,47 +209,60 @@ def modified(obj_before: dict, obj_after: dict, attr: str, table_rows: float | N
     before, after = obj_before["attrs"].get(attr), obj_after["attrs"].get(attr)
     if attr == "owner":
         return Verdict("medium", "security", f"owner changed from {before} to {after}")
-    if kind == "column":
-        if attr == "type":
-            return type_change(before, after, table_rows)
-        if attr == "not_null":
-            if after and _populated(table_rows):
-                return Verdict("high", "data-dependent",
-                               f"SET NOT NULL on a populated column ({_rows_phrase(table_rows)}): full scan under "
-                               "ACCESS EXCLUSIVE, fails on any NULL, inserts without a value now fail")
-            if after:
-                return Verdict("low", "additive", "SET NOT NULL on an empty table")
-            return Verdict("low", "additive", "NOT NULL dropped")
-        if attr == "default":
-            if before is None:
-                return Verdict("low", "additive", "default added")
-            return Verdict("medium", "behaviour", "default changed or dropped: new rows get different values")
-        if attr == "collation":
-            return Verdict("medium", "behaviour", "collation changed: ordering and comparisons change, indexes rebuilt")
-        return Verdict("medium", "behaviour", f"{attr} changed")
-    if kind in ("table", "foreign table"):
-        if attr in ("rls_enabled", "rls_forced"):
-            if after:
-                return Verdict("high", "backward-incompatible",
-                               "row level security enabled: roles without a matching policy see no rows")
-            return Verdict("high", "security", "row level security disabled: policies no longer restrict rows")
-        if attr == "unlogged":
-            return Verdict("medium", "locking/rewrite",
-                           f"SET {'UNLOGGED' if after else 'LOGGED'} rewrites the table ({_rows_phrase(table_rows)})"
-                           + ("; unlogged data is lost on a crash" if after else ""))
-        return Verdict("medium", "behaviour", f"{attr} changed")
-    if kind == "type" and attr == "values":
-        old, new = list(before or []), list(after or [])
-        it = iter(new)
-        if all(v in it for v in old):
-            return Verdict("low", "additive", f"enum values added: {', '.join(v for v in new if v not in old)}")
-        return Verdict("high", "backward-incompatible", "enum value renamed or removed: stored values or code break")
+    judge = _MODIFIED_BY_KIND.get(kind) or _MODIFIED_BY_KIND_ATTR.get((kind, attr)) or _other_modified
+    return judge(kind, attr, before, after, table_rows)
+
+
+def _column_modified(kind: str, attr: str, before, after, table_rows: float | None) -> Verdict:
+    if attr == "type":
+        return type_change(before, after, table_rows)
+    if attr == "not_null":
+        if after and _populated(table_rows):
+            return Verdict("high", "data-dependent",
+                           f"SET NOT NULL on a populated column ({_rows_phrase(table_rows)}): full scan under "
+                           "ACCESS EXCLUSIVE, fails on any NULL, inserts without a value now fail")
+        if after:
+            return Verdict("low", "additive", "SET NOT NULL on an empty table")
+        return Verdict("low", "additive", "NOT NULL dropped")
+    if attr == "default":
+        if before is None:
+            return Verdict("low", "additive", "default added")
+        return Verdict("medium", "behaviour", "default changed or dropped: new rows get different values")
+    if attr == "collation":
+        return Verdict("medium", "behaviour", "collation changed: ordering and comparisons change, indexes rebuilt")
+    return Verdict("medium", "behaviour", f"{attr} changed")
+
+
+def _table_modified(kind: str, attr: str, before, after, table_rows: float | None) -> Verdict:
+    if attr in ("rls_enabled", "rls_forced"):
+        if after:
+            return Verdict("high", "backward-incompatible",
+                           "row level security enabled: roles without a matching policy see no rows")
+        return Verdict("high", "security", "row level security disabled: policies no longer restrict rows")
+    if attr == "unlogged":
+        return Verdict("medium", "locking/rewrite",
+                       f"SET {'UNLOGGED' if after else 'LOGGED'} rewrites the table ({_rows_phrase(table_rows)})"
+                       + ("; unlogged data is lost on a crash" if after else ""))
+    return Verdict("medium", "behaviour", f"{attr} changed")
+
+
+def _enum_values_modified(kind: str, attr: str, before, after, table_rows: float | None) -> Verdict:
+    old, new = list(before or []), list(after or [])
+    it = iter(new)
+    if all(v in it for v in old):
+        return Verdict("low", "additive", f"enum values added: {', '.join(v for v in new if v not in old)}")
+    return Verdict("high", "backward-incompatible", "enum value renamed or removed: stored values or code break")
+
+
+def _index_validity_modified(kind: str, attr: str, before, after, table_rows: float | None) -> Verdict:
+    if after:
+        return Verdict("low", "additive", "index became valid")
+    return Verdict("medium", "behaviour", "index is invalid: not used by queries, still maintained on writes")
+
+
+def _other_modified(kind: str, attr: str, before, after, table_rows: float | None) -> Verdict:
     if kind == "constraint" and attr == "validated" and after:
         return Verdict("low", "additive", "constraint validated")
-    if kind == "index" and attr == "valid":
-        if after:
-            return Verdict("low", "additive", "index became valid")
-        return Verdict("medium", "behaviour", "index is invalid: not used by queries, still maintained on writes")
     if attr == "security_definer" and after:
         return Verdict("high", "security", "function now runs with its owner's privileges (SECURITY DEFINER)")
     if kind == "privilege" and attr == "grants":
@@ -263,3 +276,9 @@ def modified(obj_before: dict, obj_after: dict, attr: str, table_rows: float | N
     if kind in ("view", "materialized view") and attr == "definition":
         return Verdict("medium", "behaviour", "view definition changed: its results differ")
     return Verdict("medium", "behaviour", f"{kind} {attr} changed")
+
+
+# Every change to these kinds is judged by the kind's own rules, whatever the attribute.
+_MODIFIED_BY_KIND = {"column": _column_modified, "table": _table_modified, "foreign table": _table_modified}
+# These attributes have their own rules; the kind's other attributes fall to _other_modified.
+_MODIFIED_BY_KIND_ATTR = {("type", "values"): _enum_values_modified, ("index", "valid"): _index_validity_modified}

@@ -131,7 +131,7 @@ def _table(conn: sqlite3.Connection, snap: dict, name: str, sql: str, flags: dic
         add_object(snap, f"col:{name}/{col}", "column", f"{SCHEMA}.{name}.{col}", col, key, col_attrs)
         snap["objects"][f"col:{name}/{col}"]["position"] = cid  # for rename matching, not compared
     fks: dict[int, dict] = {}
-    for fid, seq, ref, frm, to, on_update, on_delete, match in conn.execute(
+    for fid, _seq, ref, frm, to, on_update, on_delete, match in conn.execute(
             f"PRAGMA foreign_key_list({_quote(name)})"):
         fk = fks.setdefault(fid, {"references": ref, "from": [], "to": [], "on_update": on_update,
                                   "on_delete": on_delete, "match": match})
@@ -141,7 +141,7 @@ def _table(conn: sqlite3.Connection, snap: dict, name: str, sql: str, flags: dic
         local = f"fk({','.join(fk['from'])})->{fk['references']}({','.join(str(t) for t in fk['to'])})"
         add_object(snap, f"con:{name}/{local}", "constraint", f"{SCHEMA}.{name}.{local}", local, key,
                    dict(fk, kind="foreign key"))
-    for _, idx, unique, origin, partial in conn.execute(f"PRAGMA index_list({_quote(name)})"):
+    for _, idx, _unique, origin, _partial in conn.execute(f"PRAGMA index_list({_quote(name)})"):
         if origin == "u":  # UNIQUE in the table definition: a constraint, not a separate index
             cols = [r[2] for r in conn.execute(f"PRAGMA index_info({_quote(idx)})")]
             local = f"unique({','.join(cols)})"

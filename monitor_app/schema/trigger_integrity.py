@@ -86,7 +86,7 @@ def foreign_grants(cur) -> list[tuple[str, str, str]]:
 def _rows(cur, query: str, params) -> list[dict]:
     cur.execute(query, params)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def inspect(conn) -> TriggerState:
@@ -117,48 +117,63 @@ def inspect(conn) -> TriggerState:
 
 
 def _problems(schema, function, key, triggers, grants) -> list[str]:
-    problems = []
+    """Every way the install differs from what dbmon creates, one check per object of the install."""
     if not schema:
         return [f"schema {DBMON_SCHEMA} is missing"]
     owner = schema[0]["owner"]
+    problems = []
     if not schema[0]["rolsuper"]:
         problems.append(f"schema {DBMON_SCHEMA} is owned by {owner}, who is not a superuser")
-    if not function:
-        problems.append(f"function {FUNCTION}() is missing")
-    else:
-        fn = function[0]
-        if fn["owner"] != owner:
-            problems.append(f"function {FUNCTION}() is owned by {fn['owner']}, not by {owner}")
-        if not fn["prosecdef"]:
-            problems.append(f"function {FUNCTION}() is SECURITY INVOKER, not SECURITY DEFINER")
-        if (fn["proconfig"] or []) != [f"search_path={SEARCH_PATH}"]:
-            problems.append(f"function {FUNCTION}() has settings {fn['proconfig'] or 'none'}, "
-                            f"not search_path={SEARCH_PATH}")
-        if fn["lanname"] != "plpgsql" or fn["prosrc"] != FUNCTION_BODY:
-            problems.append(f"function {FUNCTION}() body is not dbmon's")
-    if not key:
-        problems.append(f"table {KEY_TABLE} is missing")
-    elif key[0]["owner"] != owner:
-        problems.append(f"table {KEY_TABLE} is owned by {key[0]['owner']}, not by {owner}")
-    elif key[0]["relkind"] != "r":
-        problems.append(f"{KEY_TABLE} is not a plain table")
+    problems += _function_problems(function, owner)
+    problems += _key_table_problems(key, owner)
+    function_oid = function[0]["oid"] if function else None
     for name, event in TRIGGERS.items():
-        trig = triggers.get(name)
-        if trig is None:
-            problems.append(f"event trigger {name} is missing")
-            continue
-        if trig["evtenabled"] not in ("O", "A"):
-            problems.append(f"event trigger {name} is {ENABLED.get(trig['evtenabled'], trig['evtenabled'])}")
-        if trig["evtevent"] != event:
-            problems.append(f"event trigger {name} fires on {trig['evtevent']}, not {event}")
-        if trig["evttags"]:
-            problems.append(f"event trigger {name} is limited to tags {trig['evttags']}")
-        if not function or trig["evtfoid"] != function[0]["oid"]:
-            problems.append(f"event trigger {name} does not call {FUNCTION}()")
-        if trig["owner"] != owner:
-            problems.append(f"event trigger {name} is owned by {trig['owner']}, not by {owner}")
+        problems += _trigger_problems(name, event, triggers.get(name), function_oid, owner)
     problems.extend(f"{grantee} holds privileges on {kind.lower()} {obj}" for kind, obj, grantee in grants[:MAX_LISTED])
     if len(grants) > MAX_LISTED:
         problems.append(f"and {len(grants) - MAX_LISTED} more holders of privileges")
+    return problems
+
+
+def _function_problems(function, owner: str) -> list[str]:
+    if not function:
+        return [f"function {FUNCTION}() is missing"]
+    fn, problems = function[0], []
+    if fn["owner"] != owner:
+        problems.append(f"function {FUNCTION}() is owned by {fn['owner']}, not by {owner}")
+    if not fn["prosecdef"]:
+        problems.append(f"function {FUNCTION}() is SECURITY INVOKER, not SECURITY DEFINER")
+    if (fn["proconfig"] or []) != [f"search_path={SEARCH_PATH}"]:
+        problems.append(f"function {FUNCTION}() has settings {fn['proconfig'] or 'none'}, "
+                        f"not search_path={SEARCH_PATH}")
+    if fn["lanname"] != "plpgsql" or fn["prosrc"] != FUNCTION_BODY:
+        problems.append(f"function {FUNCTION}() body is not dbmon's")
+    return problems
+
+
+def _key_table_problems(key, owner: str) -> list[str]:
+    if not key:
+        return [f"table {KEY_TABLE} is missing"]
+    if key[0]["owner"] != owner:
+        return [f"table {KEY_TABLE} is owned by {key[0]['owner']}, not by {owner}"]
+    if key[0]["relkind"] != "r":
+        return [f"{KEY_TABLE} is not a plain table"]
+    return []
+
+
+def _trigger_problems(name: str, event: str, trig: dict | None, function_oid, owner: str) -> list[str]:
+    if trig is None:
+        return [f"event trigger {name} is missing"]
+    problems = []
+    if trig["evtenabled"] not in ("O", "A"):
+        problems.append(f"event trigger {name} is {ENABLED.get(trig['evtenabled'], trig['evtenabled'])}")
+    if trig["evtevent"] != event:
+        problems.append(f"event trigger {name} fires on {trig['evtevent']}, not {event}")
+    if trig["evttags"]:
+        problems.append(f"event trigger {name} is limited to tags {trig['evttags']}")
+    if function_oid is None or trig["evtfoid"] != function_oid:
+        problems.append(f"event trigger {name} does not call {FUNCTION}()")
+    if trig["owner"] != owner:
+        problems.append(f"event trigger {name} is owned by {trig['owner']}, not by {owner}")
     return problems
 

@@ -69,7 +69,7 @@ class PasswordTrap:
             break
         fields = _recv_exact(sock, length - 8).split(b"\0")
         with self.lock:
-            self.startups.append({k.decode(): v.decode() for k, v in zip(fields[0::2], fields[1::2]) if k})
+            self.startups.append({k.decode(): v.decode() for k, v in zip(fields[0::2], fields[1::2], strict=False) if k})
         sock.sendall(AUTH_CLEARTEXT)
         kind = _recv_exact(sock, 1)
         size = struct.unpack("!i", _recv_exact(sock, 4))[0]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import func, select
 
 from monitor_app.store.models import Asset, Event, MetricSample, TaskRun
 from tests.harness import wait_for
 from tests.peers import StalledServer, closed_port
-from tests.services import PG_ADMIN_URL
 
 
 def pg_asset_yaml(name: str, port: int = 5432, database: str = "postgres") -> str:

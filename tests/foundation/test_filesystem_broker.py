@@ -59,7 +59,7 @@ def test_a_publisher_never_reads_an_exchange_table_while_it_is_created(tmp_path)
             control.mkdir()
             start = threading.Barrier(2)
 
-            def bind():
+            def bind(start=start, bind_channel=bind_channel):
                 start.wait()
                 bind_channel._queue_bind("jobs", "jobs", None, "jobs")
 

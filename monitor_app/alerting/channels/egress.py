@@ -58,7 +58,7 @@ class _PublicOnly:
                 return urllib3_connection.create_connection((address, self.port), self.timeout,
                                                             source_address=self.source_address,
                                                             socket_options=self.socket_options)
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
             except OSError as exc:
                 last = exc

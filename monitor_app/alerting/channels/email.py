@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -67,7 +66,7 @@ class EmailDriver:
         except smtplib.SMTPResponseException as exc:
             # 5xx is the server's final word; 4xx (greylisting, full queue) may pass later.
             raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=exc.smtp_code >= 500) from None
-        except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             raise DeliveryError(f"SMTP to {spec.host}:{spec.port} failed: {exc}") from None
         detail = f"accepted for {len(spec.to) - len(refused)} of {len(spec.to)} recipients"
         return detail
