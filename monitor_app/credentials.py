@@ -69,11 +69,14 @@ def reseal_all(session: Session, box: CredentialBox) -> ResealResult:
 
     result = ResealResult(0, 0, [])
     for asset in session.scalars(select(Asset).where(Asset.secret.is_not(None)).order_by(Asset.id)):
-        if box.is_current(asset.secret):
+        secret = asset.secret
+        if secret is None:  # excluded by the query; narrows the type
+            continue
+        if box.is_current(secret):
             result.already_current += 1
             continue
         try:
-            asset.secret = box.reseal(asset.secret)
+            asset.secret = box.reseal(secret)
         except InvalidToken:
             result.unreadable.append(asset.name)
             continue

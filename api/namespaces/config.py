@@ -20,7 +20,7 @@ class ConfigState(Resource):
         """valid, in_force (file, last good, none), loaded_at, invalid_since; admins also get errors."""
         rt = runtime()
         try:
-            rt.config  # re-reads the file if it changed
+            _ = rt.config  # re-reads the file if it changed
         except ConfigUnavailable:
             pass
         status = rt.config_source.status

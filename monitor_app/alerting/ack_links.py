@@ -16,7 +16,7 @@ def _serializer(keys: KeyRing | str) -> URLSafeTimedSerializer:
     ring = KeyRing.of(keys)
     # itsdangerous signs with the last key and verifies with any. The raw keys come first so
     # links sent before keys were derived per use still work until they expire.
-    verifying = [k for k in reversed(ring.all)] + [derive(k, LINK_SIGNING) for k in reversed(ring.previous)]
+    verifying = [k.encode() for k in reversed(ring.all)] + [derive(k, LINK_SIGNING) for k in reversed(ring.previous)]
     return URLSafeTimedSerializer(verifying + [derive(ring.current, LINK_SIGNING)], salt=SALT)
 
 

@@ -6,7 +6,6 @@ import json
 import sqlite3
 
 import psycopg2
-import pytest
 from click.testing import CliRunner
 
 from monitor_app.cli.main import cli
