@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "discover": "monitor_app.cli.discover:discover",
     "schema": "monitor_app.cli.schema:schema",
     "alerts": "monitor_app.cli.alerts:alerts",
+    "health": "monitor_app.cli.health:health",
 }
 
 
