@@ -14,7 +14,8 @@ from monitor_app.settings import get_settings
 
 def _api_ok(timeout: float) -> tuple[bool, str]:
     settings = get_settings()
-    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    # A wildcard bind is reached on loopback.
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host  # nosec B104
     url = f"http://{host}:{settings.api_port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # nosec B310: a fixed http URL
