@@ -1,7 +1,7 @@
 # BASE_IMAGE: any Debian-like image with Python 3.11, venv and pip (CI builds a local bookworm one).
-# Dependencies come only from the hashed lock. For an offline build, put the locked archives in
-# build/wheelhouse (`pip download --require-hashes --no-deps -r requirements.lock -d build/wheelhouse`)
-# and pass --build-arg PIP_NO_INDEX=1.
+# Dependencies come only from the hashed runtime lock (the full lock's pins, without test tools).
+# For an offline build, put the locked archives in build/wheelhouse and pass --build-arg PIP_NO_INDEX=1:
+#   pip download --require-hashes --no-deps -r requirements-runtime.lock -d build/wheelhouse
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -11,9 +11,9 @@ LABEL dbmon.build=${BUILD_ID}
 ARG PIP_NO_INDEX=
 ENV PIP_FIND_LINKS=/wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 # The wildcard lets the build go on without a wheelhouse.
-COPY requirements.lock build/wheelhous[e] /wheels/
+COPY requirements-runtime.lock build/wheelhous[e] /wheels/
 RUN python3 -m venv /opt/dbmon \
-    && /opt/dbmon/bin/pip install --no-cache-dir --require-hashes -r /wheels/requirements.lock
+    && /opt/dbmon/bin/pip install --no-cache-dir --require-hashes -r /wheels/requirements-runtime.lock
 WORKDIR /src
 COPY pyproject.toml README.md beat_schedule.py ./
 COPY monitor_app ./monitor_app

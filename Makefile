@@ -28,6 +28,10 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install -q pip-tools
 	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
 	  --no-emit-index-url --no-emit-find-links --extra test --extra alerts --output-file $(LOCK) pyproject.toml
+	# The image's lock: runtime and alerts only, every pin taken from the full lock.
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+	  --no-emit-index-url --no-emit-find-links --extra alerts --constraint $(LOCK) \
+	  --output-file requirements-runtime.lock pyproject.toml
 
 # Known vulnerabilities in the locked set (pip-audit, else the advisory snapshot) and bandit on the code.
 audit: install

@@ -41,7 +41,7 @@ def _build_image(tag: str, build_id: str) -> None:
     _run("bash", str(ROOT / ".ci" / "base-image"), BASE_IMAGE, timeout=900)
     # The locked archives, fetched the way the host installs them; the build itself needs no index.
     _run(sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "--no-deps",
-         "-r", str(ROOT / "requirements.lock"), "-d", str(ROOT / "build" / "wheelhouse"))
+         "-r", str(ROOT / "requirements-runtime.lock"), "-d", str(ROOT / "build" / "wheelhouse"))
     _run("docker", "build", "-q", "--network", "host", "--force-rm", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
          "--build-arg", "PIP_NO_INDEX=1", "--build-arg", f"BUILD_ID={build_id}", "-t", tag, str(ROOT), timeout=900)
 
