@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from api import request_guard
 from api.json_body import GuardedJSONProvider
 from monitor_app.errors import ConfigError, DbmonError, NotFound
+from monitor_app.package_files import templates_dir
 from monitor_app.runtime import Runtime
 
 log = logging.getLogger("dbmon.api")
@@ -19,7 +20,7 @@ log = logging.getLogger("dbmon.api")
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     rt = runtime or Runtime()
-    app = Flask(__name__, template_folder=str(_templates_dir()))
+    app = Flask(__name__, template_folder=str(templates_dir()))
     app.json = GuardedJSONProvider(app)
     app.extensions["dbmon"] = rt
     app.config["RESTX_MASK_SWAGGER"] = False
@@ -80,9 +81,3 @@ def _register_errors(app: Flask, api: Api) -> None:
             return jsonify(message=exc.description), exc.code
         log.exception("unhandled error")
         return jsonify(message="internal error; see the server log"), 500
-
-
-def _templates_dir():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parent.parent / "templates"

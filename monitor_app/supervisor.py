@@ -30,12 +30,14 @@ class Child:
 
 class Supervisor:
     def __init__(self, children: dict[str, list[str]], *, grace: float = 20.0, env: dict | None = None,
-                 max_delay: float = 10.0):
+                 max_delay: float = 10.0, on_all_running=None):
         self.children = [Child(name, argv) for name, argv in children.items()]
         self.grace = grace
         # Short enough that a child waiting out a broker outage is back within seconds of its return.
         self.max_delay = max_delay
         self.env = env
+        # Called every loop while every child runs: how `dbmon beat` keeps its heartbeat file fresh.
+        self.on_all_running = on_all_running
         self.stopping = threading.Event()
 
     def _spawn(self, child: Child) -> None:
@@ -63,6 +65,8 @@ class Supervisor:
                     log.warning("%s exited with %s; restarting in %.0fs", child.name, code, child.delay)
                 elif child.process is None and now >= child.next_start:
                     self._spawn(child)
+            if self.on_all_running and all(c.process is not None for c in self.children):
+                self.on_all_running()
         return self.shutdown()
 
     def shutdown(self) -> int:

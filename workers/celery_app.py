@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import heartbeat_sent
 from kombu import Exchange, Queue
 
+from monitor_app.heartbeat import touch
 from monitor_app.settings import Settings, get_settings
 from monitor_app.task_queues import QUEUES, queue_for
 
@@ -88,6 +90,12 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(get_settings())
+
+
+@heartbeat_sent.connect
+def _worker_alive(**_) -> None:
+    # Sent every few seconds by a worker whose consumer talks to the broker: `dbmon health worker`.
+    touch(get_settings(), "worker")
 
 
 def send(task_name: str, kwargs: dict, run_id: str, queue: str) -> None:

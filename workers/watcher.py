@@ -6,6 +6,7 @@ import importlib
 import logging
 import threading
 
+from monitor_app.heartbeat import touch
 from monitor_app.runtime import Runtime
 from workers.watch_sources import SOURCES
 
@@ -53,6 +54,7 @@ class Watcher:
     def run_forever(self) -> None:
         self.start()
         while not self.stopping.wait(1.0):
+            touch(self.runtime.settings, "watcher")
             for kind, source in list(self.sources.items()):
                 alive = getattr(source, "is_alive", None)
                 if alive is not None and not alive():

@@ -12,8 +12,9 @@ from jinja2 import ChoiceLoader, FileSystemLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor_app.errors import DbmonError
+from monitor_app.package_files import templates_dir
 
-BUILTIN = Path(__file__).resolve().parents[2] / "templates" / "alerting"
+BUILTIN = templates_dir() / "alerting"
 
 
 def _is_html(name: str | None) -> bool:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "schema": "monitor_app.cli.schema:schema",
     "alerts": "monitor_app.cli.alerts:alerts",
     "secrets": "monitor_app.cli.secrets:secrets",
+    "health": "monitor_app.cli.health:health",
 }
 
 

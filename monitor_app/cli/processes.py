@@ -60,7 +60,10 @@ def beat(direct: bool) -> None:
         except BlockingIOError:
             click.echo("another beat already runs on this data directory; waiting for its lock", err=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
-    sup = Supervisor({"beat": [sys.executable, "-m", "monitor_app.cli.main", "beat", "--direct"]}, grace=10)
+    from monitor_app.heartbeat import touch
+
+    sup = Supervisor({"beat": [sys.executable, "-m", "monitor_app.cli.main", "beat", "--direct"]}, grace=10,
+                     on_all_running=lambda: touch(settings, "beat"))
     sup.install_signal_handlers()
     sys.exit(sup.run())
 

@@ -64,6 +64,22 @@ def test_the_config_watcher_syncs_assets_when_the_file_changes(deployment):
     assert registered().status != "gone"
 
 
+def test_a_watcher_started_on_its_own_loads_the_assets_the_file_already_declares(deployment):
+    # A split deployment (compose, scale-out) has no `dbmon up` to sync at startup.
+    deployment.write_config("assets:\n  - name: preexisting\n    engine: sqlite\n    path: /srv/app.db\n")
+    deployment.start_worker()
+    deployment.start("watcher", "watcher")
+
+    def registered():
+        from sqlalchemy import select
+        from monitor_app.store.models import Asset
+
+        with deployment.runtime.store.session() as s:
+            return s.scalar(select(Asset).where(Asset.name == "preexisting"))
+
+    wait_for(registered, 30, what="asset loaded without an edit")
+
+
 def test_scan_cli_rejects_bad_arguments_without_a_traceback(deployment):
     result = deployment.cli("scan", "host", "--asset", "3")
     assert result.returncode == 2 and "takes no asset" in result.stderr and "Traceback" not in result.stderr

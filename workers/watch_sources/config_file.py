@@ -31,6 +31,9 @@ class ConfigFileSource(FileSystemEventHandler):
         # Editors replace files by rename, so watch the directory, not the file.
         self._observer.schedule(self, str(self.path.parent), recursive=False)
         self._observer.start()
+        # A watcher started on its own (compose, scale-out) must not wait for the next edit or the
+        # periodic sync to load the assets the file already declares.
+        self.emit("assets.sync_config", {})
 
     def stop(self) -> None:
         if self._observer:
