@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -143,10 +142,10 @@ def test_it_runs_the_compose_deployment_end_to_end(tmp_path):
 
         try:
             wait_for(schema_alert, 120, 0.5, "the SchemaChanged notification")
-        except AssertionError:
+        except AssertionError as exc:
             logs = subprocess.run([*compose, "logs", "--tail", "60"], env=env, cwd=tmp_path,
                                   capture_output=True, text=True).stdout
-            raise AssertionError(f"no SchemaChanged notification; received {len(receiver.requests)}\n{logs}")
+            raise AssertionError(f"no SchemaChanged notification; received {len(receiver.requests)}\n{logs}") from exc
         print(f"\ncompose run: image build {built - started:.0f}s, up and healthy {up_at - built:.0f}s, "
               f"total {time.monotonic() - started:.0f}s")
     finally:
