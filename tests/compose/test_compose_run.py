@@ -95,7 +95,7 @@ def test_it_runs_the_compose_deployment_end_to_end(tmp_path):
         cfg.mkdir()
         (cfg / "dbmon.yaml").write_text(yaml.safe_dump({
             "assets": [{"name": "watched", "engine": "postgresql", "host": "127.0.0.1", "port": 5432,
-                        "database": watched_db, "user": "postgres", "sslmode": "disable"}],
+                        "database": watched_db, "user": "postgres", "sslmode": "disable", "insecure": True}],
             "alerting": {"rules": [{"name": "SchemaChanged", "kind": "event", "event_types": ["schema.changed"]}],
                          "channels": {"ci": {"type": "webhook", "url": receiver.url(), "allow_private_targets": True}},
                          "route": {"channels": ["ci"], "group_wait": "0s"}}}))
