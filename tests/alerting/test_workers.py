@@ -54,17 +54,17 @@ def notifications(rt) -> set[str]:
         return {n.status for n in s.scalars(select(Notification))}
 
 
-def test_it_delivers_a_committed_event_within_a_second(alerting_deployment):
+def test_it_delivers_a_committed_event_without_waiting_for_a_sweep(alerting_deployment):
+    """No beat runs here, so nothing sweeps the outbox: each page must be pushed by the commit
+    itself. How fast that is lives in bench/alerting_latency.py, not in a timed test."""
     dep, peer = alerting_deployment, alerting_deployment.peer
     dep.start_worker()
-    latencies = []
+    assert "beat" not in dep.procs
     for i in range(3):
-        started = time.monotonic()
         record_down(dep.runtime, f"db{i}")
-        got = peer.wait_for(i + 1, timeout=10)
+        got = peer.wait_for(i + 1, timeout=15)
         assert len(got) == i + 1, dep.log("worker")[-2000:]
-        latencies.append(got[-1].at - started)
-    assert max(latencies) < 1.0, latencies
+        assert got[-1].json()["commonLabels"]["asset"] == f"db{i}"
 
 
 def test_it_loses_nothing_across_a_channel_outage_and_a_worker_kill(alerting_deployment):
