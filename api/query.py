@@ -69,3 +69,11 @@ def paginate(session, query, order_by, args, serialize) -> dict:
     rows = session.scalars(query.order_by(*order).offset((args.page - 1) * args.per_page)
                            .limit(args.per_page)).all()
     return page_of(total, [serialize(r) for r in rows], args.page, args.per_page)
+
+
+def exact_or_prefix(column, value: str):
+    """`value` exactly, or everything starting with it when it ends in `*`. Only that trailing
+    star is a wildcard: `%` and `_` in user input are matched as themselves."""
+    if value.endswith("*"):
+        return column.startswith(value[:-1], autoescape=True)
+    return column == value

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
-from api.query import paginate, paged_parser
+from api.query import exact_or_prefix, paged_parser, paginate
 from api.serializers import asset_dict, event_dict, iso, redact
 from monitor_app.store.models import Event
 from monitor_app.store.models.containers import ContainerState
@@ -66,7 +66,7 @@ class ContainerItem(Resource):
         if len(container_id) < 12:
             abort(400, "container_id: give at least 12 characters")
         with runtime().store.session() as s:
-            rows = s.scalars(select(ContainerState).where(ContainerState.container_id.startswith(container_id))
+            rows = s.scalars(select(ContainerState).where(ContainerState.container_id.startswith(container_id, autoescape=True))
                              .limit(2)).all()
             if not rows:
                 abort(404, f"no container {container_id}")
@@ -96,8 +96,7 @@ class AssetLifecycle(Resource):
         args = events_args.parse_args()
         query = select(Event).where(Event.asset_id == asset_id)
         if args.type:
-            query = query.where(Event.type.like(args.type[:-1] + "%") if args.type.endswith("*")
-                                else Event.type == args.type)
+            query = query.where(exact_or_prefix(Event.type, args.type))
         else:
             query = query.where(Event.type.like("container.%") | Event.type.like("service.%")
                                 | Event.type.like("tls.%") | Event.type.like("asset.%"))

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from api.auth import require_role
 from api.context import runtime
-from api.query import paginate, paged_parser, row_id, timestamp
+from api.query import exact_or_prefix, paged_parser, paginate, row_id, timestamp
 from api.serializers import event_dict
 from monitor_app.store.models import Event
 from monitor_app.store.models.core import SEVERITIES
@@ -30,8 +30,7 @@ class EventList(Resource):
         args = list_args.parse_args()
         query = select(Event)
         if args.type:
-            query = query.where(Event.type.like(args.type[:-1] + "%") if args.type.endswith("*")
-                                else Event.type == args.type)
+            query = query.where(exact_or_prefix(Event.type, args.type))
         if args.severity:
             query = query.where(Event.severity == args.severity)
         if args.min_severity:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
-from api.query import bounded_int, page_of, paginate, paged_parser, row_id, timestamp
+from api.query import bounded_int, exact_or_prefix, page_of, paged_parser, paginate, row_id, timestamp
 from api.serializers import iso
 from monitor_app.errors import NotFound
 from monitor_app.schema.history import diff_versions, latest_snapshot
@@ -118,11 +118,7 @@ class ChangeList(Resource):
         if args.min_risk:
             query = query.where(SchemaChange.risk.in_(RISKS[RISKS.index(args.min_risk):]))
         if args.object:
-            if args.object.endswith("*"):
-                prefix = args.object[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(SchemaChange.object.like(prefix + "%", escape="\\"))
-            else:
-                query = query.where(SchemaChange.object == args.object)
+            query = query.where(exact_or_prefix(SchemaChange.object, args.object))
         for field in ("object_type", "action", "change_set_id"):
             if args[field] is not None:
                 query = query.where(getattr(SchemaChange, field) == args[field])

@@ -45,7 +45,7 @@ def test_a_kill_is_planned_but_a_crash_is_not(harness, runner):
     assert harness.wait_event(runner.name("killed"), "container.die")[0].severity == "info"
     die = harness.wait_event(runner.name("crashed"), "container.die")[0]
     assert die.severity == "warning" and die.payload == {**die.payload, "exit_code": 3, "planned": False}
-    assert crashed
+    assert die.payload["container_id"] == crashed
 
 
 def test_restart_policy_restarts_are_unplanned_and_flapping_raises_severity(harness, runner):

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from monitor_app.errors import NotFound, ProbeError
 from monitor_app.runtime import Runtime
-from monitor_app.scan_kinds import SCAN_KINDS, ScanKind
 from monitor_app.settings import load_settings
 from monitor_app.store.models import Asset
 from tests.services import free_port
@@ -37,7 +36,6 @@ def _asset(rt, name):
 
 
 def test_reconcile_probes_new_assets_and_hands_postgresql_with_credentials_over(rt, runner, monkeypatch):
-    monkeypatch.setitem(SCAN_KINDS, "schema", ScanKind("schema.snapshot", "schema", "required"))
     runner.run("dbmct/postgres:16", "orders", env={"POSTGRES_PASSWORD": "x"}, labels={"team": "orders"})
     runner.run("dbmct/redis:7", "cache")
     result = reconcile_containers.domain_fn(rt)
@@ -45,9 +43,9 @@ def test_reconcile_probes_new_assets_and_hands_postgresql_with_credentials_over(
     orders = _asset(rt, runner.name("orders"))
     assert orders.details["monitoring"]["credentials"] == "containers.credentials[0]"
     assert rt.credentials.open(orders.secret) == {"password": "pw"}
-    assert ("schema.snapshot", {"asset_id": orders.id}) in rt.sent
+    assert ("schema.check", {"asset_id": orders.id}) in rt.sent
     assert ("containers.probe", {"asset_id": orders.id}) in rt.sent
-    assert not [k for n, k in rt.sent if n == "schema.snapshot" and k["asset_id"] != orders.id]
+    assert not [k for n, k in rt.sent if n == "schema.check" and k["asset_id"] != orders.id]
 
 
 def test_handle_event_registers_and_asks_for_a_probe(rt, runner):
@@ -60,8 +58,8 @@ def test_handle_event_registers_and_asks_for_a_probe(rt, runner):
 
 def test_probe_waits_for_a_starting_server_and_skips_what_it_cannot_reach(rt, runner):
     port = free_port()
-    cid = runner.run("dbmct/redis:7", "slow", network="host",
-                     command=["/bin/sh", "-c", f"sleep 3; exec httpd -f -p 127.0.0.1:{port}"])
+    runner.run("dbmct/redis:7", "slow", network="host",
+                command=["/bin/sh", "-c", f"sleep 3; exec httpd -f -p 127.0.0.1:{port}"])
     reconcile_containers.domain_fn(rt)
     slow = _asset(rt, runner.name("slow"))
     with pytest.raises(ProbeError, match="not listening"):
@@ -80,4 +78,3 @@ def test_probe_waits_for_a_starting_server_and_skips_what_it_cannot_reach(rt, ru
 
     fan_out = probe_container_asset.domain_fn(rt)
     assert slow.id in fan_out["dispatched"] and iso.id not in fan_out["dispatched"]
-    assert cid

@@ -93,6 +93,21 @@ def test_it_filters_and_pages_events(api, store):
     assert bad.status_code == 400 and set(bad.json["errors"]) == {"since", "per_page"}
 
 
+def test_a_type_prefix_is_matched_literally_not_as_a_like_pattern(api, store):
+    with store.session() as s:
+        for type_ in ("app_x.started", "appYx.started", "app%x.started", "zzz.other"):
+            record_event(s, type=type_)
+
+    def types(prefix):
+        page = api.get(f"/api/v1/events?type={prefix}", headers=api.keys["viewer"]).json
+        return sorted(e["type"] for e in page["items"])
+
+    assert types("app_x.*") == ["app_x.started"]
+    assert types("app%25x.*") == ["app%x.started"]
+    assert types("%25*") == []
+    assert types("_*") == []
+
+
 def test_it_never_returns_stored_passwords(api, store, monkeypatch):
     monkeypatch.setenv("PW", "sup3r-s3cret")
     config = parse_config({"assets": [{"name": "a", "engine": "postgresql", "host": "h", "database": "d",
