@@ -147,7 +147,8 @@ def test_it_summarises_overflow_beyond_the_rate_limit(store, clock, make_engine,
     assert engine.sweep().deliver == []
     clock.advance(10)  # one token per 10 s
     assert engine.sweep().deliver == [summary]
-    assert engine.deliver(summary)["outcome"] == "sent"
+    delivered = engine.deliver(summary)
+    assert delivered["outcome"] == "sent", delivered
     body = webhook_peer.wait_for(3)[-1].json()
     assert body["dbmon"]["kind"] == "summary"
     assert sorted(s["title"] for s in body["dbmon"]["suppressed"]) == ["AssetDown on db2", "AssetDown on db3",

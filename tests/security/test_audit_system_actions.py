@@ -81,6 +81,8 @@ def test_it_audits_a_config_file_the_watcher_rejected(store, tmp_path):
     emitted = []
     source = ConfigFileSource(rt, lambda task, kwargs: emitted.append(task))
     source.start()
+    assert emitted == ["assets.sync_config"]  # the start-up sync of whatever the file declares
+    emitted.clear()
     try:
         (tmp_path / "dbmon.yaml").write_text("assets:\n  - name: x\n    engine: postgresql\n    port: 99999\n")
         rows = wait_for(lambda: audit_rows(store, action="config.reload"), 10, what="audit row")
