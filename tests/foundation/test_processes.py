@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import psutil
 import requests
@@ -105,8 +106,15 @@ def test_flower_sees_the_workers_tasks(deployment):
     deployment.start_worker()
     deployment.start("flower", "flower", "--port", str(port))
     wait_for(lambda: _get(f"http://127.0.0.1:{port}/healthcheck") == 200, 60, interval=0.3, what="flower up")
-    run = deployment.scan("metrics.host_sample")
-    tasks = wait_for(lambda: (t := requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5,
-                                                   headers={"X-API-Key": key}).json())
-                     and run.id in t and t[run.id]["state"] == "SUCCESS" and t, 30, what="task in flower")
+    # Flower answers its health check before its event receiver has subscribed, and task events
+    # are not replayed: a first task may reach it only as "succeeded", without the name that the
+    # "received" event carries. Once subscribed, it sees every event of every task.
+    deadline = time.monotonic() + 60
+    while True:
+        run = deployment.scan("metrics.host_sample")
+        tasks = wait_for(lambda run_id=run.id: (t := requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5,
+                                                                    headers={"X-API-Key": key}).json())
+                         and run_id in t and t[run_id]["state"] == "SUCCESS" and t, 30, what="task in flower")
+        if tasks[run.id]["name"] is not None or time.monotonic() > deadline:
+            break
     assert tasks[run.id]["name"] == "metrics.host_sample"
