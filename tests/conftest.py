@@ -28,6 +28,14 @@ def pg_store_url():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def blank_store_url(request, tmp_path, pg_database):
+    """An empty, unmigrated store URL on each backend: for migration tests."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    return pg_database[1].replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """A migrated, empty dbmon store on each backend."""
     from monitor_app.store import Store

@@ -68,3 +68,14 @@ def docker_available() -> bool:
     if not shutil.which("docker"):
         return False
     return subprocess.run(["docker", "version"], capture_output=True, timeout=20).returncode == 0
+
+
+def table_names(url: str) -> set[str]:
+    """The tables a store URL holds now (for migration tests)."""
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -13,26 +12,19 @@ from monitor_app.store import models  # noqa: F401
 from monitor_app.store.migrate import alembic_config, upgrade
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path, pg_database):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    return pg_database[1].replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
-def test_it_creates_and_drops_the_anonymous_audit_windows(url):
-    engine = create_engine(url)
+def test_it_creates_and_drops_the_anonymous_audit_windows(blank_store_url):
+    engine = create_engine(blank_store_url)
     try:
-        upgrade(url)
+        upgrade(blank_store_url)
         assert "audit_anonymous_windows" in inspect(engine).get_table_names()
         with engine.connect() as conn:
             drift = [d for d in compare_metadata(MigrationContext.configure(conn), Base.metadata)
                      if "audit_anonymous_windows" in repr(d)]
         assert drift == []
-        command.downgrade(alembic_config(url), "audit@0001")
+        command.downgrade(alembic_config(blank_store_url), "audit@0001")
         tables = set(inspect(engine).get_table_names())
         assert "audit_anonymous_windows" not in tables and "audit_log" in tables
-        upgrade(url)
+        upgrade(blank_store_url)
         assert "audit_anonymous_windows" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
