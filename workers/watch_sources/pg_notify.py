@@ -65,24 +65,23 @@ class PgNotifySource(RefreshingSource):
             self.emit("schema.check", {"asset_id": asset_id, "context": batch.as_context()})
         return handle
 
+    def _record(self, asset_id: int, type_: str, severity: str, what: str, payload: dict) -> None:
+        with self.runtime.store.session() as s:
+            asset = s.get(Asset, asset_id)
+            record_event(s, type=type_, severity=severity, asset_id=asset_id,
+                         summary=f"{asset.name if asset else asset_id}: schema change listener {what}", payload=payload)
+
     def _on_failure(self, asset_id: int):
         def failed(reason: str) -> None:
-            with self.runtime.store.session() as s:
-                asset = s.get(Asset, asset_id)
-                record_event(s, type="schema.listener_failed", severity="warning", asset_id=asset_id,
-                             summary=f"{asset.name if asset else asset_id}: schema change listener stopped ({reason}); "
-                                     "retrying, scheduled checks meanwhile",
-                             payload={"reason": reason, "failed_at": utcnow().isoformat()})
+            self._record(asset_id, "schema.listener_failed", "warning",
+                         f"stopped ({reason}); retrying, scheduled checks meanwhile",
+                         {"reason": reason, "failed_at": utcnow().isoformat()})
         return failed
 
     def _on_recovery(self, asset_id: int):
         def recovered(seconds_down: float) -> None:
-            with self.runtime.store.session() as s:
-                asset = s.get(Asset, asset_id)
-                record_event(s, type="schema.listener_recovered", severity="info", asset_id=asset_id,
-                             summary=f"{asset.name if asset else asset_id}: schema change listener listening again "
-                                     f"after {seconds_down:.1f} s",
-                             payload={"seconds_down": round(seconds_down, 3)})
+            self._record(asset_id, "schema.listener_recovered", "info", f"listening again after {seconds_down:.1f} s",
+                         {"seconds_down": round(seconds_down, 3)})
         return recovered
 
     def stop(self) -> None:
