@@ -35,6 +35,19 @@ def blank_store_url(request, tmp_path, pg_database):
     return pg_database[1].replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
+@pytest.fixture()
+def sqlite_store(tmp_path):
+    """A migrated SQLite store: for tests about a monitored system, not about the store."""
+    from monitor_app.store import Store
+    from monitor_app.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'dbmon.sqlite3'}"
+    upgrade(url)
+    store = Store(url)
+    yield store
+    store.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """A migrated, empty dbmon store on each backend."""

@@ -143,15 +143,3 @@ def pg_bin() -> str | None:
         if os.path.exists(f"{path}/postgres"):
             return path
     return None
-
-
-@pytest.fixture()
-def sqlite_store(tmp_path):
-    from monitor_app.store import Store
-    from monitor_app.store.migrate import upgrade
-
-    url = f"sqlite:///{tmp_path / 'dbmon.sqlite3'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    s.dispose()

@@ -149,19 +149,6 @@ def owned():
 
 
 @pytest.fixture()
-def sqlite_store(tmp_path):
-    """A migrated SQLite store: for tests about the monitored database, not the store."""
-    from monitor_app.store import Store
-    from monitor_app.store.migrate import upgrade
-
-    url = f"sqlite:///{tmp_path / 'dbmon.sqlite3'}"
-    upgrade(url)
-    store = Store(url)
-    yield store
-    store.dispose()
-
-
-@pytest.fixture()
 def audited_store(store, tmp_path, monkeypatch):
     """Trigger changes are audited, so the CLI needs dbmon's own store."""
     from monitor_app.settings import get_settings
