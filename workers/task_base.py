@@ -58,6 +58,13 @@ class _LeaseKeeper:
         self._thread.join(timeout=2)
 
 
+def fan_out(rt: Runtime, task: str, asset_ids: list[int]) -> dict:
+    """One `task` per asset, so a hung target delays only its own run."""
+    for asset_id in asset_ids:
+        rt.dispatch(task, {"asset_id": asset_id})
+    return {"dispatched": len(asset_ids), "asset_ids": asset_ids}
+
+
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
     return min(cap, base * (2 ** retries))
 

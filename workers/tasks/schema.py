@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor_app.runtime import Runtime
 from monitor_app.schema.check import due_assets, run_check
-from workers.task_base import dbmon_task
+from workers.task_base import dbmon_task, fan_out
 
 
 @dbmon_task("schema.check", queue="schema", time_limit=120)
@@ -16,7 +16,4 @@ def check(rt: Runtime, asset_id: int, context: dict | None = None) -> dict:
 @dbmon_task("schema.check_due", queue="schema", time_limit=60)
 def check_due(rt: Runtime) -> dict:
     """Fan out one scheduled check per asset whose interval has passed."""
-    ids = due_assets(rt)
-    for asset_id in ids:
-        rt.dispatch("schema.check", {"asset_id": asset_id})
-    return {"dispatched": len(ids), "asset_ids": ids}
+    return fan_out(rt, "schema.check", due_assets(rt))
