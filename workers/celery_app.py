@@ -7,6 +7,7 @@ from celery.signals import heartbeat_sent
 from kombu import Exchange, Queue
 
 from monitor_app.heartbeat import touch
+from workers import broker_reconnect
 from monitor_app.settings import Settings, get_settings
 from monitor_app.task_queues import QUEUES, queue_for
 
@@ -81,6 +82,7 @@ def celery_config(settings: Settings) -> dict:
 
 
 def make_celery(settings: Settings) -> Celery:
+    broker_reconnect.install()
     app = Celery("dbmon")
     app.conf.update(celery_config(settings))
     from beat_schedule import entries
