@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from monitor_app.alerting import schedule as alerting_schedule
-from monitor_app.settings import Settings
-from monitor_app.task_queues import queue_for
+from monitor_app.config.settings import Settings
+from monitor_app.platform.task_queues import queue_for
 
 SCHEMA_CHECK_INTERVAL = 30.0
 CONFIG_SYNC_INTERVAL = 300.0

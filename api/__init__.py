@@ -12,8 +12,8 @@ from werkzeug.exceptions import HTTPException
 from api import request_guard
 from api.json_body import GuardedJSONProvider
 from monitor_app.errors import ConfigError, DbmonError, NotFound
-from monitor_app.package_files import templates_dir
-from monitor_app.runtime import Runtime
+from monitor_app.platform.package_files import templates_dir
+from monitor_app.platform.runtime import Runtime
 
 log = logging.getLogger("dbmon.api")
 

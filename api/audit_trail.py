@@ -4,7 +4,7 @@ Endpoints record their own successful actions (with the action's name and detail
 catches what they cannot: a 401 or 403 on any method and any path, and a write request that
 ended in an error, including input rejected before the endpoint ran and an exception that
 rolled back the endpoint's transaction. Rows of requests without a valid key are capped per
-source address (see monitor_app.anonymous_audit).
+source address (see monitor_app.access.anonymous_audit).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import logging
 from flask import Flask, Response, g, request
 
 from api.context import principal, runtime
-from monitor_app import anonymous_audit, audit
+from monitor_app.access import audit
+from monitor_app.access import anonymous_audit
 
 log = logging.getLogger("dbmon.api.audit")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -9,7 +9,7 @@ from flask_restx import abort
 
 from api.audit_trail import note_denial
 from api.context import runtime
-from monitor_app.apikeys import authenticate
+from monitor_app.access.api_keys import authenticate
 from monitor_app.store.models.core import ROLES
 
 HEADER = "X-API-Key"

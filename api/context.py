@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from monitor_app.apikeys import Principal
-from monitor_app.runtime import Runtime
+from monitor_app.access.api_keys import Principal
+from monitor_app.platform.runtime import Runtime
 
 
 def runtime() -> Runtime:

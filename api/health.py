@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from api.context import runtime
-from monitor_app.health import check_broker, check_store
+from monitor_app.platform.dependency_health import check_broker, check_store
 
 health = Blueprint("health", __name__)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 
 from api.context import runtime
-from monitor_app.apikeys import authenticate
-from monitor_app.status_overview import status_overview
+from monitor_app.access.api_keys import authenticate
+from monitor_app.status.overview import status_overview
 
 pages = Blueprint("pages", __name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from api.context import runtime
-from monitor_app.label_redaction import LabelRedactor
+from monitor_app.access.label_redaction import LabelRedactor
 
 
 def redact(value):

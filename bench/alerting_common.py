@@ -35,7 +35,7 @@ def deployment(mode: str, alerting: dict, **settings):
         dep.write_config(yaml.safe_dump({"alerting": alerting}))
         dep.migrate()
         # The harness leaves *_FILE variables out of its settings (secret files), config file included.
-        from monitor_app.runtime import Runtime
+        from monitor_app.platform.runtime import Runtime
 
         rt = Runtime(dep.settings().model_copy(update={"config_file": dep.config_file}), sender=dep.runtime.sender)
         dep.bench_runtime = rt
@@ -49,11 +49,11 @@ def deployment(mode: str, alerting: dict, **settings):
 
 def start_worker(dep: Deployment, name: str = "worker") -> None:
     """Start a worker and wait until it consumes (harness readiness reads an INFO log line)."""
-    from monitor_app.alerting.service import dispatch_deliveries, engine_for
+    from monitor_app.alerting.service import dispatch_deliveries, alert_operations_for
 
     dep.start(name, "worker", "-n", f"{name}-{id(dep)}@bench")
     rt, peer = dep.bench_runtime, dep.peer
-    dispatch_deliveries(rt, [engine_for(rt).test_send("ops")])
+    dispatch_deliveries(rt, [alert_operations_for(rt).test_send("ops")])
     if not peer.wait_for(1, timeout=90):
         raise SystemExit(f"worker did not start: {dep.log(name)[-2000:]}")
     peer.requests.clear()
@@ -71,7 +71,7 @@ def add_asset(rt, name: str) -> int:
 
 
 def record(rt, type_: str, asset_id: int, **kw) -> int:
-    from monitor_app.events import record_event
+    from monitor_app.platform.event_log import record_event
 
     with rt.store.session() as s:
         return record_event(s, type=type_, severity="critical", asset_id=asset_id, **kw).id

@@ -11,7 +11,7 @@ from bench.alerting_common import HttpReceiver, add_asset, deployment, start_wor
 
 
 def record_many(rt, events: list[dict]) -> None:
-    from monitor_app.events import record_event
+    from monitor_app.platform.event_log import record_event
 
     with rt.store.session() as s:
         for e in events:

@@ -15,10 +15,10 @@ from bench.alerting_common import create_pg_database, drop_pg_database, upgrade,
 
 def engine_on(url: str, cfg: dict):
     from monitor_app.alerting.config import load_alerting_config
-    from monitor_app.alerting.engine import AlertingEngine
+    from monitor_app.alerting.operations import AlertOperations
     from monitor_app.store import Store
 
-    return AlertingEngine(Store(url), load_alerting_config(cfg), "bench")
+    return AlertOperations(Store(url), load_alerting_config(cfg), "bench")
 
 
 def seed_assets(store, n: int, prefix: str) -> list[int]:

@@ -96,7 +96,7 @@ class Deployment:
 
     # -- settings and store -------------------------------------------------
     def settings(self):
-        from monitor_app.settings import Settings
+        from monitor_app.config.settings import Settings
 
         env = {k[len("DBMON_"):].lower(): v for k, v in self.env.items() if k.startswith("DBMON_")}
         return Settings(_env_file=None, **{k: v for k, v in env.items() if k in Settings.model_fields})
@@ -104,7 +104,7 @@ class Deployment:
     @property
     def runtime(self):
         if self._runtime is None:
-            from monitor_app.runtime import Runtime
+            from monitor_app.platform.runtime import Runtime
             from workers.celery_app import make_celery
 
             settings = self.settings()

@@ -6,10 +6,10 @@ from celery import Celery
 from celery.signals import heartbeat_sent
 from kombu import Exchange, Queue
 
-from monitor_app.heartbeat import touch
+from monitor_app.platform.heartbeat import touch
 from workers import broker_reconnect
-from monitor_app.settings import Settings, get_settings
-from monitor_app.task_queues import QUEUES, queue_for
+from monitor_app.config.settings import Settings, get_settings
+from monitor_app.platform.task_queues import QUEUES, queue_for
 
 TASK_MODULES = [
     "workers.tasks.assets",

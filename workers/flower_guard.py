@@ -19,7 +19,7 @@ import re
 import tornado.web
 from flower.app import Flower
 
-from monitor_app.apikeys import authenticate
+from monitor_app.access.api_keys import authenticate
 
 log = logging.getLogger("dbmon.flower")
 NEEDED_ROLE = "operator"

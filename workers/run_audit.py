@@ -9,8 +9,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from monitor_app import audit
-from monitor_app.runtime import Runtime
+from monitor_app.access import audit
+from monitor_app.platform.runtime import Runtime
 
 
 @contextmanager

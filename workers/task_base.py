@@ -13,8 +13,8 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from monitor_app.errors import DbmonError
-from monitor_app.runtime import Runtime
-from monitor_app.task_queues import QUEUES, queue_for
+from monitor_app.platform.runtime import Runtime
+from monitor_app.platform.task_queues import QUEUES, queue_for
 from workers.celery_app import app
 
 log = logging.getLogger("dbmon.tasks")

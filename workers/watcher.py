@@ -6,8 +6,8 @@ import importlib
 import logging
 import threading
 
-from monitor_app.heartbeat import touch
-from monitor_app.runtime import Runtime
+from monitor_app.platform.heartbeat import touch
+from monitor_app.platform.runtime import Runtime
 from workers.watch_sources import SOURCES
 
 log = logging.getLogger("dbmon.watcher")

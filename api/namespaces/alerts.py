@@ -18,10 +18,11 @@ from api.json_body import json_object
 from api.query import paged_parser, paginate, row_id, timestamp
 from api.serializers import redact
 from api.silence_request import read_silence
-from monitor_app import anonymous_audit, audit
+from monitor_app.access import audit
+from monitor_app.access import anonymous_audit
 from monitor_app.alerting import ack_links, ratelimit
 from monitor_app.alerting.config import SEVERITIES, RateLimit, load_rule
-from monitor_app.alerting.service import dispatch_deliveries, engine_for
+from monitor_app.alerting.service import dispatch_deliveries, alert_operations_for
 from monitor_app.alerting import views
 from monitor_app.alerting.views import notification_dict, silence_dict
 from monitor_app.errors import ConfigError, DbmonError
@@ -126,7 +127,7 @@ class IncidentAck(Resource):
     @require_role("operator")
     def post(self, incident_id: int):
         """Acknowledge: escalation stops; the incident stays open until it resolves."""
-        result = engine_for(runtime()).acknowledge(incident_id, actor())
+        result = alert_operations_for(runtime()).acknowledge(incident_id, actor())
         _audit("incident.acknowledge", f"incident:{incident_id}", detail=result)
         return result
 
@@ -137,7 +138,7 @@ class IncidentResolve(Resource):
     def post(self, incident_id: int):
         """Resolve by hand: its alerts clear and resolved notifications go out."""
         rt = runtime()
-        outcome = engine_for(rt).resolve(incident_id, actor())
+        outcome = alert_operations_for(rt).resolve(incident_id, actor())
         dispatch_deliveries(rt, outcome.deliver)
         _audit("incident.resolve", f"incident:{incident_id}", detail={"alerts_resolved": outcome.resolved})
         with rt.store.session() as s:
@@ -191,7 +192,7 @@ class SilenceList(Resource):
         except ConfigError as exc:
             _audit("silence.create", "silence", "invalid", {"errors": dict(exc.errors)})
             raise
-        result = engine_for(rt).add_silence(matchers=wanted.matchers, ends_at=wanted.ends_at,
+        result = alert_operations_for(rt).add_silence(matchers=wanted.matchers, ends_at=wanted.ends_at,
                                             starts_at=wanted.starts_at, created_by=actor(), comment=wanted.comment)
         _audit("silence.create", f"silence:{result['id']}", detail={"matchers": result["matchers"]})
         with runtime().store.session() as s:
@@ -212,7 +213,7 @@ class SilenceItem(Resource):
     def delete(self, silence_id: int):
         """Expire a silence now; alerts it muted notify again if still firing."""
         rt = runtime()
-        outcome = engine_for(rt).expire_silence(silence_id)
+        outcome = alert_operations_for(rt).expire_silence(silence_id)
         dispatch_deliveries(rt, outcome.deliver)
         _audit("silence.expire", f"silence:{silence_id}")
         with rt.store.session() as s:
@@ -284,7 +285,7 @@ class ChannelTest(Resource):
         rt = runtime()
         if name in rt.config.alerting.channels:
             _test_send_budget(rt, name)
-        nid = engine_for(rt).test_send(name)
+        nid = alert_operations_for(rt).test_send(name)
         dispatch_deliveries(rt, [nid])
         _audit("channel.test", f"channel:{name}", detail={"notification_id": nid})
         return {"notification_id": nid, "channel": name, "status": "queued"}, 202
@@ -352,7 +353,7 @@ class SignedAck(Resource):
                                    target="incident:?", outcome="denied", detail={"via": "ack-link"})
             mark_recorded()
             raise
-        result = engine_for(rt).acknowledge(incident_id, "ack-link")
+        result = alert_operations_for(rt).acknowledge(incident_id, "ack-link")
         with rt.store.session() as s:
             audit.record(s, actor="ack-link", action="incident.acknowledge", target=f"incident:{incident_id}",
                          outcome="ok", detail=result, remote_addr=request.remote_addr)

@@ -8,8 +8,8 @@ from api.context import actor, runtime
 from api.json_body import json_object
 from api.request_guard import MAX_ID
 from api.serializers import run_dict
-from monitor_app import audit
-from monitor_app.scan_kinds import SCAN_KINDS
+from monitor_app.access import audit
+from monitor_app.platform.scan_kinds import SCAN_KINDS
 from monitor_app.store.models import Asset
 
 ns = Namespace("scans", description="Start a scan now and read its result")

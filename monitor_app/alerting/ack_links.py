@@ -6,7 +6,7 @@ from __future__ import annotations
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from monitor_app.errors import DbmonError
-from monitor_app.secret_keys import LINK_SIGNING, KeyRing, derive
+from monitor_app.access.secret_keys import LINK_SIGNING, KeyRing, derive
 
 SALT = "dbmon.alerting.ack"
 ACK_PATH = "/api/v1/alerts/ack/"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor_app.alerting import ack_links
 from monitor_app.alerting.config import AlertingConfig
-from monitor_app.secret_keys import KeyRing
+from monitor_app.access.secret_keys import KeyRing
 from monitor_app.store.models.alerting import Alert, Incident, Notification
 
 TITLES = {"firing": "FIRING", "followup": "FIRING", "repeat": "STILL FIRING", "escalation": "ESCALATED",
@@ -59,7 +59,7 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
 def build(session: Session, row: Notification, cfg: AlertingConfig, secret_key: KeyRing | str, now: datetime) -> dict:
     incident = session.get(Incident, row.incident_id) if row.incident_id else None
-    # A runtime's engine always has one (see service.engine_for); an engine built bare has the default API.
+    # A runtime's engine always has one (see service.alert_operations_for); an engine built bare has the default API.
     public_url = cfg.public_url or DEFAULT_PUBLIC_URL
     alerts: list[Alert] = []
     if incident is not None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from monitor_app.alerting.engine import AlertingEngine
+from monitor_app.alerting.operations import AlertOperations
 
 log = logging.getLogger("dbmon.alerting")
 _ENGINE_ATTR = "_alerting_engine"
 
 
-def engine_for(rt) -> AlertingEngine:
+def alert_operations_for(rt) -> AlertOperations:
     """The runtime's engine, rebuilt when the config file was re-read."""
     config = rt.config
     cached = getattr(rt, _ENGINE_ATTR, None)
@@ -21,7 +21,7 @@ def engine_for(rt) -> AlertingEngine:
     alerting = config.alerting
     if not alerting.public_url:
         alerting = alerting.model_copy(update={"public_url": rt.settings.api_base_url})
-    engine = AlertingEngine(rt.store, alerting, rt.settings.secret_keys())
+    engine = AlertOperations(rt.store, alerting, rt.settings.secret_keys())
     setattr(rt, _ENGINE_ATTR, (config, engine))
     return engine
 

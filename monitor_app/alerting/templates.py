@@ -12,7 +12,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor_app.errors import DbmonError
-from monitor_app.package_files import templates_dir
+from monitor_app.platform.package_files import templates_dir
 
 BUILTIN = templates_dir() / "alerting"
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 import click
 from sqlalchemy import select
 
-from monitor_app import audit
+from monitor_app.access import audit
 from monitor_app.alerting.config import parse_duration
-from monitor_app.alerting.service import dispatch_deliveries, engine_for
+from monitor_app.alerting.service import dispatch_deliveries, alert_operations_for
 from monitor_app.alerting.views import alert_dict, incident_dict, silence_dict
-from monitor_app.runtime import Runtime
+from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models.alerting import Alert, Incident, Silence
 
@@ -75,7 +75,7 @@ def ack(incident_id: int) -> None:
     """Acknowledge an incident: escalation stops."""
     rt = Runtime()
     with _audited(rt, "incident.acknowledge", f"incident:{incident_id}") as entry:
-        result = engine_for(rt).acknowledge(incident_id, _actor())
+        result = alert_operations_for(rt).acknowledge(incident_id, _actor())
         entry.detail = result
     click.echo(f"incident {incident_id}: {result['status']}")
 
@@ -86,7 +86,7 @@ def resolve(incident_id: int) -> None:
     """Resolve an incident by hand; resolved notifications are sent."""
     rt = Runtime()
     with _audited(rt, "incident.resolve", f"incident:{incident_id}") as entry:
-        outcome = engine_for(rt).resolve(incident_id, _actor())
+        outcome = alert_operations_for(rt).resolve(incident_id, _actor())
         entry.detail = {"alerts_resolved": outcome.resolved}
         dispatch_deliveries(rt, outcome.deliver)
     click.echo(f"incident {incident_id}: resolved ({outcome.resolved} alert(s) cleared)")
@@ -110,7 +110,7 @@ def silence_add(matchers: tuple[str, ...], duration: str, comment: str) -> None:
     rt = Runtime()
     with _audited(rt, "silence.create", "silence") as entry:
         entry.detail = {"matchers": list(matchers)}
-        result = engine_for(rt).add_silence(matchers=list(matchers), ends_at=utcnow() + timedelta(seconds=seconds),
+        result = alert_operations_for(rt).add_silence(matchers=list(matchers), ends_at=utcnow() + timedelta(seconds=seconds),
                                             created_by=_actor(), comment=comment)
         entry.target, entry.detail = f"silence:{result['id']}", {"matchers": result["matchers"]}
     click.echo(f"silence {result['id']} until {result['ends_at'].isoformat()}")
@@ -136,7 +136,7 @@ def silence_expire(silence_id: int) -> None:
     """End a silence now."""
     rt = Runtime()
     with _audited(rt, "silence.expire", f"silence:{silence_id}"):
-        outcome = engine_for(rt).expire_silence(silence_id)
+        outcome = alert_operations_for(rt).expire_silence(silence_id)
         dispatch_deliveries(rt, outcome.deliver)
     click.echo(f"silence {silence_id} expired")
 
@@ -147,7 +147,7 @@ def silence_expire(silence_id: int) -> None:
 def test_send(channel: str, queued: bool) -> None:
     """Send a test notification to a channel and report the outcome (exit 1 if it failed)."""
     rt = Runtime()
-    engine = engine_for(rt)
+    engine = alert_operations_for(rt)
     with _audited(rt, "channel.test", f"channel:{channel}") as entry:
         nid = engine.test_send(channel)
         entry.detail = {"notification_id": nid}

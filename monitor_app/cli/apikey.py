@@ -3,9 +3,9 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from monitor_app import audit
-from monitor_app.apikeys import create_key, revoke
-from monitor_app.runtime import Runtime
+from monitor_app.access import audit
+from monitor_app.access.api_keys import create_key, revoke
+from monitor_app.platform.runtime import Runtime
 from monitor_app.store.models import ApiKey
 from monitor_app.store.models.core import ROLES
 

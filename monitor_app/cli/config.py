@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from monitor_app.config_file import load_config
+from monitor_app.config.declarative import load_config
 
 
 @click.command("check-config")
@@ -12,7 +12,7 @@ from monitor_app.config_file import load_config
 def check_config(path: Path | None) -> None:
     """Validate a config file (default: DBMON_CONFIG_FILE). Exit 0 if valid, 2 with each error if not."""
     if path is None:
-        from monitor_app.settings import get_settings
+        from monitor_app.config.settings import get_settings
 
         path = get_settings().config_file
     config = load_config(path)

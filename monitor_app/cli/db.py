@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from monitor_app.settings import get_settings
+from monitor_app.config.settings import get_settings
 from monitor_app.store.migrate import current_revision, head_revision, upgrade
 
 

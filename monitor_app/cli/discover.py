@@ -6,10 +6,10 @@ import json
 
 import click
 
-from monitor_app import audit
+from monitor_app.access import audit
 from monitor_app.containers import inventory
 from monitor_app.containers.identify import identify
-from monitor_app.containers.registry import endpoints
+from monitor_app.containers.asset_upsert import endpoints
 from monitor_app.errors import DbmonError, ProbeError
 
 
@@ -36,7 +36,7 @@ def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
     """Reconcile once with the Docker engine and list the database containers found.
 
     Containers that are not databases (applications, admin tools, exporters) are not listed."""
-    from monitor_app.runtime import Runtime
+    from monitor_app.platform.runtime import Runtime
 
     rt = None if no_store else Runtime()
     config = rt.config.containers if rt else None
@@ -88,7 +88,7 @@ def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
 def _asset_ids(rt) -> dict[str, int]:
     from sqlalchemy import select
 
-    from monitor_app.containers.registry import SOURCE
+    from monitor_app.containers.asset_upsert import SOURCE
     from monitor_app.store.models import Asset
 
     with rt.store.session() as s:

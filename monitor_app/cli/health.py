@@ -8,8 +8,8 @@ import urllib.request
 
 import click
 
-from monitor_app.heartbeat import age_seconds
-from monitor_app.settings import get_settings
+from monitor_app.platform.heartbeat import age_seconds
+from monitor_app.config.settings import get_settings
 
 
 def _api_ok(timeout: float) -> tuple[bool, str]:

@@ -59,7 +59,7 @@ class LazyGroup(click.Group):
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default from DBMON_LOG_LEVEL)")
 def cli(log_level: str | None) -> None:
     """dbmon: continuous monitoring of database infrastructure."""
-    from monitor_app.settings import get_settings
+    from monitor_app.config.settings import get_settings
 
     level = log_level or get_settings().log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

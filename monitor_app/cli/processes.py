@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from monitor_app.settings import get_settings
-from monitor_app.task_queues import QUEUES
+from monitor_app.config.settings import get_settings
+from monitor_app.platform.task_queues import QUEUES
 
 log = logging.getLogger("dbmon")
 
@@ -48,7 +48,7 @@ def beat(direct: bool) -> None:
             argv += ["-s", str((settings.data_dir / "beat-schedule").resolve())]
         app.start(argv)
         return
-    from monitor_app.supervisor import Supervisor
+    from monitor_app.platform.supervisor import Supervisor
 
     lock = None
     if settings.embedded_broker:
@@ -60,7 +60,7 @@ def beat(direct: bool) -> None:
         except BlockingIOError:
             click.echo("another beat already runs on this data directory; waiting for its lock", err=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
-    from monitor_app.heartbeat import touch
+    from monitor_app.platform.heartbeat import touch
 
     sup = Supervisor({"beat": [sys.executable, "-m", "monitor_app.cli.main", "beat", "--direct"]}, grace=10,
                      on_all_running=lambda: touch(settings, "beat"))
@@ -74,7 +74,7 @@ def watcher(sources: tuple[str, ...]) -> None:
     """Run the watcher: pushes file, container and database events as tasks."""
     import signal
 
-    from monitor_app.runtime import Runtime
+    from monitor_app.platform.runtime import Runtime
     from workers.watch_sources import SOURCES
     from workers.watcher import Watcher
 
@@ -131,7 +131,7 @@ def flower(port: int | None, address: str | None, basic_auth: str | None) -> Non
 
     import flower.command
 
-    from monitor_app.runtime import Runtime
+    from monitor_app.platform.runtime import Runtime
     from workers.celery_app import app
     from workers.flower_guard import FlowerAccess, guarded_flower
 
@@ -150,9 +150,9 @@ def flower(port: int | None, address: str | None, basic_auth: str | None) -> Non
 @click.option("--no-api", is_flag=True, help="do not serve the API")
 def up(no_api: bool) -> None:
     """Migrate the store, then run worker, beat, watcher and API until interrupted."""
-    from monitor_app.runtime import Runtime
+    from monitor_app.platform.runtime import Runtime
     from monitor_app.store.migrate import upgrade
-    from monitor_app.supervisor import Supervisor
+    from monitor_app.platform.supervisor import Supervisor
 
     settings = get_settings()
     upgrade(settings.resolved_database_url)

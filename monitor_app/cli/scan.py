@@ -6,9 +6,9 @@ import time
 
 import click
 
-from monitor_app import audit
-from monitor_app.runtime import Runtime
-from monitor_app.scan_kinds import SCAN_KINDS
+from monitor_app.access import audit
+from monitor_app.platform.runtime import Runtime
+from monitor_app.platform.scan_kinds import SCAN_KINDS
 
 
 @click.command()

@@ -23,8 +23,8 @@ def _fail(exc: DbmonError) -> None:
 
 def _audited(action: str, dsn: str):
     """Trigger changes alter a monitored database: recorded with the OS user, success or not."""
-    from monitor_app import audit
-    from monitor_app.runtime import Runtime
+    from monitor_app.access import audit
+    from monitor_app.platform.runtime import Runtime
 
     store = Runtime().store
     audit.check_writable(store)

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from monitor_app import audit
-from monitor_app.credentials import reseal_all
-from monitor_app.runtime import Runtime
+from monitor_app.access import audit
+from monitor_app.access.credential_box import reseal_all
+from monitor_app.platform.runtime import Runtime
 
 
 @click.group()

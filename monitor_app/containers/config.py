@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor_app.pg_transport import ENCRYPTED_SSLMODES, weak_sslmode_error
+from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, weak_sslmode_error
 
 
 class _Strict(BaseModel):

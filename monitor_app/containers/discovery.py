@@ -14,13 +14,12 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor_app.containers import credentials as creds
-from monitor_app.containers import inventory, lifecycle, registry
+from monitor_app.containers import asset_upsert, inventory, label_credentials, lifecycle
 from monitor_app.containers.config import ContainersConfig
 from monitor_app.containers.identify import identify
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.errors import ConfigError
-from monitor_app.events import record_event
+from monitor_app.platform.event_log import record_event
 from monitor_app.store.models import Asset, Event
 from monitor_app.store.models.containers import ContainerState
 
@@ -53,10 +52,10 @@ def _register(session: Session, record: ContainerRecord, config: ContainersConfi
     ident = identify(record)
     credential = None
     try:
-        credential = creds.resolve(record, ident, config.credentials, config.label_credentials)
+        credential = label_credentials.resolve(record, ident, config.credentials, config.label_credentials)
     except ConfigError as exc:
         out.errors.append(str(exc))
-    result = registry.upsert(session, record, ident, box=box, credential=credential)
+    result = asset_upsert.upsert(session, record, ident, box=box, credential=credential)
     if ident.is_database:
         out.databases += 1
     if result.created:
@@ -144,7 +143,7 @@ def handle_event(session: Session, client, event: dict, config: ContainersConfig
     state.stop_requested_nano, state.restart_count = memory.stop_requested_nano, memory.restart_count
     state.last_event_nano = max(state.last_event_nano or 0, time_nano)
     if record is None:
-        asset = registry.mark_gone(session, cid)
+        asset = asset_upsert.mark_gone(session, cid)
         if asset is not None:
             out.gone.append(asset.name)
     elif state.asset_id and base in ("start", "die", "health_status", "restart", "unpause") \
@@ -184,7 +183,7 @@ def reconcile(session: Session, client, config: ContainersConfig, box=None, *,
         state.restart_count = max(state.restart_count or 0, record.restart_count)
     for cid, state in known.items():
         if cid not in present and state.status != "gone":
-            asset = registry.mark_gone(session, cid)
+            asset = asset_upsert.mark_gone(session, cid)
             if asset is not None:
                 out.gone.append(asset.name)
     session.flush()

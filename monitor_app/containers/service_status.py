@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from monitor_app.containers.probes import Certificate, PortProbe, fetch_certificate, tcp_probe, tls_findings
-from monitor_app.events import record_event
-from monitor_app.reachability import ProbeResult, apply_probe, can_probe
+from monitor_app.platform.event_log import record_event
+from monitor_app.assets.reachability import ProbeResult, apply_probe, can_probe
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset, MetricSample
 

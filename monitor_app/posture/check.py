@@ -13,9 +13,9 @@ import psycopg2
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from monitor_app.assets import password_for
+from monitor_app.assets.config_assets import password_for
 from monitor_app.errors import DbmonError, NotFound
-from monitor_app.events import record_event
+from monitor_app.platform.event_log import record_event
 from monitor_app.posture.evaluate import Finding, Posture, evaluate
 from monitor_app.posture.facts import collect, is_local_host
 from monitor_app.posture.releases import STALE_AFTER_DAYS, ReleaseList, load_release_list

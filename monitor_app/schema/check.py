@@ -16,10 +16,10 @@ from psycopg2.extensions import make_dsn
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from monitor_app.assets import password_for
+from monitor_app.assets.config_assets import password_for
 from monitor_app.errors import DbmonError, NotFound
-from monitor_app.events import record_event
-from monitor_app.pg_transport import libpq_params
+from monitor_app.platform.event_log import record_event
+from monitor_app.assets.pg_transport import libpq_params
 from monitor_app.schema import compatibility, postgres_snapshot, precheck, sqlite_snapshot
 from monitor_app.schema.history import latest_snapshot, record_check
 from monitor_app.schema.trigger_upkeep import keep_trigger, record_trigger_event

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor_app.errors import NotFound
-from monitor_app.events import record_event
+from monitor_app.platform.event_log import record_event
 from monitor_app.schema.diff import diff, summary_line
 from monitor_app.schema.risk import max_risk
 from monitor_app.schema.snapshot_format import content_hash

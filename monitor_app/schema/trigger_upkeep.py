@@ -13,8 +13,8 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from monitor_app import audit
-from monitor_app.events import record_event
+from monitor_app.access import audit
+from monitor_app.platform.event_log import record_event
 from monitor_app.schema import event_trigger, trigger_integrity
 
 TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"

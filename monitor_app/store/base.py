@@ -53,7 +53,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_sql_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
@@ -76,14 +76,14 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sql_engine = make_sql_engine(url)
+        self._sessions = sessionmaker(self.sql_engine, expire_on_commit=False)
         # Called with the ids of events a unit of work recorded, after it committed.
         self.event_listeners: list[Callable[[list[int]], None]] = []
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return self.sql_engine.dialect.name
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -103,8 +103,8 @@ class Store:
                 listener(list(new_events))
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self.sql_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        self.sql_engine.dispose()

@@ -52,9 +52,9 @@ def smtp_peer(tmp_path):
 @pytest.fixture()
 def make_engine(store, clock):
     from monitor_app.alerting.config import load_alerting_config
-    from monitor_app.alerting.engine import AlertingEngine
+    from monitor_app.alerting.operations import AlertOperations
 
-    def build(config: dict) -> AlertingEngine:
-        return AlertingEngine(store, load_alerting_config(config), "test-secret-key", clock=clock)
+    def build(config: dict) -> AlertOperations:
+        return AlertOperations(store, load_alerting_config(config), "test-secret-key", clock=clock)
 
     return build

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture()
 def api(store, tmp_path, webhook_peer):
     from api import create_app
-    from monitor_app.apikeys import create_key
-    from monitor_app.runtime import Runtime
-    from monitor_app.settings import load_settings
+    from monitor_app.access.api_keys import create_key
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.config.settings import load_settings
 
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {
         "rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"], "severity": "page"}],
@@ -50,9 +50,9 @@ def api(store, tmp_path, webhook_peer):
 
 
 def fire(api, store, name="orders") -> None:
-    from monitor_app.alerting.service import engine_for
+    from monitor_app.alerting.service import alert_operations_for
 
-    engine = engine_for(api.runtime)
+    engine = alert_operations_for(api.runtime)
     outcome = engine.evaluate_events([add_event(store, "asset.down", add_asset(store, name), utcnow())])
     engine.deliver_due_now(outcome.deliver)
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture()
 def cli(store, tmp_path, monkeypatch, webhook_peer):
     from monitor_app.cli.main import cli as root
-    from monitor_app.settings import get_settings
+    from monitor_app.config.settings import get_settings
 
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {
         "rules": [{"name": "AssetDown", "kind": "event", "event_types": ["asset.down"]}],
@@ -35,12 +35,12 @@ def cli(store, tmp_path, monkeypatch, webhook_peer):
 
 def fire(store) -> None:
     from monitor_app.alerting.config import load_alerting_config
-    from monitor_app.alerting.engine import AlertingEngine
-    from monitor_app.config_file import load_config
+    from monitor_app.alerting.operations import AlertOperations
+    from monitor_app.config.declarative import load_config
     import os
 
     cfg = load_config(os.environ["DBMON_CONFIG_FILE"]).alerting
-    AlertingEngine(store, load_alerting_config(cfg), "cli-test").evaluate_events(
+    AlertOperations(store, load_alerting_config(cfg), "cli-test").evaluate_events(
         [add_event(store, "asset.down", add_asset(store, "orders"), utcnow())])
 
 

@@ -101,7 +101,7 @@ def test_it_accepts_a_complete_section():
 
 
 def test_it_reports_alerting_errors_from_the_config_file_by_path(tmp_path):
-    from monitor_app.config_file import load_config
+    from monitor_app.config.declarative import load_config
 
     path = tmp_path / "dbmon.yaml"
     path.write_text("alerting:\n  rules:\n    - {name: lag, kind: threshold, metric: lag, value: 1, for: soon}\n"

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from monitor_app.alerting.config import load_alerting_config
-from monitor_app.config_file import parse_config
+from monitor_app.config.declarative import parse_config
 from monitor_app.errors import ConfigError
 from monitor_app.store.models.alerting import Alert
 from tests.alerting.helpers import add_asset, add_event

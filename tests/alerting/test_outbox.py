@@ -94,10 +94,10 @@ def test_it_refuses_a_second_row_with_the_same_idempotency_key(store, clock):
 KILLED_WORKER = textwrap.dedent("""
     import sys
     from monitor_app.alerting.config import load_alerting_config
-    from monitor_app.alerting.engine import AlertingEngine
+    from monitor_app.alerting.operations import AlertOperations
     from monitor_app.store import Store
     import json
-    engine = AlertingEngine(Store(sys.argv[1]), load_alerting_config(json.loads(sys.argv[2])), "k")
+    engine = AlertOperations(Store(sys.argv[1]), load_alerting_config(json.loads(sys.argv[2])), "k")
     print("claiming", flush=True)
     engine.deliver(int(sys.argv[3]))
 """)
@@ -108,9 +108,9 @@ def test_it_resends_a_row_whose_worker_was_killed_mid_send(store, make_engine, w
     cfg["outbox"]["lease"] = "5s"
     later = {"offset": 0.0}
     from monitor_app.alerting.config import load_alerting_config
-    from monitor_app.alerting.engine import AlertingEngine
+    from monitor_app.alerting.operations import AlertOperations
 
-    engine = AlertingEngine(store, load_alerting_config(cfg), "k",
+    engine = AlertOperations(store, load_alerting_config(cfg), "k",
                             clock=lambda: utcnow() + timedelta(seconds=later["offset"]))
     [nid] = engine.evaluate_events([add_event(store, "asset.down", add_asset(store, "orders"), utcnow())]).deliver
     webhook_peer.mode, webhook_peer.stall_seconds = "stall", 3

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def inline_runtime(store, tmp_path, webhook_peer):
     """A Runtime whose dispatch runs alerting tasks in this process, so the hook's whole
     chain (evaluate -> deliver) is exercised without a broker."""
-    from monitor_app.runtime import Runtime
-    from monitor_app.settings import load_settings
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.config.settings import load_settings
     import workers.tasks.alerting as tasks
 
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {
@@ -46,7 +46,7 @@ def inline_runtime(store, tmp_path, webhook_peer):
 
 
 def test_it_pages_when_the_reachability_probe_finds_an_asset_down_and_clears_when_up(inline_runtime, webhook_peer):
-    from monitor_app.reachability import apply_probe, probe
+    from monitor_app.assets.reachability import apply_probe, probe
     from monitor_app.store.models.core import Asset
 
     rt = inline_runtime

@@ -51,10 +51,10 @@ def test_a_307_does_not_carry_the_signed_body_and_headers_to_another_host(store,
 def test_a_302_to_an_internal_url_is_not_fetched_and_nothing_of_it_reaches_a_viewer(store, tmp_path, internal,
                                                                                   redirect_to):
     from api import create_app
-    from monitor_app.alerting.service import engine_for
-    from monitor_app.apikeys import create_key
-    from monitor_app.runtime import Runtime
-    from monitor_app.settings import load_settings
+    from monitor_app.alerting.service import alert_operations_for
+    from monitor_app.access.api_keys import create_key
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.config.settings import load_settings
 
     hop = redirect_to(302, internal.url("/admin/keys"))
     (tmp_path / "dbmon.yaml").write_text(yaml.safe_dump({"alerting": {"channels": {
@@ -62,7 +62,7 @@ def test_a_302_to_an_internal_url_is_not_fetched_and_nothing_of_it_reaches_a_vie
     rt = Runtime(load_settings(data_dir=tmp_path, database_url=store.url, config_file=tmp_path / "dbmon.yaml",
                                secret_key="k"), sender=lambda *a: None)
     try:
-        engine = engine_for(rt)
+        engine = alert_operations_for(rt)
         nid = engine.test_send("ops")
         result = engine.deliver(nid)
         with store.session() as s:

@@ -34,7 +34,7 @@ def alerting_deployment(deployment):
 
 
 def record_down(rt, name: str) -> int:
-    from monitor_app.events import record_event
+    from monitor_app.platform.event_log import record_event
     from monitor_app.store.models.core import Asset
 
     with rt.store.session() as s:

@@ -15,9 +15,9 @@ CONFIG = {"alerting": {
 
 def build_api(store, tmp_path, **settings_overrides):
     from api import create_app
-    from monitor_app.apikeys import create_key
-    from monitor_app.runtime import Runtime
-    from monitor_app.settings import load_settings
+    from monitor_app.access.api_keys import create_key
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.config.settings import load_settings
 
     config_file = tmp_path / "dbmon.yaml"
     if not config_file.exists():

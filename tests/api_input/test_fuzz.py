@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from monitor_app.apikeys import create_key
+from monitor_app.access.api_keys import create_key
 from monitor_app.store.base import utcnow
 from tests.api_input.conftest import build_api
 
@@ -41,7 +41,7 @@ def test_the_openapi_document_is_valid_swagger(api):
 
 def seed(store) -> None:
     """Rows behind every kind of id the paths take, so generated ids hit real objects too."""
-    from monitor_app.events import record_event
+    from monitor_app.platform.event_log import record_event
     from monitor_app.store.models import Asset, MetricSample
     from monitor_app.store.models.alerting import Silence
     from monitor_app.store.models.containers import ContainerState

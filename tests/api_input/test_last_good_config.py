@@ -6,7 +6,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy import select
 
-from monitor_app.apikeys import create_key
+from monitor_app.access.api_keys import create_key
 from monitor_app.store.models import Asset, Event
 from tests.harness import wait_for
 from tests.services import free_port

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from api import create_app
-from monitor_app.apikeys import create_key
+from monitor_app.access.api_keys import create_key
 from monitor_app.containers.discovery import handle_event, reconcile
-from monitor_app.runtime import Runtime
-from monitor_app.settings import load_settings
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
 
 pytestmark = pytest.mark.docker
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor_app.config_file import parse_config
-from monitor_app.containers.credentials import resolve
+from monitor_app.config.declarative import parse_config
+from monitor_app.containers.label_credentials import resolve
 from monitor_app.containers.identify import identify
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.errors import ConfigError

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from monitor_app.assets import password_for
-from monitor_app.config_file import parse_config
+from monitor_app.assets.config_assets import password_for
+from monitor_app.config.declarative import parse_config
 from monitor_app.containers.discovery import refresh_asset
 from monitor_app.containers.service_status import apply, probe_endpoints
-from monitor_app.credentials import CredentialBox
-from monitor_app.reachability import apply_probe, can_probe, probe
+from monitor_app.access.credential_box import CredentialBox
+from monitor_app.assets.reachability import apply_probe, can_probe, probe
 from monitor_app.store.models import Asset, Event
 from tests.containers.certs import make_ca, make_cert
 from tests.containers.conftest import pg_bin, wait_for

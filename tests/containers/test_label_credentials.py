@@ -10,13 +10,13 @@ import psycopg2
 import pytest
 from sqlalchemy import select
 
-from monitor_app.assets import password_for
-from monitor_app.config_file import parse_config
+from monitor_app.assets.config_assets import password_for
+from monitor_app.config.declarative import parse_config
 from monitor_app.containers.discovery import reconcile
-from monitor_app.credentials import CredentialBox
+from monitor_app.access.credential_box import CredentialBox
 from monitor_app.errors import ConfigError
-from monitor_app.pg_transport import libpq_params
-from monitor_app.reachability import can_probe, probe
+from monitor_app.assets.pg_transport import libpq_params
+from monitor_app.assets.reachability import can_probe, probe
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.store.models import Asset
 from tests.containers.certs import make_ca, make_cert

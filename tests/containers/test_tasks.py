@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from monitor_app.errors import NotFound, ProbeError
-from monitor_app.runtime import Runtime
-from monitor_app.settings import load_settings
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
 from monitor_app.store.models import Asset
 from tests.services import free_port
 from workers.tasks.containers import handle_container_event, probe_container_asset, reconcile_containers

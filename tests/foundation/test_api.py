@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from monitor_app.apikeys import create_key
-from monitor_app.assets import sync_config_assets
-from monitor_app.config_file import parse_config
-from monitor_app.events import record_event
-from monitor_app.runtime import Runtime
-from monitor_app.settings import load_settings
+from monitor_app.access.api_keys import create_key
+from monitor_app.assets.config_assets import sync_config_assets
+from monitor_app.config.declarative import parse_config
+from monitor_app.platform.event_log import record_event
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
 from monitor_app.store.models import AuditEntry, TaskRun
 
 

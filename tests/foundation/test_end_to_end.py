@@ -19,7 +19,7 @@ def pg_asset_yaml(name: str, port: int = 5432, database: str = "postgres") -> st
 
 def api_client(deployment, role="operator"):
     from api import create_app
-    from monitor_app.apikeys import create_key
+    from monitor_app.access.api_keys import create_key
 
     app = create_app(deployment.runtime)
     with deployment.runtime.store.session() as s:
@@ -160,7 +160,7 @@ def _unredirected(log: str) -> str:
 
 
 def test_it_marks_a_run_failed_after_it_was_lost_too_often(store):
-    from monitor_app.ledger import LeasePolicy, Ledger
+    from monitor_app.platform.task_ledger import LeasePolicy, Ledger
     from monitor_app.store.base import utcnow
     from datetime import timedelta
 

@@ -8,12 +8,12 @@ import json
 import pytest
 import yaml
 
-from monitor_app.apikeys import create_key
-from monitor_app.assets import sync_config_assets
-from monitor_app.config_file import parse_config
-from monitor_app.events import record_event
-from monitor_app.runtime import Runtime
-from monitor_app.settings import load_settings
+from monitor_app.access.api_keys import create_key
+from monitor_app.assets.config_assets import sync_config_assets
+from monitor_app.config.declarative import parse_config
+from monitor_app.platform.event_log import record_event
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
 from monitor_app.store.models import Asset
 from monitor_app.store.models.containers import ContainerState
 
@@ -132,11 +132,11 @@ def test_labels_that_look_like_secrets_are_redacted_for_viewers(make_client, sto
 
 
 def test_alert_labels_copied_from_an_asset_are_redacted_too(make_client, store):
-    from monitor_app.alerting.service import engine_for
+    from monitor_app.alerting.service import alert_operations_for
 
     client = make_client()
     asset_id, _ = seed_container(store)
-    engine = engine_for(client.rt)
+    engine = alert_operations_for(client.rt)
     with store.session() as s:
         event_id = record_event(s, type="asset.down", severity="critical", asset_id=asset_id, summary="down").id
     engine.evaluate_events([event_id])

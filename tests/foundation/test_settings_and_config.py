@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from monitor_app.config_file import load_config, parse_config
+from monitor_app.config.declarative import load_config, parse_config
 from monitor_app.errors import ConfigError
-from monitor_app.settings import load_settings
+from monitor_app.config.settings import load_settings
 from tests.harness import ROOT
 
 
@@ -125,7 +125,7 @@ def test_a_bad_setting_stops_the_cli_with_a_message_not_a_traceback(tmp_path):
 
 
 def test_env_example_documents_every_setting():
-    from monitor_app.settings import Settings
+    from monitor_app.config.settings import Settings
 
     documented = (ROOT / ".env.example").read_text()
     assert [n for n in Settings.model_fields if f"DBMON_{n.upper()}=" not in documented] == []

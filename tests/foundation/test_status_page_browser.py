@@ -31,7 +31,7 @@ def test_it_renders_assets_host_charts_and_events_in_a_browser(deployment, tmp_p
     [asset_id] = deployment.scan("assets.check_reachability").result["asset_ids"]
     wait_for(lambda: deployment.runtime.store and _status(deployment, asset_id) == "up", 30, what="asset up")
     deployment.start("api", "api", "--port", str(port))
-    from monitor_app.apikeys import create_key
+    from monitor_app.access.api_keys import create_key
 
     with deployment.runtime.store.session() as s:
         key = create_key(s, name="browser", role="viewer")[1]

@@ -7,15 +7,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from monitor_app import audit
-from monitor_app.apikeys import Principal, authenticate, create_key, revoke
-from monitor_app.assets import password_for, sync_config_assets
-from monitor_app.config_file import parse_config
-from monitor_app.credentials import CredentialBox
+from monitor_app.access import audit
+from monitor_app.access.api_keys import Principal, authenticate, create_key, revoke
+from monitor_app.assets.config_assets import password_for, sync_config_assets
+from monitor_app.config.declarative import parse_config
+from monitor_app.access.credential_box import CredentialBox
 from monitor_app.errors import DbmonError
-from monitor_app.events import record_event
-from monitor_app.ledger import LeasePolicy, Ledger
-from monitor_app.reachability import ProbeResult, apply_probe, probe_postgres, probe_sqlite
+from monitor_app.platform.event_log import record_event
+from monitor_app.platform.task_ledger import LeasePolicy, Ledger
+from monitor_app.assets.reachability import ProbeResult, apply_probe, probe_postgres, probe_sqlite
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import ApiKey, Asset, AuditEntry, Event
 from tests.peers import closed_port

@@ -6,8 +6,8 @@ import pytest
 
 import workers.task_base as task_base
 from monitor_app.errors import DbmonError, ProbeError
-from monitor_app.runtime import Runtime
-from monitor_app.settings import load_settings
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
 from workers.task_base import backoff, dbmon_task
 
 calls: list[str] = []

@@ -9,10 +9,10 @@ import psycopg2
 import pytest
 from sqlalchemy import select
 
-from monitor_app.apikeys import create_key
+from monitor_app.access.api_keys import create_key
 from monitor_app.errors import ConfigError, DbmonError
 from monitor_app.posture.check import due_assets, run_check
-from monitor_app.scan_kinds import SCAN_KINDS
+from monitor_app.platform.scan_kinds import SCAN_KINDS
 from monitor_app.store.models import Event
 from monitor_app.store.models.posture import PostureFinding, PostureState
 from tests.schema.conftest import add_asset, make_runtime, pg_connection
@@ -159,7 +159,7 @@ def test_the_release_list_setting_is_used_and_named_in_the_event(store, tmp_path
 
 def test_beat_looks_for_due_checks_at_most_every_five_minutes(tmp_path):
     from beat_schedule import entries
-    from monitor_app.settings import load_settings
+    from monitor_app.config.settings import load_settings
 
     daily = entries(load_settings(_env_file=None, data_dir=tmp_path))["posture-checks"]
     assert daily["task"] == "posture.check_due" and daily["schedule"] == 300 and daily["options"]["queue"] == "schema"

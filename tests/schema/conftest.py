@@ -59,8 +59,8 @@ def make_runtime(store, tmp_path, config: dict | None = None):
     """A Runtime over an already migrated store, with a config file holding `config`."""
     import yaml
 
-    from monitor_app.runtime import Runtime
-    from monitor_app.settings import load_settings
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.config.settings import load_settings
 
     config_file = tmp_path / "dbmon.yaml"
     config_file.write_text(yaml.safe_dump(config or {}))
@@ -151,7 +151,7 @@ def owned():
 @pytest.fixture()
 def audited_store(store, tmp_path, monkeypatch):
     """Trigger changes are audited, so the CLI needs dbmon's own store."""
-    from monitor_app.settings import get_settings
+    from monitor_app.config.settings import get_settings
 
     monkeypatch.setenv("DBMON_DATABASE_URL", store.url)
     monkeypatch.setenv("DBMON_DATA_DIR", str(tmp_path))

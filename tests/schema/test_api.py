@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from api import create_app
-from monitor_app.apikeys import create_key
+from monitor_app.access.api_keys import create_key
 from monitor_app.schema.check import run_check
 from tests.schema.conftest import add_asset, make_runtime
 

@@ -178,7 +178,7 @@ def test_it_records_why_a_check_failed(store, tmp_path):
 
 def test_it_is_a_registered_task_on_the_schema_queue():
     import workers.tasks.schema as tasks
-    from monitor_app.task_queues import queue_for
+    from monitor_app.platform.task_queues import queue_for
     from workers.celery_app import app
 
     assert app.tasks["schema.check"].name == tasks.check.name == "schema.check"

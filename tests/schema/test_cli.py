@@ -86,7 +86,7 @@ def test_it_installs_and_uninstalls_the_trigger(pg_database, audited_store):
 
 def test_it_refuses_to_touch_the_trigger_when_it_cannot_audit(pg_database, tmp_path, monkeypatch):
     from monitor_app.schema import event_trigger
-    from monitor_app.settings import get_settings
+    from monitor_app.config.settings import get_settings
 
     monkeypatch.setenv("DBMON_DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")
     get_settings.cache_clear()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select as sa_select
 
 from api import create_app
-from monitor_app.apikeys import create_key
+from monitor_app.access.api_keys import create_key
 from monitor_app.schema import event_trigger
 from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select, text
 from werkzeug.serving import make_server
 
-from monitor_app.apikeys import create_key
-from monitor_app.runtime import Runtime
-from monitor_app.settings import load_settings
+from monitor_app.access.api_keys import create_key
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
 from monitor_app.store.models import AuditEntry
 
 
@@ -95,7 +95,7 @@ def test_it_audits_an_action_that_fails(live_api):
 
 def test_it_audits_an_action_whose_transaction_rolled_back(live_api, store):
     # The action's own table is gone: its insert raises and its transaction rolls back.
-    with store.engine.begin() as conn:
+    with store.sql_engine.begin() as conn:
         conn.execute(text("DROP TABLE alert_rules"))
     rule = {"name": "disk-full", "kind": "threshold", "metric": "host.disk_percent", "op": ">", "value": 90}
     status, _ = live_api.call("POST", "/api/v1/alerts/rules", role="admin", body=rule)
@@ -128,7 +128,7 @@ def test_it_caps_forged_acknowledge_links_like_any_keyless_request(live_api):
 
 
 def test_it_still_answers_when_the_audit_trail_cannot_be_written(live_api, store):
-    with store.engine.begin() as conn:
+    with store.sql_engine.begin() as conn:
         conn.execute(text("DROP TABLE audit_anonymous_windows"))
     assert live_api.call("GET", "/api/v1/assets", source="127.0.0.5")[0] == 401
 

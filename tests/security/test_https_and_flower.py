@@ -142,21 +142,21 @@ def test_dbmon_up_serves_https_and_starts_flower_only_when_enabled(embedded, tls
 
 def test_ack_links_keep_the_public_url_scheme_and_default_to_the_api_scheme(tmp_path, tls_env):
     from monitor_app.alerting import ack_links
-    from monitor_app.alerting.service import engine_for
-    from monitor_app.config_file import parse_config
+    from monitor_app.alerting.service import alert_operations_for
+    from monitor_app.config.declarative import parse_config
     from monitor_app.errors import ConfigError
-    from monitor_app.runtime import Runtime
-    from monitor_app.settings import load_settings
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.config.settings import load_settings
 
     env, _ = tls_env
     config = tmp_path / "dbmon.yaml"
     config.write_text("alerting: {}\n")
     settings = load_settings(_env_file=None, data_dir=tmp_path, secret_key="k", config_file=config, api_port=8443,
                              api_tls_cert=env["DBMON_API_TLS_CERT"], api_tls_key=env["DBMON_API_TLS_KEY"])
-    assert engine_for(Runtime(settings)).cfg.public_url == "https://127.0.0.1:8443"
+    assert alert_operations_for(Runtime(settings)).cfg.public_url == "https://127.0.0.1:8443"
     config.write_text("alerting:\n  public_url: https://dbmon.example.org/ops/\n")
     rt = Runtime(settings)
-    url = ack_links.ack_url(engine_for(rt).cfg.public_url, "k", 3)
+    url = ack_links.ack_url(alert_operations_for(rt).cfg.public_url, "k", 3)
     assert url.startswith("https://dbmon.example.org/ops/api/v1/alerts/ack/")
     with pytest.raises(ConfigError) as exc:
         parse_config({"alerting": {"public_url": "javascript:alert(1)"}})

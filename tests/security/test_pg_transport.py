@@ -5,11 +5,11 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from monitor_app.config_file import parse_config
-from monitor_app.containers.registry import Credential, _connection
+from monitor_app.config.declarative import parse_config
+from monitor_app.containers.asset_upsert import Credential, _connection
 from monitor_app.errors import ConfigError
-from monitor_app.pg_transport import libpq_params, libpq_supports_require_auth
-from monitor_app.reachability import probe_postgres
+from monitor_app.assets.pg_transport import libpq_params, libpq_supports_require_auth
+from monitor_app.assets.reachability import probe_postgres
 from monitor_app.store.migrate import upgrade
 from monitor_app.store.base import Store
 from tests.security.pg_cluster import SUPERUSER_PASSWORD, TlsCluster
@@ -110,7 +110,7 @@ def test_dbmon_keeps_its_own_store_on_a_tls_postgresql(cluster):
     upgrade(url)
     store = Store(url)
     try:
-        with store.engine.connect() as conn:
+        with store.sql_engine.connect() as conn:
             from sqlalchemy import text
 
             assert conn.execute(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).scalar() is True

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from monitor_app.health import check_broker
+from monitor_app.platform.dependency_health import check_broker
 from tests.harness import Deployment, wait_for
 from tests.security.tls_material import TestCA
 from tests.services import free_port, missing, port_open

@@ -14,9 +14,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from monitor_app.alerting import ack_links
-from monitor_app.credentials import CredentialBox
+from monitor_app.access.credential_box import CredentialBox
 from monitor_app.errors import DbmonError
-from monitor_app.settings import load_settings
+from monitor_app.config.settings import load_settings
 from monitor_app.store.models import Asset
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,21 +5,21 @@ its outbox row, and an escalation step checks its token under a row lock."""
 
 from __future__ import annotations
 
-from monitor_app.alerting.service import dispatch_deliveries, engine_for
-from monitor_app.runtime import Runtime
+from monitor_app.alerting.service import dispatch_deliveries, alert_operations_for
+from monitor_app.platform.runtime import Runtime
 from workers.task_base import dbmon_task
 
 
 @dbmon_task("alerts.evaluate_events", queue="alerts", time_limit=60)
 def evaluate_events(rt: Runtime, event_ids: list[int]) -> dict:
-    outcome = engine_for(rt).evaluate_events(event_ids)
+    outcome = alert_operations_for(rt).evaluate_events(event_ids)
     dispatch_deliveries(rt, outcome.deliver)
     return outcome.as_dict()
 
 
 @dbmon_task("alerts.evaluate_metrics", queue="alerts", time_limit=120)
 def evaluate_metrics(rt: Runtime) -> dict:
-    outcome = engine_for(rt).evaluate_metrics()
+    outcome = alert_operations_for(rt).evaluate_metrics()
     dispatch_deliveries(rt, outcome.deliver)
     return outcome.as_dict()
 
@@ -27,19 +27,19 @@ def evaluate_metrics(rt: Runtime) -> dict:
 @dbmon_task("alerts.deliver", queue="alerts", time_limit=90, max_retries=0)
 def deliver(rt: Runtime, notification_id: int) -> dict:
     # Retries belong to the outbox row (backoff, give-up age), not to this task.
-    return engine_for(rt).deliver(notification_id)
+    return alert_operations_for(rt).deliver(notification_id)
 
 
 @dbmon_task("alerts.escalate", queue="alerts", time_limit=60)
 def escalate(rt: Runtime, incident_id: int, token: str) -> dict:
-    result = engine_for(rt).escalate(incident_id, token)
+    result = alert_operations_for(rt).escalate(incident_id, token)
     dispatch_deliveries(rt, result["deliver"])
     return result
 
 
 @dbmon_task("alerts.sweep_outbox", queue="alerts", time_limit=120)
 def sweep_outbox(rt: Runtime) -> dict:
-    engine = engine_for(rt)
+    engine = alert_operations_for(rt)
     caught_up = engine.catch_up_events()
     dispatch_deliveries(rt, caught_up.deliver)
     outcome = engine.sweep()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from monitor_app.assets import password_for, sync_config_assets
+from monitor_app.assets.config_assets import password_for, sync_config_assets
 from monitor_app.errors import NotFound
-from monitor_app.reachability import apply_probe, can_probe, probe
-from monitor_app.runtime import Runtime
+from monitor_app.assets.reachability import apply_probe, can_probe, probe
+from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 from workers.run_audit import audited_run

@@ -10,12 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor_app.containers import inventory
 from monitor_app.containers.discovery import Outcome, handle_event, reconcile, refresh_asset
-from monitor_app.containers.registry import SOURCE
+from monitor_app.containers.asset_upsert import SOURCE
 from monitor_app.containers.service_status import apply, probe_endpoints
 from monitor_app.errors import DbmonError, NotFound, ProbeError
-from monitor_app.reachability import can_probe
-from monitor_app.runtime import Runtime
-from monitor_app.scan_kinds import SCAN_KINDS
+from monitor_app.assets.reachability import can_probe
+from monitor_app.platform.runtime import Runtime
+from monitor_app.platform.scan_kinds import SCAN_KINDS
 from monitor_app.store.models import Asset
 from workers.run_audit import audited_run
 from workers.task_base import dbmon_task

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from monitor_app.runtime import Runtime
+from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import MetricSample, TaskRun
 from workers.task_base import dbmon_task

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from monitor_app.host_resources import host_identity, sample_host
-from monitor_app.runtime import Runtime
+from monitor_app.metrics.host_resources import host_identity, sample_host
+from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset, MetricSample
 from workers.task_base import dbmon_task

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor_app.posture.check import checkable_assets, due_assets, run_check
-from monitor_app.runtime import Runtime
+from monitor_app.platform.runtime import Runtime
 from workers.task_base import dbmon_task, fan_out
 
 

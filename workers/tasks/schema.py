@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor_app.runtime import Runtime
+from monitor_app.platform.runtime import Runtime
 from monitor_app.schema.check import due_assets, run_check
 from workers.task_base import dbmon_task, fan_out
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
-from monitor_app import audit
-from monitor_app.config_file import load_config
+from monitor_app.access import audit
+from monitor_app.config.declarative import load_config
 from monitor_app.errors import ConfigError
 
 log = logging.getLogger("dbmon.watcher.config")

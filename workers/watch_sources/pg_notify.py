@@ -12,8 +12,8 @@ import logging
 
 from sqlalchemy import select
 
-from monitor_app.assets import password_for
-from monitor_app.events import record_event
+from monitor_app.assets.config_assets import password_for
+from monitor_app.platform.event_log import record_event
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.schema.listener import Batch, SchemaListener
 from monitor_app.store.base import utcnow

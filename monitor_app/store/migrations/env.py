@@ -5,7 +5,7 @@ from sqlalchemy import pool
 
 from monitor_app.store import Base
 from monitor_app.store import models  # noqa: F401  (fills Base.metadata)
-from monitor_app.store.base import make_engine
+from monitor_app.store.base import make_sql_engine
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -22,10 +22,10 @@ def run_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(url, poolclass=pool.NullPool) if url.startswith("sqlite") else make_engine(url)
-    with engine.connect() as conn:
+    sql_engine = make_sql_engine(url, poolclass=pool.NullPool) if url.startswith("sqlite") else make_sql_engine(url)
+    with sql_engine.connect() as conn:
         _run(conn)
-    engine.dispose()
+    sql_engine.dispose()
 
 
 def _run(connection) -> None:

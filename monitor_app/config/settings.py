@@ -165,7 +165,7 @@ class Settings(BaseSettings):
 
     def secret_keys(self):
         """The current key and the previous ones still accepted during a rotation."""
-        from monitor_app.secret_keys import KeyRing
+        from monitor_app.access.secret_keys import KeyRing
 
         return KeyRing.parse(self.resolved_secret_key(), self.secret_key_previous)
 

@@ -21,7 +21,7 @@ from monitor_app.alerting.messages import build as build_message
 from monitor_app.alerting.rules import Signal, events_signals, load_rules, metric_signals
 from monitor_app.alerting.templates import TemplateRenderer
 from monitor_app.errors import DbmonError, NotFound
-from monitor_app.secret_keys import KeyRing
+from monitor_app.access.secret_keys import KeyRing
 from monitor_app.store.base import Store, utcnow
 from monitor_app.store.models.alerting import Alert, AlertingCursor, Incident, Notification
 from monitor_app.store.models.core import Event
@@ -40,7 +40,7 @@ class Outcome:
                 "fired": self.fired, "resolved": self.resolved}
 
 
-class AlertingEngine:
+class AlertOperations:
     def __init__(self, store: Store, config: AlertingConfig, secret_key: KeyRing | str,
                  clock: Callable[[], datetime] = utcnow):
         self.store, self.cfg, self.secret_key, self.clock = store, config, secret_key, clock

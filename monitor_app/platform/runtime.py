@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Callable
 
-from monitor_app.config_file import DbmonConfig
-from monitor_app.credentials import CredentialBox
-from monitor_app.last_good_config import ConfigUnavailable, LastGoodConfig, report
-from monitor_app.ledger import LeasePolicy, Ledger, Sender
-from monitor_app.settings import Settings, get_settings
+from monitor_app.config.declarative import DbmonConfig
+from monitor_app.access.credential_box import CredentialBox
+from monitor_app.config.last_good import ConfigUnavailable, LastGoodConfig, report
+from monitor_app.platform.task_ledger import LeasePolicy, Ledger, Sender
+from monitor_app.config.settings import Settings, get_settings
 from monitor_app.store.base import Store
 
 
@@ -64,7 +64,7 @@ class Runtime:
     def dispatch(self, task_name: str, kwargs: dict | None = None, *, queue: str | None = None,
                  requested_by: str = "system", kind: str | None = None) -> str:
         """Record the run in the ledger, then publish it. If publishing fails, the sweep re-sends it."""
-        from monitor_app.task_queues import queue_for
+        from monitor_app.platform.task_queues import queue_for
 
         kwargs = kwargs or {}
         queue = queue or queue_for(task_name)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor_app.errors import DbmonError
-from monitor_app.secret_keys import CREDENTIALS, KeyRing, derive, legacy_credentials_key
+from monitor_app.access.secret_keys import CREDENTIALS, KeyRing, derive, legacy_credentials_key
 
 
 class CredentialBox:

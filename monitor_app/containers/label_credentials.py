@@ -19,9 +19,9 @@ from fnmatch import fnmatchcase
 from monitor_app.containers.config import CredentialRule, LabelCredentials
 from monitor_app.containers.identify import Identification, image_path
 from monitor_app.containers.inventory import ContainerRecord
-from monitor_app.containers.registry import Credential
+from monitor_app.containers.asset_upsert import Credential
 from monitor_app.errors import ConfigError
-from monitor_app.pg_transport import libpq_supports_require_auth
+from monitor_app.assets.pg_transport import libpq_supports_require_auth
 
 HANDED_ENGINES = ("postgresql",)
 LABEL_SSLMODES = ("verify-ca", "verify-full")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor_app.config_file import DbmonConfig
-from monitor_app.credentials import CredentialBox
+from monitor_app.config.declarative import DbmonConfig
+from monitor_app.access.credential_box import CredentialBox
 from monitor_app.errors import ConfigError
-from monitor_app.events import record_event
+from monitor_app.platform.event_log import record_event
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from monitor_app.config_file import DbmonConfig, parse_config_text
+from monitor_app.config.declarative import DbmonConfig, parse_config_text
 from monitor_app.errors import ConfigError, DbmonError
 
 log = logging.getLogger("dbmon.config")
@@ -120,7 +120,7 @@ def report(store, status: ConfigStatus) -> None:
     """Record the change of validity as an event; never fails the caller."""
     from sqlalchemy.exc import IntegrityError
 
-    from monitor_app.events import record_event
+    from monitor_app.platform.event_log import record_event
 
     when = (status.loaded_at if status.valid else status.invalid_since) or datetime.now(timezone.utc)
     if status.valid:

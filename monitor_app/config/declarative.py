@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.containers.config import ContainersConfig
 from monitor_app.errors import ConfigError
-from monitor_app.pg_transport import ENCRYPTED_SSLMODES, default_sslmode, weak_sslmode_error
+from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, default_sslmode, weak_sslmode_error
 from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from monitor_app.containers.identify import ENGINES, Identification
 from monitor_app.containers.inventory import ContainerRecord
-from monitor_app.credentials import CredentialBox
-from monitor_app.events import record_event
+from monitor_app.access.credential_box import CredentialBox
+from monitor_app.platform.event_log import record_event
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 from monitor_app.store.models.containers import ContainerState

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from monitor_app.settings import Settings
+from monitor_app.config.settings import Settings
 from monitor_app.store.base import Store
 
 

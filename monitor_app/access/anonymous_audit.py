@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from monitor_app import audit
+from monitor_app.access import audit
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import AuditEntry
 from monitor_app.store.models.audit import AnonymousAuditWindow

@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg2
 from sqlalchemy.orm import Session
 
-from monitor_app.events import record_event
-from monitor_app.pg_transport import libpq_params
+from monitor_app.platform.event_log import record_event
+from monitor_app.assets.pg_transport import libpq_params
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 

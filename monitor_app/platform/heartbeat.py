@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from monitor_app.settings import Settings
+from monitor_app.config.settings import Settings
 
 
 def heartbeat_path(settings: Settings, process: str) -> Path:

@@ -1,0 +1,1 @@
+"""Monitored assets: the config-declared ones, reachability, and how dbmon connects to them."""
