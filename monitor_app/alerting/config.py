@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, WrapValidator, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError,
+from pydantic import (AfterValidator, WrapValidator, Field, PlainSerializer, PlainValidator, ValidationError,
                       field_validator)
 from pydantic import PrivateAttr, TypeAdapter, model_validator
 
@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from monitor_app.alerting.default_rules import builtin_definitions
 from monitor_app.alerting.matchers import parse_matchers
+from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
 
 SEVERITIES = ("info", "warning", "critical", "page")
@@ -55,11 +56,7 @@ Duration = Annotated[float, PlainValidator(parse_duration)]
 Matchers = Annotated[list, PlainValidator(parse_matchers), PlainSerializer(lambda ms: [str(m) for m in ms])]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class _RuleBase(_Model):
+class _RuleBase(ConfigSection):
     name: str = Field(min_length=1, max_length=128)
     severity: Severity = "warning"
     asset: str | None = Field(None, description="Only this asset (by name).")
@@ -120,12 +117,12 @@ _TAGS = {"threshold", "event", "webhook", "slack", "email", "apprise"}
 Rule = Annotated[Annotated[ThresholdRule | EventRule, Field(discriminator="kind")], WrapValidator(_untagged)]
 
 
-class RateLimit(_Model):
+class RateLimit(ConfigSection):
     per_minute: float = Field(gt=0)
     burst: int = Field(5, ge=1)
 
 
-class _ChannelBase(_Model):
+class _ChannelBase(ConfigSection):
     send_resolved: bool = True
     rate_limit: RateLimit | None = None
     timeout: Duration = 10.0
@@ -180,7 +177,7 @@ Channel = Annotated[Annotated[WebhookChannel | SlackChannel | EmailChannel | App
                               Field(discriminator="type")], WrapValidator(_untagged)]
 
 
-class Route(_Model):
+class Route(ConfigSection):
     matchers: Matchers = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
     group_by: list[str] | None = None
@@ -192,24 +189,24 @@ class Route(_Model):
     routes: list["Route"] = Field(default_factory=list)
 
 
-class EscalationStep(_Model):
+class EscalationStep(ConfigSection):
     after: Duration = Field(description="Wait since the previous step (or since the incident opened).")
     channels: list[str] = Field(min_length=1)
 
 
-class EscalationPolicy(_Model):
+class EscalationPolicy(ConfigSection):
     steps: list[EscalationStep] = Field(min_length=1)
     repeat: int = Field(0, ge=0, le=100, description="Run the whole list this many more times.")
     severities: list[Severity] = Field(default_factory=list, description="Default policy for these severities.")
 
 
-class InhibitRule(_Model):
+class InhibitRule(ConfigSection):
     source_matchers: Matchers
     target_matchers: Matchers
     equal: list[str] = Field(default_factory=list)
 
 
-class SilenceSpec(_Model):
+class SilenceSpec(ConfigSection):
     matchers: Matchers = Field(min_length=1)
     starts_at: datetime | None = None
     ends_at: datetime
@@ -217,13 +214,13 @@ class SilenceSpec(_Model):
     comment: str = ""
 
 
-class FlapSettings(_Model):
+class FlapSettings(ConfigSection):
     window: Duration = 600.0
     transitions: int = Field(4, ge=2, description="State changes within the window that mark an alert flapping.")
     hold: Duration = Field(600.0, description="Quiet time before a flapping alert notifies again.")
 
 
-class OutboxSettings(_Model):
+class OutboxSettings(ConfigSection):
     backoff_base: Duration = 2.0
     backoff_max: Duration = 300.0
     give_up_after: Duration = 86400.0
@@ -260,7 +257,7 @@ def _overridden(overrides: dict[str, dict]) -> dict[str, dict]:
     return overrides
 
 
-class DefaultRules(_Model):
+class DefaultRules(ConfigSection):
     """The built-in rule pack (monitor_app/alerting/default_rules.yaml) and how this config changes it."""
 
     enabled: bool = Field(True, description="false: none of the built-in rules.")
@@ -275,7 +272,7 @@ class DefaultRules(_Model):
                 for name, definition in builtin_definitions().items() if name not in self.disable]
 
 
-class AlertingConfig(_Model):
+class AlertingConfig(ConfigSection):
     rules: list[Rule] = Field(default_factory=list)
     channels: dict[str, Channel] = Field(default_factory=dict)
     route: Route = Field(default_factory=Route)
@@ -317,20 +314,6 @@ class AlertingConfig(_Model):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL")
         return value
-
-
-def field_path(prefix: str, loc: tuple) -> str:
-    """`alerting.rules[2].for`, written like the rest of the config file's errors."""
-    path = prefix
-    for part in loc:
-        if isinstance(part, str) and part.startswith("function-"):
-            continue
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(file)"
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    return [(field_path(prefix, err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
 
 
 def _route_refs(route: Route, path: str, cfg: AlertingConfig, errors: list) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.containers.config import ContainersConfig
+from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
 from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, default_sslmode, weak_sslmode_error
 from monitor_app.schema.config import SchemaConfig
@@ -22,11 +23,7 @@ from monitor_app.schema.config import SchemaConfig
 ENGINES_WITH_DSN = ("postgresql",)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AssetConfig(_Strict):
+class AssetConfig(ConfigSection):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
     engine: Literal["postgresql", "sqlite"]
     host: str | None = None
@@ -86,14 +83,14 @@ class AssetConfig(_Strict):
         return None
 
 
-class WatchConfig(_Strict):
+class WatchConfig(ConfigSection):
     path: Path
     asset: str | None = None
     kinds: list[Literal["data", "wal", "config", "backup"]] = Field(default_factory=lambda: ["data"])
     recursive: bool = True
 
 
-class DbmonConfig(_Strict):
+class DbmonConfig(ConfigSection):
     assets: list[AssetConfig] = Field(default_factory=list)
     watch: list[WatchConfig] = Field(default_factory=list)
     containers: ContainersConfig = Field(default_factory=ContainersConfig)
@@ -122,16 +119,6 @@ class DbmonConfig(_Strict):
         return next((a for a in self.assets if a.name == name), None)
 
 
-def _field_path(loc: tuple) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif not str(part).startswith("function-after"):
-            path += f".{part}" if path else str(part)
-    return path or "(file)"
-
-
 def parse_config(data: object, source: str = "config") -> DbmonConfig:
     if data is None:
         data = {}
@@ -140,8 +127,7 @@ def parse_config(data: object, source: str = "config") -> DbmonConfig:
     try:
         return DbmonConfig.model_validate(data)
     except ValidationError as exc:
-        errors = [(_field_path(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
-        raise ConfigError(errors, source) from None
+        raise ConfigError(validation_errors(exc), source) from None
 
 
 def load_config(path: Path | str, *, missing_ok: bool = False) -> DbmonConfig:

@@ -6,16 +6,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from monitor_app.config.section import ConfigSection
 from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, weak_sslmode_error
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CredentialMatch(_Strict):
+class CredentialMatch(ConfigSection):
     """Every given criterion must hold; globs use shell syntax (`pg-*`)."""
 
     name: str | None = None
@@ -29,7 +26,7 @@ class CredentialMatch(_Strict):
         return self
 
 
-class CredentialRule(_Strict):
+class CredentialRule(ConfigSection):
     match: CredentialMatch
     user: str = "postgres"
     database: str = "postgres"
@@ -52,7 +49,7 @@ class CredentialRule(_Strict):
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class LabelCredentials(_Strict):
+class LabelCredentials(ConfigSection):
     """`dbmon.password_env` and friends on a container. Off by default: whoever can start a
     container can set labels, and a label that names any variable would make dbmon read its own
     environment and send it to an endpoint the container chose."""
@@ -74,12 +71,12 @@ class LabelCredentials(_Strict):
         return names
 
 
-class FlappingConfig(_Strict):
+class FlappingConfig(ConfigSection):
     restarts: int = Field(3, ge=2, le=1000)
     minutes: float = Field(10.0, gt=0, le=1440)
 
 
-class ContainersConfig(_Strict):
+class ContainersConfig(ConfigSection):
     enabled: bool = True
     docker_url: str | None = Field(None, description="Engine address; default: DOCKER_HOST or the local socket.")
     probe_timeout: float = Field(3.0, gt=0, le=60)

@@ -14,8 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
 
 SHIPPED = Path(__file__).with_name("postgres_releases.json")
@@ -23,15 +24,13 @@ SHIPPED = Path(__file__).with_name("postgres_releases.json")
 STALE_AFTER_DAYS = 120
 
 
-class _Branch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Branch(ConfigSection):
     latest: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
     released: date
     end_of_life: date
 
 
-class _ReleaseFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _ReleaseFile(ConfigSection):
     as_of: date
     source: str = ""
     branches: dict[str, _Branch] = Field(min_length=1)
@@ -71,8 +70,7 @@ def parse_release_list(data: Any, origin: str) -> ReleaseList:
     try:
         parsed = _ReleaseFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([(".".join(str(p) for p in e["loc"]) or "(file)", e["msg"]) for e in exc.errors()],
-                          origin) from None
+        raise ConfigError(validation_errors(exc), origin) from None
     branches = {}
     for name, b in parsed.branches.items():
         branch, minor = branch_and_minor(b.latest)

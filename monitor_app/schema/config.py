@@ -13,19 +13,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from monitor_app.config.section import ConfigSection
 
 
-class SchemaAssetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SchemaAssetConfig(ConfigSection):
 
     expected: str | None = Field(None, description="Snapshot .json, .sql file or module:MetaData the app expects.")
     event_trigger: bool | None = Field(None, description="Override schema.event_triggers for this asset.")
     check_interval: float | None = Field(None, gt=0)
 
 
-class SchemaConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SchemaConfig(ConfigSection):
 
     check_interval: float = Field(300.0, gt=0, description="Seconds between scheduled checks of one asset.")
     event_triggers: bool = Field(False, description="Install the DDL event trigger where dbmon is superuser.")
