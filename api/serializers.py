@@ -3,18 +3,14 @@ on the deny-list (`DBMON_LABEL_DENYLIST`) are redacted wherever labels appear.""
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from api.context import runtime
 from monitor_app.access.label_redaction import LabelRedactor
+from monitor_app.store.base import iso
 
 
 def redact(value):
     return LabelRedactor(runtime().settings.label_deny_patterns).within(value)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def asset_dict(a) -> dict:

@@ -21,7 +21,8 @@ from api.silence_request import read_silence
 from monitor_app.access import audit
 from monitor_app.access import anonymous_audit
 from monitor_app.alerting import ack_links, ratelimit
-from monitor_app.alerting.config import SEVERITIES, RateLimit, load_rule
+from monitor_app.alerting.config import RateLimit, load_rule
+from monitor_app.platform.vocabulary import SEVERITIES
 from monitor_app.alerting.service import dispatch_deliveries, alert_operations_for
 from monitor_app.alerting import views
 from monitor_app.alerting.views import notification_dict, silence_dict

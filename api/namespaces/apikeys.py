@@ -8,7 +8,7 @@ from api.audit_trail import mark_recorded
 from api.auth import require_role
 from api.context import actor, runtime
 from api.json_body import json_object
-from api.serializers import iso
+from monitor_app.store.base import iso
 from monitor_app.access import audit
 from monitor_app.access.api_keys import create_key, revoke
 from monitor_app.store.models import ApiKey

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from api.auth import require_role
 from api.context import runtime
 from api.query import paginate, paged_parser, timestamp
-from api.serializers import iso
+from monitor_app.store.base import iso
 from monitor_app.store.models import AuditEntry
 
 ns = Namespace("audit", description="Who did what, when, and how it ended")

@@ -7,7 +7,7 @@ from flask_restx import Namespace, Resource
 
 from api.auth import require_role
 from api.context import principal, runtime
-from api.serializers import iso
+from monitor_app.store.base import iso
 from monitor_app.config.last_good import ConfigUnavailable
 
 ns = Namespace("config", description="State of the config file")

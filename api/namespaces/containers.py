@@ -9,7 +9,8 @@ from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
 from api.query import exact_or_prefix, paged_parser, paginate
-from api.serializers import asset_dict, event_dict, iso, redact
+from api.serializers import asset_dict, event_dict, redact
+from monitor_app.store.base import iso
 from monitor_app.store.models import Event
 from monitor_app.store.models.containers import ContainerState
 

@@ -8,7 +8,7 @@ from api.context import runtime
 from api.query import exact_or_prefix, paged_parser, paginate, row_id, timestamp
 from api.serializers import event_dict
 from monitor_app.store.models import Event
-from monitor_app.store.models.core import SEVERITIES
+from monitor_app.platform.vocabulary import SEVERITIES
 
 ns = Namespace("events", description="The append-only event log")
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from api.auth import require_role
 from api.context import runtime
 from api.query import bounded_int, row_id, timestamp
-from api.serializers import iso
+from monitor_app.store.base import iso
 from flask_restx import reqparse
 from monitor_app.store.models import MetricSample
 

@@ -9,7 +9,7 @@ from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
 from api.query import paginate, paged_parser
-from api.serializers import iso
+from monitor_app.store.base import iso
 from monitor_app.posture.check import release_list_view
 from monitor_app.store.base import utcnow
 from monitor_app.store.models.posture import PostureFinding, PostureState

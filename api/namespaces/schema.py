@@ -10,10 +10,10 @@ from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
 from api.query import bounded_int, exact_or_prefix, page_of, paged_parser, paginate, row_id, timestamp
-from api.serializers import iso
+from monitor_app.store.base import iso
 from monitor_app.errors import NotFound
 from monitor_app.schema.history import diff_versions, latest_snapshot
-from monitor_app.schema.risk import RISKS
+from monitor_app.platform.vocabulary import RISKS
 from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet, SchemaSnapshot
 
 ns = Namespace("schema", description="Schema snapshots, change history and diffs")

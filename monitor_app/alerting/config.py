@@ -22,10 +22,8 @@ from monitor_app.alerting.default_rules import builtin_definitions
 from monitor_app.alerting.matchers import parse_matchers
 from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
+from monitor_app.platform.vocabulary import Risk, Severity
 
-SEVERITIES = ("info", "warning", "critical", "page")
-RISKS = ("low", "medium", "high", "critical")
-Severity = Literal["info", "warning", "critical", "page"]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Durations are added to datetimes; past this a timedelta or a datetime overflows.
@@ -92,7 +90,7 @@ class EventRule(_RuleBase):
     kind: Literal["event"] = "event"
     event_types: list[str] = Field(min_length=1, description="Event type globs, e.g. asset.down or schema.*")
     min_event_severity: Severity | None = None
-    min_risk: Literal["low", "medium", "high", "critical"] | None = None
+    min_risk: Risk | None = None
     payload_match: dict[str, str | int | float | bool] = Field(default_factory=dict)
     label_from_payload: list[str] = Field(default_factory=list, description="Payload keys copied into labels.")
     resolve_on: list[str] = Field(default_factory=list, description="Event type globs that clear the alert.")

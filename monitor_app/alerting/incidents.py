@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor_app.alerting import escalation, inhibition, outbox, routing, silences
-from monitor_app.alerting.config import SEVERITIES, AlertingConfig
+from monitor_app.alerting.config import AlertingConfig
+from monitor_app.platform.vocabulary import SEVERITIES
 from monitor_app.alerting.matchers import all_match
 from monitor_app.store.models.alerting import Alert, Incident, Notification
 

@@ -16,7 +16,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor_app.alerting.config import RISKS, SEVERITIES, EventRule, ThresholdRule, load_rule
+from monitor_app.alerting.config import EventRule, ThresholdRule, load_rule
+from monitor_app.platform.vocabulary import RISKS, SEVERITIES
 from monitor_app.alerting.fingerprint import fingerprint
 from monitor_app.alerting.matchers import all_match
 from monitor_app.store.models.alerting import AlertRuleRow

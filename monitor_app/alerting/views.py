@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+from monitor_app.store.base import iso
 
 
 def alert_dict(a) -> dict:

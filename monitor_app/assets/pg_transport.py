@@ -14,9 +14,12 @@ container label can name an sslmode, but a weak one is raised to `require` here.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import psycopg2
 
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+SSLMODES: tuple[str, ...] = get_args(SslMode)
 ENCRYPTED_SSLMODES = ("require", "verify-ca", "verify-full")
 REQUIRE_AUTH_SINCE = 160000
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from monitor_app.errors import DbmonError
+from monitor_app.platform.vocabulary import RISKS
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
@@ -74,7 +75,7 @@ def snapshot_cmd(dsn: str, out: str | None) -> None:
 @click.argument("old")
 @click.argument("new")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--fail-on", type=click.Choice(["low", "medium", "high", "critical"]),
+@click.option("--fail-on", type=click.Choice(RISKS),
               help="Exit 1 only if some change is at least this risky (default: any change).")
 def diff_cmd(old: str, new: str, fmt: str, fail_on: str | None) -> None:
     """Compare OLD and NEW (snapshot files or DSNs); exit 0 same, 1 different, 2 error."""

@@ -6,7 +6,6 @@ so `dbmon check-config` can be run in CI before a deploy.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,9 +14,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.containers.config import ContainersConfig
+from monitor_app.config.password_source import resolve_password
 from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
-from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, default_sslmode, weak_sslmode_error
+from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SslMode, default_sslmode, weak_sslmode_error
 from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)
@@ -35,7 +35,7 @@ class AssetConfig(ConfigSection):
     password_env: str | None = None
     password_file: Path | None = None
     # Unset: verify-full with sslrootcert, else require (see pg_transport).
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslmode: SslMode | None = None
     sslrootcert: Path | None = None
     insecure: bool = False
     path: Path | None = None
@@ -68,19 +68,8 @@ class AssetConfig(ConfigSection):
                 "sslrootcert": rootcert, "insecure": self.insecure}
 
     def resolve_password(self) -> str | None:
-        if self.password is not None:
-            return self.password
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError([(f"assets.{self.name}.password_env", f"environment variable {self.password_env} is not set")])
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError([(f"assets.{self.name}.password_file", f"cannot read: {exc.strerror}")]) from None
-        return None
+        return resolve_password(f"assets.{self.name}", inline=self.password, env=self.password_env,
+                                file=self.password_file)
 
 
 class WatchConfig(ConfigSection):

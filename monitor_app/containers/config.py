@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from monitor_app.config.section import ConfigSection
-from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, weak_sslmode_error
+from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SslMode, weak_sslmode_error
 
 
 class CredentialMatch(ConfigSection):
@@ -33,7 +33,7 @@ class CredentialRule(ConfigSection):
     password_env: str | None = None
     password_file: Path | None = None
     # Unset: verify-full with sslrootcert, else require (see pg_transport).
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslmode: SslMode | None = None
     sslrootcert: Path | None = None
     insecure: bool = False
 

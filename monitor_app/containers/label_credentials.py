@@ -13,13 +13,13 @@ password in clear text, or cannot prove who it is, gets nothing.
 
 from __future__ import annotations
 
-import os
 from fnmatch import fnmatchcase
 
 from monitor_app.containers.config import CredentialRule, LabelCredentials
 from monitor_app.containers.identify import Identification, image_path
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.containers.asset_upsert import Credential
+from monitor_app.config.password_source import resolve_password
 from monitor_app.errors import ConfigError
 from monitor_app.assets.pg_transport import libpq_supports_require_auth
 
@@ -35,13 +35,6 @@ def matches(rule: CredentialRule, record: ContainerRecord) -> bool:
     if m.image and not (fnmatchcase(record.image, m.image) or fnmatchcase(image_path(record.image), m.image)):
         return False
     return all(record.labels.get(k) == v for k, v in m.labels.items())
-
-
-def _env(var: str, field: str) -> str:
-    value = os.environ.get(var)
-    if value is None:
-        raise ConfigError([(field, f"environment variable {var} is not set")], "containers")
-    return value
 
 
 def _from_labels(record: ContainerRecord, policy: LabelCredentials) -> Credential:
@@ -61,7 +54,7 @@ def _from_labels(record: ContainerRecord, policy: LabelCredentials) -> Credentia
     if not libpq_supports_require_auth():
         raise refuse("dbmon.password_env", "this libpq cannot require SCRAM authentication (needs 16 or later)")
     return Credential(user=labels.get("dbmon.user", "postgres"), database=labels.get("dbmon.database", "postgres"),
-                      sslmode=sslmode, password=_env(var, f"{record.name}: label dbmon.password_env") if var else None,
+                      sslmode=sslmode, password=resolve_password(f"{record.name}: label dbmon", env=var, source="containers"),
                       rule="labels",
                       sslrootcert=str(policy.sslrootcert) if policy.sslrootcert else None)
 
@@ -78,15 +71,8 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
     for i, rule in enumerate(rules):
         if not matches(rule, record):
             continue
-        password = None
-        if rule.password_env:
-            password = _env(rule.password_env, f"containers.credentials[{i}].password_env")
-        elif rule.password_file:
-            try:
-                password = rule.password_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError([(f"containers.credentials[{i}].password_file", f"cannot read: {exc.strerror}")],
-                                  "containers") from None
+        password = resolve_password(f"containers.credentials[{i}]", env=rule.password_env,
+                                    file=rule.password_file, source="containers")
         return Credential(user=rule.user, database=rule.database, sslmode=rule.sslmode, password=password,
                           rule=f"containers.credentials[{i}]", insecure=rule.insecure,
                           sslrootcert=str(rule.sslrootcert) if rule.sslrootcert else None)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from monitor_app.errors import DbmonError
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Event
-from monitor_app.store.models.core import SEVERITIES
+from monitor_app.platform.vocabulary import SEVERITIES
 
 NEW_EVENTS_KEY = "dbmon_new_event_ids"
 

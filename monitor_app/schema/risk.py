@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RISKS = ("low", "medium", "high", "critical")
+from monitor_app.platform.vocabulary import RISKS
+
 RISK_ORDER = {name: i for i, name in enumerate(RISKS)}
 # Above this row estimate a blocking build or rewrite is long enough to matter.
 LARGE_TABLE_ROWS = 100_000

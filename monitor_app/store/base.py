@@ -29,6 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso(value: datetime | None) -> str | None:
+    """How a stored timestamp leaves dbmon (API, CLI, webhooks): ISO 8601 with its UTC offset."""
+    return value.isoformat() if value else None
+
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC in Python, whatever the backend keeps (SQLite drops the zone)."""
 

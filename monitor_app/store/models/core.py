@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor_app.store.base import BigId, Base, JSONType, UTCDateTime, utcnow
 
-SEVERITIES = ("info", "warning", "critical", "page")
 ROLES = ("viewer", "operator", "admin")
 
 
