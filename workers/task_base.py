@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from monitor_app.errors import DbmonError
 from monitor_app.platform.runtime import Runtime
-from monitor_app.platform.task_queues import QUEUES, queue_for
+from monitor_app.platform.task_queues import queue_for
 from workers.celery_app import app
 
 log = logging.getLogger("dbmon.tasks")
@@ -69,12 +69,10 @@ def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
     return min(cap, base * (2 ** retries))
 
 
-def dbmon_task(name: str, *, queue: str, time_limit: float = 120, max_retries: int = 5,
+def dbmon_task(name: str, *, time_limit: float = 120, max_retries: int = 5,
                backoff_base: float = 2.0, backoff_cap: float = 300.0):
-    if queue not in QUEUES:
-        raise ValueError(f"task {name}: unknown queue {queue!r}")
-    if queue_for(name) != queue:
-        raise ValueError(f"task {name}: routed to {queue_for(name)!r} by its prefix, not {queue!r}")
+    # The queue comes from the name's first part (platform/task_queues.py), the one place queues are declared.
+    queue = queue_for(name)
 
     def decorate(fn: Callable[..., dict | None]):
         @app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True,

@@ -13,7 +13,7 @@ from workers.task_base import backoff, dbmon_task
 calls: list[str] = []
 
 
-@dbmon_task("maintenance.test_flaky", queue="maintenance", max_retries=3)
+@dbmon_task("maintenance.test_flaky", max_retries=3)
 def flaky(rt, fail_times: int, error: str = "transient") -> dict:
     calls.append("x")
     if len(calls) <= fail_times:
@@ -71,6 +71,20 @@ def test_backoff_grows_exponentially_up_to_its_cap():
     assert [backoff(n, 2, 30) for n in range(6)] == [2, 4, 8, 16, 30, 30]
 
 
-def test_a_task_on_an_unknown_queue_is_refused_at_definition():
-    with pytest.raises(ValueError, match="unknown queue"):
-        dbmon_task("x.y", queue="nowhere")
+def test_a_task_whose_name_maps_to_no_queue_is_refused_at_definition():
+    with pytest.raises(ValueError, match="no queue for task 'nowhere.y'"):
+        dbmon_task("nowhere.y")
+
+
+def test_every_registered_task_runs_on_the_queue_its_name_declares():
+    from monitor_app.platform.task_queues import QUEUES, queue_for
+    from workers.celery_app import TASK_MODULES, app
+
+    app.loader.import_default_modules()
+    for module in TASK_MODULES:
+        __import__(module)
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert len(ours) >= 15
+    for name in ours:
+        assert queue_for(name) in QUEUES
+        assert app.amqp.router.route({}, name)["queue"].name == queue_for(name)

@@ -10,34 +10,34 @@ from monitor_app.platform.runtime import Runtime
 from workers.task_base import dbmon_task
 
 
-@dbmon_task("alerts.evaluate_events", queue="alerts", time_limit=60)
+@dbmon_task("alerts.evaluate_events", time_limit=60)
 def evaluate_events(rt: Runtime, event_ids: list[int]) -> dict:
     outcome = alert_operations_for(rt).evaluate_events(event_ids)
     dispatch_deliveries(rt, outcome.deliver)
     return outcome.as_dict()
 
 
-@dbmon_task("alerts.evaluate_metrics", queue="alerts", time_limit=120)
+@dbmon_task("alerts.evaluate_metrics", time_limit=120)
 def evaluate_metrics(rt: Runtime) -> dict:
     outcome = alert_operations_for(rt).evaluate_metrics()
     dispatch_deliveries(rt, outcome.deliver)
     return outcome.as_dict()
 
 
-@dbmon_task("alerts.deliver", queue="alerts", time_limit=90, max_retries=0)
+@dbmon_task("alerts.deliver", time_limit=90, max_retries=0)
 def deliver(rt: Runtime, notification_id: int) -> dict:
     # Retries belong to the outbox row (backoff, give-up age), not to this task.
     return alert_operations_for(rt).deliver(notification_id)
 
 
-@dbmon_task("alerts.escalate", queue="alerts", time_limit=60)
+@dbmon_task("alerts.escalate", time_limit=60)
 def escalate(rt: Runtime, incident_id: int, token: str) -> dict:
     result = alert_operations_for(rt).escalate(incident_id, token)
     dispatch_deliveries(rt, result["deliver"])
     return result
 
 
-@dbmon_task("alerts.sweep_outbox", queue="alerts", time_limit=120)
+@dbmon_task("alerts.sweep_outbox", time_limit=120)
 def sweep_outbox(rt: Runtime) -> dict:
     engine = alert_operations_for(rt)
     caught_up = engine.catch_up_events()

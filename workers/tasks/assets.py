@@ -16,7 +16,7 @@ from workers.task_base import dbmon_task
 PROBED_ENGINES = ("postgresql", "sqlite")
 
 
-@dbmon_task("assets.sync_config", queue="discovery", time_limit=60)
+@dbmon_task("assets.sync_config", time_limit=60)
 def sync_config(rt: Runtime) -> dict:
     with audited_run(rt, "config.reload", str(rt.settings.config_file)) as entry:
         with rt.store.session() as s:
@@ -25,7 +25,7 @@ def sync_config(rt: Runtime) -> dict:
     return result
 
 
-@dbmon_task("assets.check_reachability", queue="discovery", time_limit=120)
+@dbmon_task("assets.check_reachability", time_limit=120)
 def check_reachability(rt: Runtime, asset_id: int | None = None) -> dict:
     """With an asset: probe it. Without: fan out one task per due asset, so a slow or broken
     target delays only its own task."""

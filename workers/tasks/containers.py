@@ -60,7 +60,7 @@ def _just_started(record, within: float = 120.0) -> bool:
     return (datetime.now(timezone.utc) - started).total_seconds() < within
 
 
-@dbmon_task("containers.reconcile", queue="discovery", time_limit=300)
+@dbmon_task("containers.reconcile", time_limit=300)
 def reconcile_containers(rt: Runtime) -> dict:
     cfg = rt.config.containers
     if not cfg.enabled:
@@ -81,7 +81,7 @@ def reconcile_containers(rt: Runtime) -> dict:
     return out.as_dict()
 
 
-@dbmon_task("containers.handle_event", queue="discovery", time_limit=60)
+@dbmon_task("containers.handle_event", time_limit=60)
 def handle_container_event(rt: Runtime, container_id: str, action: str, time_nano: int,
                            attributes: dict | None = None) -> dict:
     cfg = rt.config.containers
@@ -99,7 +99,7 @@ def handle_container_event(rt: Runtime, container_id: str, action: str, time_nan
     return out.as_dict()
 
 
-@dbmon_task("containers.probe", queue="discovery", time_limit=120)
+@dbmon_task("containers.probe", time_limit=120)
 def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
     """With an asset: TCP and TLS on each endpoint. Without: one task per live docker asset."""
     if asset_id is None:

@@ -14,12 +14,12 @@ from workers.task_base import dbmon_task
 FINISHED_RUN_RETENTION = timedelta(days=7)
 
 
-@dbmon_task("maintenance.redeliver", queue="maintenance", time_limit=60)
+@dbmon_task("maintenance.redeliver", time_limit=60)
 def redeliver(rt: Runtime) -> dict:
     return rt.ledger.redeliver(rt.sender)
 
 
-@dbmon_task("maintenance.prune", queue="maintenance", time_limit=600)
+@dbmon_task("maintenance.prune", time_limit=600)
 def prune(rt: Runtime) -> dict:
     now = utcnow()
     with rt.store.session() as s:

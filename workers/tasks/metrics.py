@@ -11,7 +11,7 @@ from monitor_app.store.models import Asset, MetricSample
 from workers.task_base import dbmon_task
 
 
-@dbmon_task("metrics.host_sample", queue="metrics", time_limit=30)
+@dbmon_task("metrics.host_sample", time_limit=30)
 def host_sample(rt: Runtime) -> dict:
     paths = [rt.settings.data_dir] + [w.path for w in rt.config.watch]
     samples = sample_host(paths)
