@@ -40,7 +40,7 @@ class ScanList(Resource):
                 if s.get(Asset, asset_id) is None:
                     abort(400, "unknown asset", errors={"asset_id": f"no asset {asset_id}"})
         kwargs = {"asset_id": asset_id} if asset_id is not None else {}
-        run_id = rt.dispatch(kind.task, kwargs, queue=kind.queue, requested_by=actor(), kind=body["kind"])
+        run_id = rt.dispatch(kind.task, kwargs, requested_by=actor(), kind=body["kind"])
         with rt.store.session() as s:
             audit.record(s, actor=actor(), action="scan.request", target=body["kind"], outcome="ok",
                          detail={"scan_id": run_id, **kwargs}, remote_addr=request.remote_addr)

@@ -29,7 +29,7 @@ def scan(kind: str, asset_id: int | None, timeout: float, no_wait: bool) -> None
     kwargs = {"asset_id": asset_id} if asset_id is not None else {}
     actor = audit.cli_actor()
     with audit.recorded(rt.store, actor=actor, action="scan.request", target=kind, detail=dict(kwargs)) as entry:
-        run_id = rt.dispatch(spec.task, kwargs, queue=spec.queue, requested_by=actor, kind=kind)
+        run_id = rt.dispatch(spec.task, kwargs, requested_by=actor, kind=kind)
         entry.detail["scan_id"] = run_id
     if no_wait:
         click.echo(run_id)

@@ -61,13 +61,13 @@ class Runtime:
             self._sender = send
         return self._sender
 
-    def dispatch(self, task_name: str, kwargs: dict | None = None, *, queue: str | None = None,
+    def dispatch(self, task_name: str, kwargs: dict | None = None, *,
                  requested_by: str = "system", kind: str | None = None) -> str:
         """Record the run in the ledger, then publish it. If publishing fails, the sweep re-sends it."""
         from monitor_app.platform.task_queues import queue_for
 
         kwargs = kwargs or {}
-        queue = queue or queue_for(task_name)
+        queue = queue_for(task_name)
         run_id = self.ledger.record(task_name, kwargs, queue=queue, requested_by=requested_by, kind=kind)
         try:
             self.sender(task_name, kwargs, run_id, queue)

@@ -13,18 +13,17 @@ from typing import Literal
 @dataclass(frozen=True)
 class ScanKind:
     task: str
-    queue: str
     asset: Literal["required", "optional", "none"] = "none"
     description: str = ""
 
 
 SCAN_KINDS: dict[str, ScanKind] = {
-    "host": ScanKind("metrics.host_sample", "metrics", "none", "sample host CPU, memory and disk"),
-    "reachability": ScanKind("assets.check_reachability", "discovery", "optional",
+    "host": ScanKind("metrics.host_sample", "none", "sample host CPU, memory and disk"),
+    "reachability": ScanKind("assets.check_reachability", "optional",
                              "connect to database assets and record up/down"),
-    "discovery": ScanKind("containers.reconcile", "discovery", "none", "list and inspect Docker containers, register databases"),
-    "config": ScanKind("assets.sync_config", "discovery", "none", "load assets from the config file"),
-    "schema": ScanKind("schema.check", "schema", "required", "snapshot a database schema and report changes"),
-    "posture": ScanKind("posture.check", "schema", "optional",
+    "discovery": ScanKind("containers.reconcile", "none", "list and inspect Docker containers, register databases"),
+    "config": ScanKind("assets.sync_config", "none", "load assets from the config file"),
+    "schema": ScanKind("schema.check", "required", "snapshot a database schema and report changes"),
+    "posture": ScanKind("posture.check", "optional",
                         "check PostgreSQL security posture (pg_hba, ssl, roles, version...) and report changes"),
 }

@@ -47,7 +47,7 @@ def _follow_up(rt: Runtime, out: Outcome) -> None:
         for kind in HANDOVER_KINDS:
             spec = SCAN_KINDS.get(kind)
             if spec is not None and spec.asset != "none":
-                rt.dispatch(spec.task, {"asset_id": asset_id}, queue=spec.queue, kind=kind)
+                rt.dispatch(spec.task, {"asset_id": asset_id}, kind=kind)
 
 
 def _just_started(record, within: float = 120.0) -> bool:
