@@ -9,23 +9,16 @@ from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
 from api.query import paginate, paged_parser
-from monitor_app.store.base import iso
 from monitor_app.posture.check import release_list_view
-from monitor_app.store.base import utcnow
+from monitor_app.posture.views import FINDING_SEVERITIES, finding_dict
+from monitor_app.store.base import iso, utcnow
 from monitor_app.store.models.posture import PostureFinding, PostureState
 
 ns = Namespace("posture", description="Security posture of monitored PostgreSQL servers")
 
-FINDING_SEVERITIES = ("warning", "critical")
 list_args = paged_parser()
 list_args.add_argument("severity", choices=FINDING_SEVERITIES, location="args")
 list_args.add_argument("asset_id", type=int, location="args")
-
-
-def finding_dict(f: PostureFinding) -> dict:
-    return {"id": f.finding, "asset_id": f.asset_id, "severity": f.severity, "title": f.title,
-            "detail": f.detail, "remediation": f.remediation, "opened_at": iso(f.opened_at),
-            "last_seen_at": iso(f.last_seen_at)}
 
 
 @ns.route("/assets/<int:asset_id>")

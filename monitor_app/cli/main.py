@@ -22,9 +22,11 @@ COMMANDS: dict[str, str] = {
     "check-config": "monitor_app.cli.config:check_config",
     "apikey": "monitor_app.cli.apikey:apikey",
     "scan": "monitor_app.cli.scan:scan",
-    "discover": "monitor_app.cli.discover:discover",
+    "containers": "monitor_app.cli.containers:containers",
+    "discover": "monitor_app.cli.containers:discover",
     "schema": "monitor_app.cli.schema:schema",
     "alerts": "monitor_app.cli.alerts:alerts",
+    "posture": "monitor_app.cli.posture:posture",
     "secrets": "monitor_app.cli.secrets:secrets",
     "health": "monitor_app.cli.health:health",
 }

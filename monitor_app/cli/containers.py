@@ -1,4 +1,5 @@
-"""`dbmon discover`: one reconcile against the Docker engine, printing the database services found."""
+"""`dbmon containers`: database containers on the Docker engine (`dbmon discover` is short for
+`dbmon containers discover`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ def _rows(records) -> list[dict]:
     return sorted(rows, key=lambda r: r["name"])
 
 
-@click.command()
+@click.group()
+def containers() -> None:
+    """Database containers found on the Docker engine."""
+
+
+@containers.command("discover")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array instead of a table")
 @click.option("--no-store", is_flag=True, help="only look; do not register assets in the store")
 @click.option("--docker-url", default=None, help="engine address (default: config, DOCKER_HOST, local socket)")
