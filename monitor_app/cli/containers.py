@@ -61,7 +61,7 @@ def discover(as_json: bool, no_store: bool, docker_url: str | None) -> None:
                 with audit.recorded(rt.store, actor=audit.cli_actor(), action="discovery.run",
                                     target="docker") as entry:
                     with rt.store.session() as s:
-                        out = reconcile(s, client, config, rt.credentials, records=records)
+                        out = reconcile(s, client, rt.config.containers, rt.credentials, records=records)
                     entry.detail.update({k: len(v) if isinstance(v, list) else v for k, v in out.as_dict().items()})
                 assets = _asset_ids(rt)
             except (OperationalError, ProgrammingError) as exc:
