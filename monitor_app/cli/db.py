@@ -12,11 +12,16 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.option("--sync-config", is_flag=True, hidden=True, help="then queue a config sync (what `dbmon up` does at start)")
+def db_upgrade(sync_config: bool) -> None:
     """Apply migrations up to the newest revision."""
     url = get_settings().resolved_database_url
     upgrade(url)
     click.echo(f"store at revision {current_revision(url)}")
+    if sync_config:
+        from monitor_app.platform.runtime import Runtime
+
+        Runtime(get_settings()).dispatch("assets.sync_config", {}, requested_by="startup")
 
 
 @db.command("current")

@@ -19,7 +19,9 @@ log = logging.getLogger("dbmon")
 @click.option("-Q", "--queues", default=",".join(QUEUES), show_default=True, help="queues to consume")
 @click.option("-c", "--concurrency", type=int, default=None, help="pool size (default DBMON_WORKER_CONCURRENCY)")
 @click.option("-n", "--hostname", default=None, help="worker node name")
-def worker(queues: str, concurrency: int | None, hostname: str | None) -> None:
+@click.option("--with-beat-and-watcher", "embedded", is_flag=True,
+              help="single machine: a thread pool, and beat and the watcher as threads of this process")
+def worker(queues: str, concurrency: int | None, hostname: str | None, embedded: bool) -> None:
     """Run a Celery worker."""
     unknown = set(queues.split(",")) - set(QUEUES)
     if unknown:
@@ -29,7 +31,20 @@ def worker(queues: str, concurrency: int | None, hostname: str | None) -> None:
     settings = get_settings()
     argv = ["worker", "-Q", queues, "-c", str(concurrency or settings.worker_concurrency),
             "--loglevel", settings.log_level, "-E", "-n", hostname or f"dbmon@{socket.gethostname()}"]
+    if embedded:
+        argv += ["-P", "threads"]
+        _embed_beat_and_watcher(app, settings)
     app.worker_main(argv)
+
+
+def _embed_beat_and_watcher(app, settings) -> None:
+    from celery.signals import worker_ready, worker_shutting_down
+
+    from workers.embedded_services import EmbeddedServices
+
+    services = EmbeddedServices(app, settings)
+    worker_ready.connect(lambda **_: services.start(), weak=False)
+    worker_shutting_down.connect(lambda **_: services.stop(), weak=False)
 
 
 @click.command()
@@ -94,14 +109,12 @@ def api(host: str | None, port: int | None) -> None:
     """Serve the REST API and status pages (gunicorn)."""
     from gunicorn.app.base import BaseApplication
 
-    from api import create_app
-
     settings = get_settings()
 
     class _App(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host or settings.api_host}:{port or settings.api_port}")
-            self.cfg.set("workers", settings.api_workers)
+            self.cfg.set("workers", settings.resolved_api_workers)
             self.cfg.set("threads", 4)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
@@ -111,6 +124,9 @@ def api(host: str | None, port: int | None) -> None:
                 self.cfg.set("keyfile", str(settings.api_tls_key))
 
         def load(self):
+            # Imported by the worker, not the arbiter: the arbiter only forks and watches.
+            from api import create_app
+
             return create_app()
 
     _App().run()
@@ -150,15 +166,21 @@ def flower(port: int | None, address: str | None, basic_auth: str | None) -> Non
 @click.option("--no-api", is_flag=True, help="do not serve the API")
 def up(no_api: bool) -> None:
     """Migrate the store, then run worker, beat, watcher and API until interrupted."""
-    from monitor_app.platform.runtime import Runtime
-    from monitor_app.store.migrate import upgrade
+    import subprocess
+
     from monitor_app.platform.supervisor import Supervisor
 
     settings = get_settings()
-    upgrade(settings.resolved_database_url)
-    Runtime(settings).dispatch("assets.sync_config", {}, requested_by="startup")
     me = [sys.executable, "-m", "monitor_app.cli.main"]
-    children = {"worker": me + ["worker"], "beat": me + ["beat"], "watcher": me + ["watcher"]}
+    # Migrating imports the whole store; a short-lived child keeps that memory out of this
+    # long-lived supervisor.
+    prepared = subprocess.run(me + ["db", "upgrade", "--sync-config"])
+    if prepared.returncode != 0:
+        sys.exit(prepared.returncode)
+    if settings.embedded_broker:
+        children = {"worker": me + ["worker", "--with-beat-and-watcher"]}
+    else:
+        children = {"worker": me + ["worker"], "beat": me + ["beat"], "watcher": me + ["watcher"]}
     if not no_api:
         children["api"] = me + ["api"]
     if settings.flower_enabled:

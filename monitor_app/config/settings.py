@@ -54,7 +54,7 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
-    api_workers: int = Field(2, ge=1, le=64)
+    api_workers: int | None = Field(None, ge=1, le=64, description="API worker processes; default 1 on a single machine (no broker URL), 2 otherwise.")
     public_status_page: bool = Field(True, description="Serve the status page without an API key.")
     public_status_detail: Literal["status", "full"] = Field(
         "status", description="What the status page shows without a key: status counts only, or assets and events.")
@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         return self.broker_url or "filesystem://"
+
+    @property
+    def resolved_api_workers(self) -> int:
+        return self.api_workers or (1 if self.embedded_broker else 2)
 
     @property
     def embedded_broker(self) -> bool:

@@ -22,18 +22,24 @@ def test_dbmon_up_serves_the_api_runs_scans_and_stops_cleanly(deployment):
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: _get(base + "/healthz") == 200, 60, interval=0.2, what="API healthy")
     children = psutil.Process(up.pid).children(recursive=True)
-    assert len(children) >= 4  # worker, beat, watcher, api (and their own children)
+    commands = {" ".join(c.cmdline()).split("monitor_app.cli.main ", 1)[-1] for c in children}
+    if deployment.mode == "embedded":  # one worker process that also schedules and watches, one API process pair
+        assert commands == {"worker --with-beat-and-watcher", "api"}, commands
+    else:
+        assert {"worker", "beat", "watcher", "api"} <= commands, commands
+    for part in ("worker", "beat", "watcher"):
+        wait_for(lambda part=part: deployment.cli("health", part).returncode == 0, 30, what=f"{part} heartbeat")
 
     key = deployment.cli("apikey", "create", "--role", "operator", "--name", "ops", check=True).stdout.strip()
     # `up` syncs the config file at start; beat may probe the asset first, so scan it by id.
-    [asset] = wait_for(lambda: requests.get(base + "/api/v1/assets?kind=database", headers={"X-API-Key": key},
+    [asset] = wait_for(lambda: requests.get(base + "/api/v1/assets?kind=database&source=config", headers={"X-API-Key": key},
                                             timeout=5).json()["items"], 30, what="config asset synced")
     result = deployment.cli("scan", "reachability", "--asset", str(asset["id"]), timeout=90)
     assert result.returncode == 0, result.stderr
     scanned = json.loads(result.stdout)
     assert scanned["status"] == "done" and scanned["result"]["status"] == "up"
 
-    assets = wait_for(lambda: [a for a in requests.get(base + "/api/v1/assets?kind=database",
+    assets = wait_for(lambda: [a for a in requests.get(base + "/api/v1/assets?kind=database&source=config",
                                                        headers={"X-API-Key": key}, timeout=5).json()["items"]
                                if a["status"] == "up"], 30, what="asset up via the API")
     assert assets[0]["name"] == "local-pg"

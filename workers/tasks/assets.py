@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets.config_assets import password_for, sync_config_assets
 from monitor_app.errors import NotFound
@@ -19,8 +20,14 @@ PROBED_ENGINES = ("postgresql", "sqlite")
 @dbmon_task("assets.sync_config", time_limit=60)
 def sync_config(rt: Runtime) -> dict:
     with audited_run(rt, "config.reload", str(rt.settings.config_file)) as entry:
-        with rt.store.session() as s:
-            result = sync_config_assets(s, rt.config, rt.credentials).as_dict()
+        try:
+            with rt.store.session() as s:
+                result = sync_config_assets(s, rt.config, rt.credentials).as_dict()
+        except IntegrityError:
+            # A concurrent sync (start-up and the config watcher race) inserted the same asset
+            # first; a second pass sees its row and updates it instead.
+            with rt.store.session() as s:
+                result = sync_config_assets(s, rt.config, rt.credentials).as_dict()
         entry.detail.update(result)
     return result
 
