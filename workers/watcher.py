@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 
 from monitor_app.platform.heartbeat import touch
 from monitor_app.platform.runtime import Runtime
@@ -63,12 +64,22 @@ class Watcher:
                     self._start_one(kind, type(source))
         self.stop()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 4.0) -> None:
+        """Stop every source at once: shutdown waits for the slowest source, not for their sum."""
         self.stopping.set()
-        for kind, source in self.sources.items():
-            try:
-                source.stop()
-            except Exception:  # noqa: BLE001
-                log.exception("watch source %s did not stop cleanly", kind)
+        stoppers = [threading.Thread(target=self._stop_one, args=(kind, source), name=f"stop-{kind}", daemon=True)
+                    for kind, source in self.sources.items()]
+        for thread in stoppers:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        for thread in stoppers:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.sources.clear()
+
+    @staticmethod
+    def _stop_one(kind: str, source) -> None:
+        try:
+            source.stop()
+        except Exception:  # noqa: BLE001
+            log.exception("watch source %s did not stop cleanly", kind)
 

@@ -159,8 +159,12 @@ class SchemaListener:
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Ask without waiting: a watcher with many listeners asks them all, then waits once."""
         self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
         if self._thread:
             self._thread.join(timeout)
 

@@ -82,3 +82,21 @@ def test_it_emits_a_check_when_a_sqlite_schema_version_moves(store, tmp_path):
     assert task == "schema.check" and kwargs["asset_id"] == asset_id
     assert kwargs["context"]["source"] == "file"
     assert kwargs["context"]["schema_version"] > kwargs["context"]["previous_schema_version"]
+
+
+def test_stopping_many_listeners_waits_once_not_once_per_listener(store, tmp_path, pg_database):
+    rt = make_runtime(store, tmp_path, {"schema": {"event_triggers": True}})
+    event_trigger.install(pg_database[1])
+    ids = [add_asset(store, name=f"db-{i}", engine="postgresql", connection=pg_connection(pg_database[1]))
+           for i in range(12)]
+    source = PgNotifySource(rt, Emitted())
+    source.start()
+    try:
+        assert all(source.listeners[i][1].listening.wait(10) for i in ids)
+    finally:
+        started = time.monotonic()
+        source.stop()
+        took = time.monotonic() - started
+    # Each listener wakes within a second; one after another, twelve would take several seconds.
+    assert took < 2.0, took
+    assert source.listeners == {}
