@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import logging
 import socket
 import sys
@@ -34,6 +35,9 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, embedded:
     if embedded:
         argv += ["-P", "threads"]
         _embed_beat_and_watcher(app, settings)
+    # SIGTERM: wait DBMON_WORKER_SHUTDOWN_SECONDS for running tasks, hand the rest back, stop.
+    import workers.handback  # noqa: F401 - connects the hand-back to the shutdown signal
+
     app.worker_main(argv)
 
 
@@ -143,7 +147,6 @@ def flower(port: int | None, address: str | None, basic_auth: str | None) -> Non
     Every request needs an operator or admin API key (X-API-Key, or as the basic-auth password)
     or one of the basic-auth pairs; only reads pass, so Flower can neither run tasks nor
     control workers. HTTPS with DBMON_API_TLS_CERT/KEY."""
-    import os
 
     import flower.command
 

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_concurrency: int = Field(2, ge=1, le=256)
+    worker_shutdown_seconds: float = Field(3.0, ge=0, le=600, description="How long a stopping worker waits for its tasks before handing unfinished runs back.")
     filesystem_polling_interval: float = Field(0.1, gt=0, le=5)
     broker_visibility_timeout: int = Field(600, ge=5, description="Seconds before Redis redelivers an unacked task.")
 

@@ -79,6 +79,13 @@ class Ledger:
                       .values(status="queued", error=error[:4000],
                               lease_until=utcnow() + timedelta(seconds=countdown + self.policy.queued_grace)))
 
+    def hand_back(self, run_ids: list[str]) -> int:
+        """A stopping worker gives up runs it has not finished: due for redelivery at once."""
+        with self.store.session() as s:
+            return s.execute(update(TaskRun).where(TaskRun.id.in_(run_ids), TaskRun.status == "running")
+                             .values(status="queued", lease_until=utcnow(),
+                                     error="handed back by a stopping worker")).rowcount
+
     def fail(self, run_id: str, error: str) -> None:
         with self.store.session() as s:
             s.execute(update(TaskRun).where(TaskRun.id == run_id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
+
+import pytest
 
 from sqlalchemy import func, select
 
@@ -100,6 +103,40 @@ def test_it_redelivers_a_task_whose_worker_was_killed_mid_task(deployment):
         assert run.result["status"] == "down"
         assert run.attempts >= 2
         assert len(events_of(deployment, "asset.down", asset.id)) == 1
+    finally:
+        stalled.close()
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_stopping_worker_hands_its_unfinished_run_back_at_once(deployment, pool):
+    stalled = StalledServer()
+    try:
+        # A probe that would hang for a minute, and a lease that would keep it "running" for five.
+        deployment.env.update({"DBMON_PROBE_TIMEOUT": "60", "DBMON_TASK_LEASE_SECONDS": "300",
+                               "DBMON_WORKER_SHUTDOWN_SECONDS": "1"})
+        deployment.write_config("assets:\n" + pg_asset_yaml("hangs", port=stalled.port))
+        # The thread pool is the single-machine worker's (it cannot kill a thread: it exits instead).
+        worker = deployment.start_worker("worker-a", *(["--with-beat-and-watcher"] if pool == "threads" else []))
+        assert deployment.scan("assets.sync_config").status == "done"
+        asset = asset_named(deployment, "hangs")
+        run_id = deployment.runtime.dispatch("assets.check_reachability", {"asset_id": asset.id})
+        wait_for(lambda: deployment.runtime.ledger.get(run_id).status == "running", 20, what="task running")
+
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)  # as `dbmon up` or an orchestrator stops it
+        worker.wait(timeout=30)
+        stopped_in = time.monotonic() - started
+        deployment.procs.pop("worker-a", None)
+        assert stopped_in < 6, stopped_in
+        run = deployment.runtime.ledger.get(run_id)
+        assert (run.status, run.error) == ("queued", "handed back by a stopping worker")
+
+        stalled.close()  # the target now refuses at once
+        if pool == "prefork":
+            deployment.start("beat", "beat")
+        deployment.start_worker("worker-b", *(["--with-beat-and-watcher"] if pool == "threads" else []))
+        run = deployment.wait_run(run_id, timeout=60)
+        assert run.status == "done" and run.result["status"] == "down", run.error
     finally:
         stalled.close()
 

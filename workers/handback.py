@@ -1,0 +1,70 @@
+"""Runs in progress when a worker stops are handed back to the ledger, not left to time out.
+
+SIGTERM starts Celery's warm shutdown, which waits for running tasks however long they take.
+After `DBMON_WORKER_SHUTDOWN_SECONDS` every run still executing is set back to queued with an
+expired lease, so the next redelivery sweep (every second) sends it to a worker that is still
+up, and the worker ends the tasks itself: its pool processes are killed (the broker gets their
+unacknowledged messages back, as when a machine dies), and a thread pool that cannot be
+stopped ends with the process. Claims are conditional, so the broker's own redelivery of the
+same message cannot make it run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+from celery.signals import worker_shutting_down
+from celery.worker import state
+
+log = logging.getLogger("dbmon.handback")
+
+
+def in_progress() -> list[str]:
+    # Task ids are ledger run ids (the ledger records a run before it publishes it).
+    return sorted(request.id for request in list(state.active_requests))
+
+
+def hand_back_now(runtime_factory=None) -> int:
+    runs = in_progress()
+    if not runs:
+        return 0
+    if runtime_factory is None:
+        from workers.task_base import get_runtime as runtime_factory
+    handed = runtime_factory().ledger.hand_back(runs)
+    log.warning("handed %d unfinished run(s) back to the ledger at shutdown", handed)
+    return handed
+
+
+@worker_shutting_down.connect
+def _bound_the_warm_shutdown(how: str = "", **_) -> None:
+    from monitor_app.config.settings import get_settings
+
+    if how != "Warm":
+        return
+    timer = threading.Timer(get_settings().worker_shutdown_seconds, _give_up_waiting)
+    timer.daemon = True
+    timer.start()
+
+
+def _give_up_waiting() -> None:
+    if not in_progress():
+        return
+    try:
+        hand_back_now()
+    except Exception:  # noqa: BLE001 - the lease still brings the runs back, later
+        log.exception("handing runs back failed; they return when their lease expires")
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+    time.sleep(3.0)
+    # Still here: a thread-pool task cannot be stopped. Everything it held is back in the ledger.
+    log.error("tasks still running %.0f s after shutdown began; exiting", 3.0)
+    os._exit(1)
