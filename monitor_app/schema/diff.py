@@ -334,7 +334,7 @@ def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
 
 
 def _record(action: str, obj: dict, verdict: rubric.Verdict, detail: dict) -> dict:
-    detail = dict(detail, why=verdict.why, category=verdict.category)
+    detail = dict(detail, why=verdict.why, category=verdict.category, rule=verdict.rule)
     if obj["type"] in FOLLOWERS:
         detail["on"] = obj["attrs"].get("on")
     return {"action": action, "object_type": obj["type"], "object": obj["name"], "risk": verdict.risk,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -61,6 +62,25 @@ class PgScratch:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class SqliteFile:
+    def __init__(self, path):
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+
+    def changes(self, script: str) -> list[dict]:
+        """The diff around `script`, the same through two files, a file and the database, and a
+        copy and the database."""
+        workdir = self.path.parent
+        frozen = sqlite3.connect(workdir / "before.db")
+        self.conn.backup(frozen)
+        frozen.close()
+        old_file = save_snapshot(f"sqlite:///{self.path}", workdir / "old.json")
+        self.conn.executescript(script)
+        new_file = save_snapshot(f"sqlite:///{self.path}", workdir / "new.json")
+        return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=f"sqlite:///{workdir / 'before.db'}",
+                              new_dsn=f"sqlite:///{self.path}")
 
 
 @pytest.fixture()

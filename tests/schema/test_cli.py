@@ -39,7 +39,7 @@ def test_it_writes_a_snapshot_and_diffs_files_like_diff(tmp_path):
     assert set(records[0]) == {"action", "object_type", "object", "risk", "renamed_from", "detail"}
 
     text = run("diff", str(old), f"sqlite:///{db}")
-    assert text.exit_code == 1 and "+ [low] column main.t.name: new column" in text.output
+    assert text.exit_code == 1 and "+ [low] column main.t.name: new nullable column" in text.output
     assert run("diff", str(old), f"sqlite:///{db}", "--fail-on", "high").exit_code == 0
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 import pytest
 
 from monitor_app.schema.snapshot_format import SnapshotError
 from monitor_app.schema.sqlite_snapshot import schema_version, take_snapshot
-from tests.schema.conftest import brief, one
-from tests.schema.input_forms import diff_every_way, save_snapshot
+from tests.schema.conftest import SqliteFile, brief, one
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, age INTEGER DEFAULT 0 CHECK (age >= 0));
@@ -20,25 +18,6 @@ CREATE UNIQUE INDEX users_email_lower ON users (lower(email)) WHERE email <> '';
 CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
 CREATE TRIGGER orders_touch AFTER INSERT ON orders BEGIN SELECT 1; END;
 """
-
-
-class SqliteFile:
-    def __init__(self, path):
-        self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)
-
-    def changes(self, script: str) -> list[dict]:
-        """The diff around `script`, the same through two files, a file and the database, and a
-        copy and the database."""
-        workdir = self.path.parent
-        frozen = sqlite3.connect(workdir / "before.db")
-        self.conn.backup(frozen)
-        frozen.close()
-        old_file = save_snapshot(f"sqlite:///{self.path}", workdir / "old.json")
-        self.conn.executescript(script)
-        new_file = save_snapshot(f"sqlite:///{self.path}", workdir / "new.json")
-        return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=f"sqlite:///{workdir / 'before.db'}",
-                              new_dsn=f"sqlite:///{self.path}")
 
 
 @pytest.fixture()
