@@ -269,7 +269,7 @@ def _removals(old: dict, new: dict, matcher: _Matcher, removed: set, added: set)
         rows, _ = _table_facts(old, obj["parent"])
         has_children = any(o["parent"] == key and o["type"] not in FOLLOWERS for o in old.values())
         verdict = rubric.removed(obj, rows, has_children)
-        changes.append(_record("removed", obj, verdict, {"before": obj["attrs"]}))
+        changes.append(_record("removed", obj, verdict, {"before": _sorted(obj["attrs"])}))
     return changes
 
 
@@ -284,7 +284,7 @@ def _additions(old: dict, new: dict, removed: set, added: set) -> list[dict]:
         obj = new[key]
         rows, rls = _table_facts(new, obj["parent"])
         verdict = rubric.added(obj, rows, rls)
-        changes.append(_record("added", obj, verdict, {"after": obj["attrs"]}))
+        changes.append(_record("added", obj, verdict, {"after": _sorted(obj["attrs"])}))
     return changes
 
 
@@ -331,6 +331,11 @@ def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
             record["renamed_from"] = before["name"]
         changes.append(record)
     return changes
+
+
+def _sorted(attrs: dict) -> dict:
+    # A file's attributes come back in sorted order, a live read's in catalogue order: print one.
+    return dict(sorted(attrs.items()))
 
 
 def _record(action: str, obj: dict, verdict: rubric.Verdict, detail: dict) -> dict:

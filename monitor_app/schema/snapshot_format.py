@@ -66,8 +66,9 @@ def content_hash(snapshot: dict) -> str:
 
 
 def canonical(snapshot: dict) -> dict:
-    """The snapshot as its JSON document reads back: sorted keys, lists, JSON scalars."""
-    return json.loads(json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str))
+    """The snapshot as its JSON document reads back: lists, strings and JSON scalars only.
+    Key order may still differ (a file's is sorted); nothing that compares depends on it."""
+    return json.loads(json.dumps(snapshot, separators=(",", ":"), default=str))
 
 
 def validate(doc: Any, source: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,9 +16,8 @@ from tests.services import PG_ADMIN_URL, drop_pg_database, pg_admin_connect
 
 
 class PgScratch:
-    def __init__(self, url: str, workdir: Path):
+    def __init__(self, url: str):
         self.url = url
-        self.workdir = workdir
         self.conn = psycopg2.connect(url)
         self.conn.autocommit = True
 
@@ -35,15 +35,16 @@ class PgScratch:
         self.run(*setup)
         # A copy starts with empty statistics: fresh estimates make the copy's row counts this database's.
         self.run("ANALYZE")
-        old_file = save_snapshot(self.url, self.workdir / "old.json")
-        frozen, frozen_url = self._freeze()
-        try:
-            self.run(*statements)
-            self.run("ANALYZE")
-            new_file = save_snapshot(self.url, self.workdir / "new.json")
-            return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=frozen_url, new_dsn=self.url)
-        finally:
-            drop_pg_database(frozen)
+        with tempfile.TemporaryDirectory() as workdir:
+            old_file = save_snapshot(self.url, Path(workdir) / "old.json")
+            frozen, frozen_url = self._freeze()
+            try:
+                self.run(*statements)
+                self.run("ANALYZE")
+                new_file = save_snapshot(self.url, Path(workdir) / "new.json")
+                return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=frozen_url, new_dsn=self.url)
+            finally:
+                drop_pg_database(frozen)
 
     def _freeze(self) -> tuple[str, str]:
         """A copy of this database as it is now, OIDs included (CREATE DATABASE ... TEMPLATE)."""
@@ -84,8 +85,8 @@ class SqliteFile:
 
 
 @pytest.fixture()
-def pg(pg_database, tmp_path):
-    scratch = PgScratch(pg_database[1], tmp_path)
+def pg(pg_database):
+    scratch = PgScratch(pg_database[1])
     yield scratch
     scratch.close()
 
