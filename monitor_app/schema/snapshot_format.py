@@ -10,7 +10,12 @@ rename keeps its key and is reported as a rename; names on SQLite, which has no 
 changes it, a rename of the parent does not), `parent` the key of the owning object (used
 to fold children into an added or removed parent). `attrs` is what the diff compares;
 `rows` (row estimate) informs the risk rubric but is never compared, so ANALYZE is a no-op;
-`position` (SQLite column order) only helps match renames.
+`position` (SQLite column order) and `rootpage` (SQLite b-tree root, kept by a table rename)
+only help match renames; `volatile_default` (PostgreSQL column) informs the rubric.
+
+A snapshot taken just now, one read from a file and one read from the store are the same
+document only after `canonical`: the diff starts there, so its answer does not depend on
+where a snapshot came from.
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ def content_hash(snapshot: dict) -> str:
     }
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def canonical(snapshot: dict) -> dict:
+    """The snapshot as its JSON document reads back: lists, strings and JSON scalars only.
+    Key order may still differ (a file's is sorted); nothing that compares depends on it."""
+    return json.loads(json.dumps(snapshot, separators=(",", ":"), default=str))
 
 
 def validate(doc: Any, source: str) -> dict:

@@ -1,6 +1,7 @@
 """Snapshot of a SQLite file: sqlite_master plus table_xinfo, index and foreign-key pragmas.
 
-SQLite has no OIDs, so keys are names and the diff matches renames by content. The file is
+SQLite has no OIDs, so keys are names and the diff matches renames by content, helped by
+each table's `rootpage`, which `ALTER TABLE ... RENAME TO` keeps. The file is
 opened read-only; `sqlite_*` internals (sqlite_stat1 from ANALYZE, sqlite_sequence) are
 left out, so ANALYZE and VACUUM change nothing here, and a 12-step table rebuild shows as
 the column changes it made.
@@ -89,7 +90,7 @@ def _read(conn: sqlite3.Connection, path: Path) -> dict:
     snap = new_snapshot("sqlite", "name", str(path), sqlite3.sqlite_version)
     snap["schema_version"] = conn.execute("PRAGMA schema_version").fetchone()[0]
     master = conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        "SELECT type, name, tbl_name, sql, rootpage FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall()
     flags = {}
     try:
@@ -98,13 +99,14 @@ def _read(conn: sqlite3.Connection, path: Path) -> dict:
     except sqlite3.OperationalError:  # table_list arrived in SQLite 3.37
         pass
 
-    for kind, name, _, sql in master:
+    for kind, name, _, sql, rootpage in master:
         if kind == "table":
             _table(conn, snap, name, sql, flags.get(name, {}))
+            snap["objects"][f"table:{name}"]["rootpage"] = rootpage  # for rename matching, not compared
         elif kind == "view":
             add_object(snap, f"view:{name}", "view", f"{SCHEMA}.{name}", name, None,
                        {"definition": _normalise(sql)})
-    for kind, name, table, sql in master:
+    for kind, name, table, sql, _ in master:
         if kind == "index" and sql:
             _index(conn, snap, name, table, sql)
         elif kind == "trigger":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
 
-from monitor_app.schema.diff import diff
 from monitor_app.schema.postgres_snapshot import take_snapshot
-from tests.services import PG_ADMIN_URL, pg_admin_connect
+from tests.schema.input_forms import diff_every_way, save_snapshot
+from tests.services import PG_ADMIN_URL, drop_pg_database, pg_admin_connect
 
 
 class PgScratch:
@@ -27,14 +30,58 @@ class PgScratch:
         return take_snapshot(self.url)
 
     def changes(self, *statements: str, setup: tuple[str, ...] = ()) -> list[dict]:
-        """Run `setup`, snapshot, run `statements`, snapshot again, return the diff."""
+        """Run `setup`, snapshot, run `statements`, snapshot again, return the diff: the same
+        through two files, a file and the database, and a frozen copy and the database."""
         self.run(*setup)
-        before = self.snapshot()
-        self.run(*statements)
-        return diff(before, self.snapshot())
+        # A copy starts with empty statistics: fresh estimates make the copy's row counts this database's.
+        self.run("ANALYZE")
+        with tempfile.TemporaryDirectory() as workdir:
+            old_file = save_snapshot(self.url, Path(workdir) / "old.json")
+            frozen, frozen_url = self._freeze()
+            try:
+                self.run(*statements)
+                self.run("ANALYZE")
+                new_file = save_snapshot(self.url, Path(workdir) / "new.json")
+                return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=frozen_url, new_dsn=self.url)
+            finally:
+                drop_pg_database(frozen)
+
+    def _freeze(self) -> tuple[str, str]:
+        """A copy of this database as it is now, OIDs included (CREATE DATABASE ... TEMPLATE)."""
+        base, name = self.url.rsplit("/", 1)
+        frozen = f"dbmon_test_frozen_{uuid.uuid4().hex[:10]}"
+        self.conn.close()  # a template must have no other sessions
+        admin = pg_admin_connect()
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{frozen}" TEMPLATE "{name}"')
+        finally:
+            admin.close()
+            self.conn = psycopg2.connect(self.url)
+            self.conn.autocommit = True
+        return frozen, f"{base}/{frozen}"
 
     def close(self) -> None:
         self.conn.close()
+
+
+class SqliteFile:
+    def __init__(self, path):
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+
+    def changes(self, script: str) -> list[dict]:
+        """The diff around `script`, the same through two files, a file and the database, and a
+        copy and the database."""
+        workdir = self.path.parent
+        frozen = sqlite3.connect(workdir / "before.db")
+        self.conn.backup(frozen)
+        frozen.close()
+        old_file = save_snapshot(f"sqlite:///{self.path}", workdir / "old.json")
+        self.conn.executescript(script)
+        new_file = save_snapshot(f"sqlite:///{self.path}", workdir / "new.json")
+        return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=f"sqlite:///{workdir / 'before.db'}",
+                              new_dsn=f"sqlite:///{self.path}")
 
 
 @pytest.fixture()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 import pytest
 
-from monitor_app.schema.diff import diff
 from monitor_app.schema.snapshot_format import SnapshotError
 from monitor_app.schema.sqlite_snapshot import schema_version, take_snapshot
-from tests.schema.conftest import brief, one
+from tests.schema.conftest import SqliteFile, brief, one
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, age INTEGER DEFAULT 0 CHECK (age >= 0));
@@ -20,17 +18,6 @@ CREATE UNIQUE INDEX users_email_lower ON users (lower(email)) WHERE email <> '';
 CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
 CREATE TRIGGER orders_touch AFTER INSERT ON orders BEGIN SELECT 1; END;
 """
-
-
-class SqliteFile:
-    def __init__(self, path):
-        self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)
-
-    def changes(self, script: str) -> list[dict]:
-        before = take_snapshot(self.path)
-        self.conn.executescript(script)
-        return diff(before, take_snapshot(self.path))
 
 
 @pytest.fixture()
@@ -88,6 +75,28 @@ def test_it_finds_renames_by_content(db):
     assert brief(changes) == {("modified", "table", "main.purchases"), ("modified", "column", "main.purchases.amount")}
     assert one(changes, object="main.purchases")["renamed_from"] == "main.orders"
     assert one(changes, object="main.purchases.amount")["renamed_from"] == "main.orders.total"
+
+
+def test_it_finds_a_renamed_table_that_has_an_index_and_a_renamed_middle_column(db):
+    changes = db.changes("ALTER TABLE orders RENAME TO purchases; ALTER TABLE purchases RENAME COLUMN user_id TO buyer")
+    assert brief(changes) == {("modified", "table", "main.purchases"), ("modified", "column", "main.purchases.buyer")}
+    assert {c["renamed_from"] for c in changes} == {"main.orders", "main.orders.user_id"}
+    assert not [c for c in changes if c["risk"] == "critical"]
+
+
+def test_it_keeps_a_renamed_table_by_its_root_page_when_columns_change_too(db):
+    changes = db.changes("ALTER TABLE orders RENAME TO purchases; ALTER TABLE purchases ADD COLUMN paid INTEGER;"
+                         "ALTER TABLE purchases DROP COLUMN note")
+    assert brief(changes) == {("modified", "table", "main.purchases"), ("added", "column", "main.purchases.paid"),
+                              ("removed", "column", "main.orders.note")}
+    assert one(changes, object="main.purchases")["renamed_from"] == "main.orders"
+
+
+def test_it_does_not_take_a_reused_root_page_for_a_rename(db):
+    # The dropped table's pages are free; a new, unrelated table may get the same root page.
+    changes = db.changes("DROP VIEW big_orders; DROP TABLE orders; CREATE TABLE ledger (a BLOB, b BLOB, c BLOB)")
+    assert brief(changes) == {("removed", "table", "main.orders"), ("added", "table", "main.ledger"),
+                              ("removed", "view", "main.big_orders")}
 
 
 def test_it_reads_a_renamed_last_column_as_the_louder_drop_and_add(db):
