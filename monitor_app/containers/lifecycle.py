@@ -7,12 +7,16 @@ last restart count, recent unplanned exits) and stores what comes out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 # Only these actions matter; exec_* (health checks run as execs), attach, resize ... are noise.
 LIFECYCLE_ACTIONS = ("create", "start", "die", "stop", "kill", "restart", "oom", "health_status",
                      "destroy", "rename", "update", "pause", "unpause")
 # A die within this long after an API kill/stop/restart is that request's doing.
 PLANNED_WINDOW_NANO = 10 * 60 * 10**9
+# A container that stopped running this recently has its `die` event on the way (the watcher hands
+# it on in milliseconds), and only that event knows whether the stop was asked for.
+DIE_EVENT_GRACE = timedelta(seconds=15)
 # A requested stop ends cleanly: exit 0, or 128 + SIGTERM when the process keeps the default action.
 CLEAN_EXIT_CODES = (0, 143)
 
@@ -56,6 +60,21 @@ def is_planned_die(die_nano: int, memory: Memory, after_stop: bool, exit_code: i
     requested = after_stop or (memory.stop_requested_nano is not None
                                and 0 <= die_nano - memory.stop_requested_nano <= PLANNED_WINDOW_NANO)
     return requested and (graceful or exit_code in CLEAN_EXIT_CODES)
+
+
+def exit_pending(status: str | None, finished_at: str | None, now: datetime) -> bool:
+    """The container just stopped (or vanished): a failing probe leaves the up/down verdict to its
+    die (or destroy) event, so a planned stop is not reported down first. Without a watcher the
+    next probe, past the grace, decides."""
+    if status is None:
+        return True
+    if status in ("running", "paused", "created") or not finished_at:
+        return False
+    try:
+        finished = datetime.fromisoformat(finished_at[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return False
+    return now - finished < DIE_EVENT_GRACE
 
 
 @dataclass(frozen=True)
