@@ -23,6 +23,7 @@ def _every(task: str, seconds: float, *, expires: bool = True) -> dict:
 def entries(settings: Settings) -> dict:
     return {
         "host-sample": _every("metrics.host_sample", settings.host_sample_interval),
+        "host-sampler-liveness": _every("maintenance.check_host_samplers", settings.host_sample_interval),
         "reachability": _every("assets.check_reachability", settings.reachability_interval),
         "containers-reconcile": _every("containers.reconcile", settings.containers_reconcile_interval),
         "containers-probe": _every("containers.probe", settings.reachability_interval),

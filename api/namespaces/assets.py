@@ -8,6 +8,7 @@ from api.context import runtime
 from api.lookups import asset_or_404
 from api.query import paginate, paged_parser
 from api.serializers import asset_dict
+from monitor_app.assets.lifecycle import STATUSES
 from monitor_app.store.models import Asset
 
 ns = Namespace("assets", description="Everything dbmon watches")
@@ -15,7 +16,7 @@ ns = Namespace("assets", description="Everything dbmon watches")
 list_args = paged_parser()
 list_args.add_argument("kind", choices=("database", "container", "host"), location="args")
 list_args.add_argument("engine", location="args")
-list_args.add_argument("status", choices=("unknown", "up", "down", "gone"), location="args")
+list_args.add_argument("status", choices=STATUSES, location="args")
 list_args.add_argument("source", location="args")
 
 

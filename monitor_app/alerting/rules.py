@@ -20,6 +20,7 @@ from monitor_app.alerting.config import EventRule, ThresholdRule, load_rule
 from monitor_app.platform.vocabulary import RISKS, SEVERITIES
 from monitor_app.alerting.fingerprint import fingerprint
 from monitor_app.alerting.matchers import all_match
+from monitor_app.assets.lifecycle import type_names
 from monitor_app.store.models.alerting import AlertRuleRow
 from monitor_app.store.models.core import Asset, Event
 from monitor_app.store.models.metrics import MetricSample
@@ -118,7 +119,7 @@ def event_signal(rule: EventRule, event: Event, asset: Asset | None) -> Signal |
     context = {"event": {"type": event.type, "severity": event.severity, "summary": event.summary,
                          "payload": payload, "id": event.id},
                "asset": asset.name if asset else None, "default_summary": event.summary or rule.name}
-    if _globs(rule.event_types, event.type):
+    if any(_globs(rule.event_types, name) for name in type_names(event.type)):
         if rule.min_event_severity and SEVERITIES.index(event.severity) < SEVERITIES.index(rule.min_event_severity):
             return None
         if rule.min_risk and _event_risk(payload) < RISKS.index(rule.min_risk):
@@ -127,7 +128,7 @@ def event_signal(rule: EventRule, event: Event, asset: Asset | None) -> Signal |
             return None
         return Signal(rule, labels, True, event.detected_at, asset_id=event.asset_id, event_id=event.id,
                       context=context)
-    if rule.resolve_on and _globs(rule.resolve_on, event.type):
+    if rule.resolve_on and any(_globs(rule.resolve_on, name) for name in type_names(event.type)):
         return Signal(rule, labels, False, event.detected_at, asset_id=event.asset_id, event_id=event.id,
                       context=context)
     return None

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor_app.config.declarative import DbmonConfig
 from monitor_app.access.credential_box import CredentialBox
+from monitor_app.assets import lifecycle
+from monitor_app.config.declarative import DbmonConfig
 from monitor_app.errors import ConfigError
-from monitor_app.platform.event_log import record_event
-from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 
 CONFIG_SOURCE = "config"
@@ -36,38 +35,45 @@ def sync_config_assets(session: Session, config: DbmonConfig, box: CredentialBox
     for decl in config.assets:
         try:
             password = decl.resolve_password()
-            secret = box.seal({"password": password}) if password is not None else None
         except ConfigError as exc:
             result.errors.append(str(exc))
-            secret = None
+            password = None
         asset = existing.pop(decl.name, None)
         fields = dict(kind="database", engine=decl.engine, name=decl.name, labels=dict(decl.labels),
                       connection=decl.connection())
         if asset is None:
-            asset = Asset(source=CONFIG_SOURCE, external_id=decl.name, secret=secret, status="unknown",
-                          details={}, **fields)
-            session.add(asset)
-            session.flush()
+            secret = box.seal({"password": password}) if password is not None else None
+            lifecycle.register(session, Asset(source=CONFIG_SOURCE, external_id=decl.name, secret=secret,
+                                              details={}, **fields),
+                               f"{decl.engine} asset {decl.name} registered from the config file")
             result.added.append(decl.name)
-            record_event(session, type="asset.registered", asset_id=asset.id,
-                         summary=f"{decl.engine} asset {decl.name} registered from the config file")
-            continue
-        changed = any(getattr(asset, k) != v for k, v in fields.items()) or asset.secret != secret
-        revived = asset.status == "gone"
-        if changed or revived:
-            for k, v in fields.items():
-                setattr(asset, k, v)
-            asset.secret = secret
-            if revived:
-                asset.status, asset.gone_at, asset.status_changed_at = "unknown", None, utcnow()
+        elif _update(session, asset, fields, password, box):
             result.updated.append(decl.name)
     for name, asset in existing.items():
-        if asset.status != "gone":
-            asset.status, asset.gone_at, asset.status_changed_at = "gone", utcnow(), utcnow()
+        if lifecycle.remove(session, asset, f"asset {name} removed from the config file"):
             result.removed.append(name)
-            record_event(session, type="asset.removed", asset_id=asset.id,
-                         summary=f"asset {name} removed from the config file")
     return result
+
+
+def _update(session: Session, asset: Asset, fields: dict, password: str | None, box: CredentialBox) -> bool:
+    """Take the declaration's fields; a removed asset declared again is revived. True if anything changed."""
+    changed = [k for k, v in fields.items() if getattr(asset, k) != v]
+    before = {k: getattr(asset, k) for k in changed}
+    # A seal differs every time: compare what the stored one opens to, and name the change only.
+    if password_for(asset, box) != password:
+        changed.append("password")
+        asset.secret = box.seal({"password": password}) if password is not None else None
+    revived = asset.status == "gone"
+    for k, v in fields.items():
+        setattr(asset, k, v)
+    if revived:
+        lifecycle.revive(session, asset, f"asset {asset.name} is declared in the config file again")
+    elif changed:
+        if "connection" in changed:
+            asset.next_check_at = None  # a new address is probed at once, not at the old schedule
+        lifecycle.change(session, asset, changed, f"{asset.name} changed in the config file: {', '.join(changed)}",
+                         before=before, after={k: fields[k] for k in before})
+    return revived or bool(changed)
 
 
 def password_for(asset: Asset, box: CredentialBox) -> str | None:

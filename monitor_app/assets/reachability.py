@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 from sqlalchemy.orm import Session
 
-from monitor_app.platform.event_log import record_event
+from monitor_app.assets import lifecycle
 from monitor_app.assets.pg_transport import libpq_params
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
@@ -82,11 +82,9 @@ def probe(asset: Asset, password: str | None, timeout: float) -> ProbeResult:
 
 
 def apply_probe(session: Session, asset: Asset, result: ProbeResult, interval: float) -> str | None:
-    """Store the outcome; record `asset.up`/`asset.down` only when the status changes.
-    Returns the new status when it changed."""
+    """Store the outcome; the asset's lifecycle records `asset.up`/`asset.down` only when the
+    status changes (and not for a stopped asset). Returns the new status when it changed."""
     now = utcnow()
-    previous = asset.status
-    status = "up" if result.up else "down"
     asset.last_checked_at = now
     details = dict(asset.details or {})
     details["probe"] = {"latency_ms": round(result.latency_ms, 2), "error": result.error,
@@ -96,19 +94,12 @@ def apply_probe(session: Session, asset: Asset, result: ProbeResult, interval: f
     asset.details = details
     backoff = min(interval * (2 ** max(0, failures - 1)), max(interval, MAX_BACKOFF_SECONDS))
     asset.next_check_at = now + timedelta(seconds=interval if result.up else backoff)
-    if previous == status:
-        return None
-    asset.status, asset.status_changed_at = status, now
     if result.up:
-        record_event(session, type="asset.up", severity="info", asset_id=asset.id,
-                     summary=f"{asset.name} is reachable ({result.latency_ms:.0f} ms)",
-                     payload={"previous": previous, "latency_ms": result.latency_ms,
-                              "server_version": result.server_version})
-    else:
-        record_event(session, type="asset.down", severity="critical", asset_id=asset.id,
-                     summary=f"{asset.name} is unreachable: {result.error}",
-                     payload={"previous": previous, "error": result.error})
-    return status
+        return lifecycle.observe(session, asset, True, f"{asset.name} is reachable ({result.latency_ms:.0f} ms)",
+                                 payload={"latency_ms": result.latency_ms, "server_version": result.server_version},
+                                 now=now)
+    return lifecycle.observe(session, asset, False, f"{asset.name} is unreachable: {result.error}",
+                             payload={"error": result.error}, now=now)
 
 
 def _first_line(exc: Exception) -> str:

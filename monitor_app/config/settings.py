@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(600, ge=5, description="Seconds before Redis redelivers an unacked task.")
 
     host_sample_interval: float = Field(30.0, gt=0)
+    host_sampler_missed_intervals: int = Field(3, ge=1, le=1000, description="A host whose sampler has not reported for this many sampling intervals is down.")
     reachability_interval: float = Field(30.0, gt=0)
     containers_reconcile_interval: float = Field(60.0, gt=0, description="Full Docker reconcile, the event stream's safety net.")
     redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")

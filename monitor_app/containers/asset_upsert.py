@@ -14,10 +14,10 @@ from enum import Enum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor_app.assets import lifecycle
 from monitor_app.containers.identify import ENGINES, Identification
 from monitor_app.containers.inventory import ContainerRecord
 from monitor_app.access.credential_box import CredentialBox
-from monitor_app.platform.event_log import record_event
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 from monitor_app.store.models.containers import ContainerState
@@ -203,19 +203,17 @@ def _register(obs: _Observation) -> Asset:
     details, connection = _details_and_connection(obs)
     asset = Asset(kind=ident.kind or "database", engine=ident.engine, name=record.name, source=SOURCE,
                   external_id=record.name, labels=dict(record.labels), connection=connection, details=details,
-                  status="unknown", created_at=now, status_changed_at=now)
+                  created_at=now)
     if credential and obs.box is not None and credential.password is not None:
         asset.secret = obs.box.seal({"password": credential.password})
-    obs.session.add(asset)
-    obs.session.flush()
     obs.result.created = True
     ep = details["endpoints"][0] if details["endpoints"] else None
-    record_event(obs.session, type="asset.discovered", asset_id=asset.id,
-                 summary=f"{ident.engine} container {record.name} discovered"
-                         + (f" at {ep['host']}:{ep['port']}" if ep else "") + f" (confidence {ident.confidence})",
-                 payload={"container_id": record.id, "image": record.image, "engine": ident.engine,
-                          "confidence": ident.confidence, "reasons": ident.reasons},
-                 dedupe_key=f"docker:discovered:{record.id}")
+    lifecycle.register(obs.session, asset,
+                       f"{ident.engine} container {record.name} discovered"
+                       + (f" at {ep['host']}:{ep['port']}" if ep else "") + f" (confidence {ident.confidence})",
+                       payload={"container_id": record.id, "image": record.image, "engine": ident.engine,
+                                "confidence": ident.confidence, "reasons": ident.reasons},
+                       dedupe_key=f"docker:discovered:{record.id}", now=now)
     return asset
 
 
@@ -224,12 +222,10 @@ def _revive(obs: _Observation) -> Asset:
     asset, record = obs.asset, obs.record
     assert asset is not None  # nosec B101 # the transition table sends only existing assets here
     old = asset.details or {}
-    asset.status, asset.gone_at, asset.status_changed_at = "unknown", None, obs.now
     obs.result.revived = True
-    record_event(obs.session, type="asset.revived", asset_id=asset.id,
-                 summary=f"{record.name} is back (container {record.short_id})",
-                 payload={"container_id": record.id, "previous_container_id": old.get("container_id")},
-                 dedupe_key=f"docker:revived:{record.id}")
+    lifecycle.revive(obs.session, asset, f"{record.name} is back (container {record.short_id})",
+                     payload={"container_id": record.id, "previous_container_id": old.get("container_id")},
+                     dedupe_key=f"docker:revived:{record.id}", now=obs.now)
     return _refresh(obs)
 
 
@@ -259,11 +255,9 @@ def _refresh(obs: _Observation) -> Asset:
         asset.connection = connection
     _reseal(obs, asset)
     if result.changed and not result.revived and old:
-        record_event(obs.session, type="asset.changed", asset_id=asset.id,
-                     summary=f"{record.name} changed: {', '.join(result.changed)}",
-                     payload={"changed": result.changed,
-                              "before": {k: old.get(k) for k in result.changed},
-                              "after": {k: details.get(k) for k in result.changed}})
+        lifecycle.change(obs.session, asset, result.changed, f"{record.name} changed: {', '.join(result.changed)}",
+                         before={k: old.get(k) for k in result.changed},
+                         after={k: details.get(k) for k in result.changed})
     return asset
 
 
@@ -296,9 +290,8 @@ _TRANSITIONS = {
 
 
 def _mark_asset_gone(session: Session, asset: Asset, now: datetime, summary: str) -> None:
-    asset.status, asset.gone_at, asset.status_changed_at = "gone", now, now
-    record_event(session, type="asset.gone", severity="warning", asset_id=asset.id, summary=summary,
-                 payload={"container_id": (asset.details or {}).get("container_id")})
+    lifecycle.remove(session, asset, summary, payload={"container_id": (asset.details or {}).get("container_id")},
+                     now=now)
 
 
 def mark_gone(session: Session, container_id: str, *, now: datetime | None = None) -> Asset | None:

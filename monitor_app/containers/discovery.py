@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor_app.assets import lifecycle as asset_lifecycle
 from monitor_app.containers import asset_upsert, inventory, label_credentials, lifecycle
 from monitor_app.containers.config import ContainersConfig
 from monitor_app.containers.identify import identify
@@ -105,6 +106,31 @@ def _check_flapping(session: Session, state: ContainerState, now_nano: int, poli
     out.events += stored is not None
 
 
+def _asset_status(session: Session, state: ContainerState, base: str, findings: list[lifecycle.Finding],
+                  record: ContainerRecord | None, time_nano: int) -> None:
+    """The container's exit or start as its asset's lifecycle: stopped on request, down on a crash
+    or OOM kill (at once, before any probe); running again is up when no port can tell (else the
+    probe that follows the start decides)."""
+    asset = session.get(Asset, state.asset_id) if state.asset_id else None
+    # A recreated container may own the asset under the same name now: its state is not ours to set.
+    if asset is None or (asset.details or {}).get("container_id") != state.container_id:
+        return
+    die = next((f for f in findings if f.type == "container.die"), None)
+    payload = {"container_id": state.container_id, **(die.payload if die else {})}
+    key = f"docker:{state.container_id[:12]}:{time_nano}"
+    if die is not None and die.payload["planned"]:
+        asset_lifecycle.stop(session, asset, f"{state.name} was stopped on request "
+                                             f"(exit code {die.payload['exit_code']})",
+                             payload=payload, dedupe_key=f"{key}:asset.stopped", observed_at=nano_to_datetime(time_nano))
+    elif die is not None:
+        asset_lifecycle.fail(session, asset, f"{state.name} is down: {die.summary}", payload=payload,
+                             dedupe_key=f"{key}:asset.down", observed_at=nano_to_datetime(time_nano))
+    elif base == "start" and asset.status in ("down", "stopped") and record is not None \
+            and record.status == "running" and not (asset.details or {}).get("endpoints"):
+        asset_lifecycle.observe(session, asset, True, f"{state.name} is running (no endpoint dbmon can probe)",
+                                payload=payload)
+
+
 def handle_event(session: Session, client, event: dict, config: ContainersConfig, box=None) -> Outcome:
     """One engine event: refresh the container from a fresh inspect, then classify and store the event.
 
@@ -139,6 +165,7 @@ def handle_event(session: Session, client, event: dict, config: ContainersConfig
                                   oom_killed=oom_killed)
     _store_findings(session, state, findings, time_nano, action,
                     lifecycle.FlappingPolicy(config.flapping.restarts, config.flapping.minutes), out)
+    _asset_status(session, state, base, findings, record, time_nano)
     lifecycle.remember(action, time_nano, memory, restart_count=restart_count)
     state.stop_requested_nano, state.restart_count = memory.stop_requested_nano, memory.restart_count
     state.last_event_nano = max(state.last_event_nano or 0, time_nano)

@@ -96,6 +96,7 @@ class Annotator:
 
     def __init__(self, limit: int = 10000):
         self.stops: dict[str, int] = {}
+        self.graceful: dict[str, int] = {}  # containers asked to stop with SIGTERM (docker stop), when
         self.ooms: dict[str, int] = {}
         self.limit = limit
 
@@ -104,12 +105,15 @@ class Annotator:
         transition = self._TRANSITIONS.get(base)
         if transition is not None:
             transition(self, cid, time_nano, attributes)
-        if len(self.stops) > self.limit:
-            self.stops.pop(next(iter(self.stops)))
+        for remembered in (self.stops, self.graceful):
+            if len(remembered) > self.limit:
+                remembered.pop(next(iter(remembered)))
         return attributes
 
     def _stop_requested(self, cid: str, time_nano: int, attributes: dict) -> None:
         self.stops[cid] = time_nano
+        if str(attributes.get("signal", "")) in ("15", "SIGTERM", "TERM"):
+            self.graceful[cid] = time_nano
 
     def _oom_seen(self, cid: str, time_nano: int, attributes: dict) -> None:
         self.ooms[cid] = time_nano
@@ -117,12 +121,16 @@ class Annotator:
     def _died(self, cid: str, time_nano: int, attributes: dict) -> None:
         if 0 <= time_nano - self.stops.get(cid, -PLANNED_WINDOW_NANO * 2) <= PLANNED_WINDOW_NANO:
             attributes["dbmon.after_stop"] = True
+        # `docker stop` sends SIGTERM first, then SIGKILL when the timeout passes: still planned.
+        if 0 <= time_nano - self.graceful.pop(cid, -PLANNED_WINDOW_NANO * 2) <= PLANNED_WINDOW_NANO:
+            attributes["dbmon.graceful_stop"] = True
         if cid in self.ooms:
             attributes["dbmon.after_oom"] = True
             self.ooms.pop(cid, None)
 
     def _destroyed(self, cid: str, time_nano: int, attributes: dict) -> None:
         self.stops.pop(cid, None)
+        self.graceful.pop(cid, None)
         self.ooms.pop(cid, None)
 
     # One transition per event kind that changes what is remembered; the rest pass through.

@@ -7,12 +7,18 @@ last restart count, recent unplanned exits) and stores what comes out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 # Only these actions matter; exec_* (health checks run as execs), attach, resize ... are noise.
 LIFECYCLE_ACTIONS = ("create", "start", "die", "stop", "kill", "restart", "oom", "health_status",
                      "destroy", "rename", "update", "pause", "unpause")
 # A die within this long after an API kill/stop/restart is that request's doing.
 PLANNED_WINDOW_NANO = 10 * 60 * 10**9
+# A container that stopped running this recently has its `die` event on the way (the watcher hands
+# it on in milliseconds), and only that event knows whether the stop was asked for.
+DIE_EVENT_GRACE = timedelta(seconds=15)
+# A requested stop ends cleanly: exit 0, or 128 + SIGTERM when the process keeps the default action.
+CLEAN_EXIT_CODES = (0, 143)
 
 
 @dataclass
@@ -46,10 +52,29 @@ def split_action(action: str) -> tuple[str, str]:
     return base.strip(), detail.strip()
 
 
-def is_planned_die(die_nano: int, memory: Memory, after_stop: bool) -> bool:
-    if after_stop:
+def is_planned_die(die_nano: int, memory: Memory, after_stop: bool, exit_code: int | None,
+                   graceful: bool = False) -> bool:
+    """Planned: a stop/kill/restart was requested and the process exited cleanly. A `docker kill`
+    (SIGKILL, exit 137) is not a clean exit; a `docker stop` whose SIGTERM timed out into a SIGKILL
+    is, when the follower saw the SIGTERM (`graceful`)."""
+    requested = after_stop or (memory.stop_requested_nano is not None
+                               and 0 <= die_nano - memory.stop_requested_nano <= PLANNED_WINDOW_NANO)
+    return requested and (graceful or exit_code in CLEAN_EXIT_CODES)
+
+
+def exit_pending(status: str | None, finished_at: str | None, now: datetime) -> bool:
+    """The container just stopped (or vanished): a failing probe leaves the up/down verdict to its
+    die (or destroy) event, so a planned stop is not reported down first. Without a watcher the
+    next probe, past the grace, decides."""
+    if status is None:
         return True
-    return memory.stop_requested_nano is not None and 0 <= die_nano - memory.stop_requested_nano <= PLANNED_WINDOW_NANO
+    if status in ("running", "paused", "created") or not finished_at:
+        return False
+    try:
+        finished = datetime.fromisoformat(finished_at[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return False
+    return now - finished < DIE_EVENT_GRACE
 
 
 @dataclass(frozen=True)
@@ -81,10 +106,11 @@ def _died(ev: _Event) -> list[Finding]:
         exit_code = int(ev.attributes.get("exitCode", ""))
     except ValueError:
         exit_code = None
-    planned = is_planned_die(ev.time_nano, ev.memory, bool(ev.attributes.get("dbmon.after_stop")))
     oom = ev.oom_killed or ev.memory.oom_pending
+    planned = not oom and is_planned_die(ev.time_nano, ev.memory, bool(ev.attributes.get("dbmon.after_stop")),
+                                         exit_code, bool(ev.attributes.get("dbmon.graceful_stop")))
     severity = "info" if planned else ("critical" if oom else "warning")
-    why = "after a stop/kill request" if planned else ("killed for running out of memory" if oom else "unplanned")
+    why = "after a stop request" if planned else ("killed for running out of memory" if oom else "unplanned")
     return [Finding("container.die", severity, f"{ev.name} exited with code {exit_code} ({why})",
                     {"exit_code": exit_code, "planned": planned, "oom_killed": oom}, counts_as_unplanned=not planned)]
 

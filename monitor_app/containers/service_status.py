@@ -28,7 +28,10 @@ def probe_endpoints(endpoints: list[dict], engine: str | None, timeout: float) -
     return ServiceProbe(ports, certs)
 
 
-def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: list[int], interval: float) -> dict:
+def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: list[int], interval: float,
+          judge_status: bool = True) -> dict:
+    """Store per-port and TLS state; with `judge_status`, the primary port also sets the asset's
+    status for engines dbmon cannot log into."""
     now = utcnow()
     details = dict(asset.details or {})
     before = dict(details.get("ports_probe") or {})
@@ -60,7 +63,7 @@ def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: l
     details["ports_probe"], details["tls"] = ports_now, tls_now
     asset.details = details
     status_changed = None
-    if not can_probe(asset) and result.ports:
+    if judge_status and not can_probe(asset) and result.ports:
         # No login possible: the primary port answering is what "reachable" means here.
         first = result.ports[0]
         status_changed = apply_probe(session, asset, ProbeResult(first.up, first.connect_ms or 0.0, first.error),

@@ -53,7 +53,7 @@ def test_it_lists_the_inventory_with_reasons_and_each_assets_containers_and_even
     assert by_asset["asset"]["engine"] == "postgresql" and "secret" not in by_asset["asset"]
     assert [c["container_id"] for c in by_asset["containers"]] == [pg]
     events = api.get(f"/api/v1/containers/assets/{asset_id}/events").get_json()
-    assert {e["type"] for e in events["items"]} == {"asset.discovered", "container.kill"}
+    assert {e["type"] for e in events["items"]} == {"asset.registered", "container.kill"}
     only = api.get(f"/api/v1/containers/assets/{asset_id}/events?type=container.*").get_json()
     assert [e["type"] for e in only["items"]] == ["container.kill"]
     assert api.get("/api/v1/containers/assets/999999/events").status_code == 404

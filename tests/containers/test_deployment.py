@@ -112,8 +112,11 @@ def test_a_started_service_is_probed_and_its_status_follows_the_container(deploy
     assert up.details["endpoints"][0]["port"] == port
     assert up.details["ports_probe"][f"127.0.0.1:{port}"]["up"] is True
     runner.client.api.kill(cid)
-    down = wait_for(lambda: status("down"), 60, 0.1)
-    assert down.details["ports_probe"][f"127.0.0.1:{port}"]["up"] is False
+    # SIGKILL is a crash: down at once from the die event, then the probe that follows sees the port shut.
+    down = wait_for(lambda: (a := status("down")) and not a.details["ports_probe"][f"127.0.0.1:{port}"]["up"] and a,
+                    60, 0.1)
     with deployment.store.session() as s:
         types = set(s.scalars(select(Event.type).where(Event.asset_id == up.id)))
+        [crash] = s.scalars(select(Event).where(Event.asset_id == down.id, Event.type == "asset.down")).all()
     assert {"asset.up", "asset.down", "service.port_down"} <= types
+    assert crash.payload == {**crash.payload, "exit_code": 137, "planned": False}  # one down, from the die

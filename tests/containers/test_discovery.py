@@ -61,7 +61,7 @@ def test_it_registers_database_containers_and_nothing_else(store, runner, contai
     with store.session() as s:
         states = {st.name: st for st in s.scalars(select(ContainerState))}
         dumped = json.dumps([st.record for st in states.values()] + [a.details for a in assets.values()])
-        events = s.scalars(select(Event).where(Event.type == "asset.discovered")).all()
+        events = s.scalars(select(Event).where(Event.type == "asset.registered")).all()
     assert "s3cret-value" not in dumped, "environment values must never be stored"
     assert "POSTGRES_PASSWORD" in states[runner.name("pg")].record["env_names"]
     assert not states[runner.name("adminer")].is_database
@@ -90,7 +90,7 @@ def test_it_marks_removed_containers_gone_and_revives_them_by_name(store, runner
     assert asset.status == "unknown" and asset.gone_at is None and asset.details["container_id"] == second
     with store.session() as s:
         types = [e.type for e in s.scalars(select(Event).where(Event.asset_id == asset.id).order_by(Event.id))]
-    assert types == ["asset.discovered", "asset.gone", "asset.revived"]
+    assert types == ["asset.registered", "asset.removed", "asset.revived"]
 
 
 def test_a_second_reconcile_changes_nothing(sqlite_store, runner, containers_config):

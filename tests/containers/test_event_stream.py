@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from monitor_app.containers.event_stream import Annotator, Backoff, Cursor, CursorStore, to_task_kwargs
-from monitor_app.containers.lifecycle import FlappingPolicy, Memory, classify, flapping, remember
+from monitor_app.containers.lifecycle import FlappingPolicy, Memory, classify, exit_pending, flapping, remember
 
 
 def test_the_cursor_skips_what_was_handed_on_including_events_sharing_the_last_instant():
@@ -37,7 +39,11 @@ def test_a_die_after_a_kill_is_annotated_and_only_dbmon_labels_are_forwarded():
     a = Annotator()
     to_task_kwargs(_ev("c1", "kill", 100, signal="15"), a)
     die = to_task_kwargs(_ev("c1", "die", 200, exitCode="143", secret_label="x", **{"dbmon.engine": "redis"}), a)
-    assert die["attributes"] == {"name": "n", "exitCode": "143", "dbmon.engine": "redis", "dbmon.after_stop": True}
+    assert die["attributes"] == {"name": "n", "exitCode": "143", "dbmon.engine": "redis", "dbmon.after_stop": True,
+                                 "dbmon.graceful_stop": True}  # the kill was a SIGTERM, as `docker stop` sends
+    to_task_kwargs(_ev("c4", "kill", 250, signal="9"), a)
+    killed = to_task_kwargs(_ev("c4", "die", 251, exitCode="137"), a)["attributes"]
+    assert killed["dbmon.after_stop"] is True and "dbmon.graceful_stop" not in killed  # `docker kill`
     crash = to_task_kwargs(_ev("c2", "die", 300, exitCode="1"), a)
     assert "dbmon.after_stop" not in crash["attributes"]
     to_task_kwargs(_ev("c3", "oom", 400), a)
@@ -67,3 +73,11 @@ def test_classification_of_a_policy_restart_and_flapping_windows():
     assert flapping([0, 10, 2 * minute], 2 * minute, policy) is None  # spread over more than the window
     planned = classify("die", {"exitCode": "0"}, 5 * minute, Memory(name="db", stop_requested_nano=4 * minute))
     assert planned[0].severity == "info" and planned[0].payload["planned"]
+
+
+def test_a_failing_probe_leaves_the_verdict_to_the_die_event_of_a_container_that_just_stopped():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert exit_pending("exited", "2026-01-01T11:59:58.123456789Z", now)  # its die event is on the way
+    assert exit_pending(None, None, now)  # removed: its destroy event decides
+    assert not exit_pending("exited", "2026-01-01T11:58:00.000000000Z", now)  # no watcher: the probe decides
+    assert not exit_pending("running", "0001-01-01T00:00:00Z", now)  # running and refusing: an outage

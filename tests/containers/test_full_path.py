@@ -132,18 +132,23 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
             wrong = probe(a, "not-the-password", 5)
             assert not wrong.up and "password authentication failed" in wrong.error, wrong.error
 
-        # Stopped: planned die, the port goes down, and the login check says so.
+        # Stopped on request: planned die, `asset.stopped`; the port and the login fail, and that is no outage.
         runner.client.api.stop(cid, timeout=5)
         die = h.wait_event(name, "container.die")[0]
-        assert die.payload["planned"] is True
+        assert die.payload["planned"] is True and die.payload["exit_code"] in (0, 143)
         with sqlite_store.session() as s:
             a = s.get(Asset, asset_id)
+            assert a.status == "stopped"
             refresh_asset(s, docker_engine, a, containers_config, box)
-            assert a.details["endpoints"] == eps  # kept: a stopped container is down, not endpoint-less
+            assert a.details["endpoints"] == eps  # kept: a stopped container is probed where it served
             apply(s, a, probe_endpoints(a.details["endpoints"], "postgresql", 2), thresholds=[30, 7, 1], interval=30)
-            assert apply_probe(s, a, probe(a, password_for(a, box), 3), 30) == "down"
-            types = [e.type for e in s.scalars(select(Event).where(Event.asset_id == asset_id).order_by(Event.id))]
-        assert types.index("asset.discovered") < types.index("asset.up") < types.index("service.port_down")
-        assert "asset.down" in types
+            login = probe(a, password_for(a, box), 3)
+            assert not login.up and apply_probe(s, a, login, 30) is None and a.status == "stopped"
+            events = list(s.scalars(select(Event).where(Event.asset_id == asset_id).order_by(Event.id)))
+        types = [e.type for e in events]
+        assert types.index("asset.registered") < types.index("asset.up") < types.index("asset.stopped") \
+            < types.index("service.port_down")
+        assert "asset.down" not in types
+        assert next(e for e in events if e.type == "asset.stopped").severity == "info"
     finally:
         h.stop()

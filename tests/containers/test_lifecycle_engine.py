@@ -36,13 +36,20 @@ def test_it_follows_a_container_from_create_to_destroy(harness, runner):
         assert s.scalar(select(Asset.status).where(Asset.external_id == name)) == "gone"
 
 
-def test_a_kill_is_planned_but_a_crash_is_not(harness, runner):
+def test_a_sigkill_and_a_crash_are_unplanned_but_a_sigterm_kill_is_planned(harness, runner):
     killed = runner.run("dbmct/postgres:16", "killed", env={"POSTGRES_PASSWORD": "x"})
+    termed = runner.run("dbmct/postgres:16", "termed", env={"POSTGRES_PASSWORD": "x"},
+                        command=["/bin/sh", "-c", "trap 'exit 143' TERM; while :; do sleep 0.1; done"])
     crashed = runner.run("dbmct/postgres:16", "crashed", env={"POSTGRES_PASSWORD": "x"},
                          command=["/bin/sh", "-c", "sleep 1; exit 3"])
     harness.wait_event(runner.name("killed"), "container.start")
-    runner.client.api.kill(killed)
-    assert harness.wait_event(runner.name("killed"), "container.die")[0].severity == "info"
+    harness.wait_event(runner.name("termed"), "container.start")
+    runner.client.api.kill(killed)  # SIGKILL: nothing a clean shutdown could have done
+    died = harness.wait_event(runner.name("killed"), "container.die")[0]
+    assert died.severity == "warning" and died.payload == {**died.payload, "exit_code": 137, "planned": False}
+    runner.client.api.kill(termed, signal="TERM")
+    died = harness.wait_event(runner.name("termed"), "container.die")[0]
+    assert died.severity == "info" and died.payload == {**died.payload, "exit_code": 143, "planned": True}
     die = harness.wait_event(runner.name("crashed"), "container.die")[0]
     assert die.severity == "warning" and die.payload == {**die.payload, "exit_code": 3, "planned": False}
     assert die.payload["container_id"] == crashed
@@ -117,8 +124,9 @@ def test_no_event_is_lost_or_doubled_when_the_watcher_restarts_during_changes(sq
     assert [t for i, t in enumerate(b_types) if i == 0 or t != b_types[i - 1]] == [
         "container.create", "container.start", "container.kill", "container.die", "container.stop"]
     assert [t for t, _ in _lifecycle(second, runner.name("c"))] == ["container.create"]
-    died = second.events(runner.name("a"))[3]
-    assert died.payload["planned"] is True  # the kill was seen before the die, across the restart
+    assert second.events(runner.name("a"))[3].payload["planned"] is False  # SIGKILL: not a clean stop
+    # The SIGTERM of `docker stop` was seen before the die (exit 137 after the timeout), across the restart.
+    assert [e for e in second.events(runner.name("b")) if e.type == "container.die"][0].payload["planned"] is True
     # Replayed events were handed on again only if after the cursor: nothing twice.
     keys = [(k["container_id"], k["time_nano"], k["action"]) for k in first.handled + second.handled]
     assert len(keys) == len(set(keys))

@@ -29,6 +29,9 @@ def sync_config(rt: Runtime) -> dict:
             with rt.store.session() as s:
                 result = sync_config_assets(s, rt.config, rt.credentials).as_dict()
         entry.detail.update(result)
+    # New, revived and re-addressed assets are due now: look at them at once, not an interval later.
+    # Runs on start-up too (`dbmon up`, the watcher's config source), so nothing waits for the first beat.
+    rt.dispatch("assets.check_reachability", {})
     return result
 
 

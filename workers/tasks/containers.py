@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor_app.containers import inventory
 from monitor_app.containers.discovery import Outcome, handle_event, reconcile, refresh_asset
 from monitor_app.containers.asset_upsert import SOURCE
+from monitor_app.containers.lifecycle import exit_pending
 from monitor_app.containers.service_status import apply, probe_endpoints
 from monitor_app.errors import DbmonError, NotFound, ProbeError
 from monitor_app.assets.reachability import can_probe
@@ -58,6 +59,17 @@ def _just_started(record, within: float = 120.0) -> bool:
     except ValueError:
         return False
     return (datetime.now(timezone.utc) - started).total_seconds() < within
+
+
+def _exit_pending(rt: Runtime, cid: str | None) -> bool:
+    """Look again after a failed probe: a container that has just stopped is judged by its die event."""
+    client = _client(rt)
+    try:
+        record = inventory.inspect(client, cid) if cid else None
+    finally:
+        client.close()
+    return exit_pending(record.status if record else None, record.finished_at if record else None,
+                        datetime.now(timezone.utc))
 
 
 @dbmon_task("containers.reconcile", time_limit=300)
@@ -119,7 +131,7 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
                 return {"asset_id": asset_id, "skipped": "the container is gone"}  # removed since the probe was queued
             record = refresh_asset(s, client, asset, cfg, rt.credentials)
             endpoints, engine = list((asset.details or {}).get("endpoints") or []), asset.engine
-            login = can_probe(asset)
+            login, cid = can_probe(asset), (asset.details or {}).get("container_id")
     finally:
         client.close()
     if not endpoints:
@@ -128,10 +140,11 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
             raise ProbeError(f"{record.name} is running but not listening on any port yet")
         return {"asset_id": asset_id, "skipped": "no endpoint reachable from dbmon"}
     result = probe_endpoints(endpoints, engine, cfg.probe_timeout)  # network work outside the transaction
+    judge = result.ports[0].up or not _exit_pending(rt, cid)
     with rt.store.session() as s:
         summary = apply(s, s.get(Asset, asset_id), result, thresholds=cfg.tls_warn_days,
-                        interval=rt.settings.reachability_interval)
-    if login:
+                        interval=rt.settings.reachability_interval, judge_status=judge)
+    if login and judge:
         # Credentials known: the full login check says whether the database itself answers.
         rt.dispatch("assets.check_reachability", {"asset_id": asset_id})
     return summary

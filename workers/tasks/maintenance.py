@@ -1,4 +1,4 @@
-"""Housekeeping: re-send lost tasks, prune data past retention."""
+"""Housekeeping: re-send lost tasks, notice silent host samplers, prune data past retention."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
+from monitor_app.metrics.host_liveness import silent_samplers
 from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import MetricSample, TaskRun
@@ -17,6 +18,15 @@ FINISHED_RUN_RETENTION = timedelta(days=7)
 @dbmon_task("maintenance.redeliver", time_limit=60)
 def redeliver(rt: Runtime) -> dict:
     return rt.ledger.redeliver(rt.sender)
+
+
+@dbmon_task("maintenance.check_host_samplers", time_limit=30)
+def check_host_samplers(rt: Runtime) -> dict:
+    """On the maintenance queue, not the samplers' own: a stuck metrics queue is what it must notice."""
+    with rt.store.session() as s:
+        silent = silent_samplers(s, utcnow(), rt.settings.host_sample_interval,
+                                 rt.settings.host_sampler_missed_intervals)
+    return {"down": silent}
 
 
 @dbmon_task("maintenance.prune", time_limit=600)

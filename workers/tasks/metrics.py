@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
+from monitor_app.metrics.host_liveness import sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
-from monitor_app.store.models import Asset, MetricSample
+from monitor_app.store.models import MetricSample
 from workers.task_base import dbmon_task
 
 
@@ -18,13 +17,7 @@ def host_sample(rt: Runtime) -> dict:
     now = utcnow()
     hostname = host_identity()
     with rt.store.session() as s:
-        host = s.scalar(select(Asset).where(Asset.source == "host", Asset.external_id == hostname))
-        if host is None:
-            host = Asset(kind="host", engine=None, name=hostname, source="host", external_id=hostname,
-                         labels={}, connection={}, details={}, status="up", status_changed_at=now)
-            s.add(host)
-            s.flush()
-        host.last_checked_at = now
+        host = sampler_reported(s, hostname, now)
         s.add_all(MetricSample(name=m.name, asset_id=host.id, value=m.value, labels=m.labels, at=now)
                   for m in samples)
         host_id = host.id

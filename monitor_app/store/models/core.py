@@ -31,7 +31,7 @@ class Asset(Base):
     # Fernet-encrypted credential or reference; never leaves the store through the API.
     secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     details: Mapped[dict] = mapped_column(JSONType, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="unknown")  # unknown | up | down | gone
+    status: Mapped[str] = mapped_column(String(16), default="unknown")  # unknown | up | down | stopped | gone
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Pushed forward after a failure so one broken target cannot monopolise workers.
