@@ -17,6 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets import password_for
+from monitor_app.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.events import record_event
 from monitor_app.pg_transport import libpq_params
@@ -67,12 +68,14 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     except DbmonError as exc:
         with rt.store.session() as s:
             _state(s, asset_id).last_error = exc.message
+            _report(rt, s, asset_id, name, exc.message)
         raise
     if snapshot is None:
         with rt.store.session() as s:
             state = _state(s, asset_id)
             state.checked_at, state.last_error = utcnow(), None
             _store_trigger(s, state, asset_id, name, trigger)
+            _report(rt, s, asset_id, name, None)
         return {"asset_id": asset_id, "skipped": "pre-check marker unchanged", "changed": False}
 
     expected_spec = settings.for_asset(name).expected
@@ -83,6 +86,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
                 state = _state(s, asset_id)
                 state.marker, state.checked_at, state.last_error = marker, utcnow(), None
                 _store_trigger(s, state, asset_id, name, trigger)
+                _report(rt, s, asset_id, name, None)
                 mismatches = _compatibility(s, asset_id, name, state, expected_spec, snapshot, outcome.version)
             break
         except IntegrityError:
@@ -94,6 +98,12 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     if trigger is not None:
         result["trigger"] = trigger.action
     return result
+
+
+def _report(rt, session, asset_id: int, name: str, error: str | None) -> None:
+    """Each attempt's outcome; a failure streak becomes schema.check_failed once (see collector_health)."""
+    record_attempt(session, Attempt("schema", asset_subject(asset_id), asset_id, name, error),
+                   failures_before_event=rt.settings.collector_failures_before_event)
 
 
 def _store_trigger(session, state: SchemaWatchState, asset_id: int, name: str, trigger) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from monitor_app.collector_health import Attempt, asset_subject, report
 from monitor_app.containers import inventory
 from monitor_app.containers.discovery import Outcome, handle_event, reconcile, refresh_asset
 from monitor_app.containers.registry import SOURCE
@@ -25,13 +27,24 @@ log = logging.getLogger("dbmon.tasks.containers")
 HANDOVER_KINDS = ("schema", "metrics")
 
 
-def _client(rt: Runtime):
+def _client(rt: Runtime, attempt: Attempt | None = None):
+    """A connected client; with `attempt`, whether the engine answered is reported as that
+    collector's outcome (a failure streak becomes `<collector>.check_failed`)."""
     try:
         client = inventory.connect(rt.config.containers.docker_url)
         client.ping()
-        return client
     except Exception as exc:  # noqa: BLE001 - docker raises several unrelated types for "engine away"
-        raise ProbeError(f"docker engine unreachable: {exc}") from None
+        error = ProbeError(f"docker engine unreachable: {exc}")
+        if attempt is not None:
+            _report(rt, replace(attempt, error=error.message))
+        raise error from None
+    if attempt is not None:
+        _report(rt, attempt)
+    return client
+
+
+def _report(rt: Runtime, attempt: Attempt) -> None:
+    report(rt.store, attempt, rt.settings.collector_failures_before_event)
 
 
 def _follow_up(rt: Runtime, out: Outcome) -> None:
@@ -66,7 +79,7 @@ def reconcile_containers(rt: Runtime) -> dict:
     if not cfg.enabled:
         return {"skipped": "containers.enabled is false"}
     with audited_run(rt, "discovery.run", "docker") as entry:
-        client = _client(rt)
+        client = _client(rt, Attempt("containers.discovery", "docker", name="docker engine"))
         try:
             records = inventory.list_all(client)  # engine calls outside the store transaction
             with rt.store.session() as s:
@@ -109,7 +122,7 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
             rt.dispatch("containers.probe", {"asset_id": i})
         return {"dispatched": list(ids)}
     cfg = rt.config.containers
-    client = _client(rt)
+    client = _client(rt, Attempt("containers.probe", asset_subject(asset_id), asset_id))
     try:
         with rt.store.session() as s:
             asset = s.get(Asset, asset_id)
