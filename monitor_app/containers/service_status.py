@@ -4,11 +4,13 @@ log into) the asset's own up/down status."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from monitor_app.containers.probes import Certificate, PortProbe, fetch_certificate, tcp_probe, tls_findings
+from monitor_app.collector_health import Attempt, asset_subject, record_attempt
+from monitor_app.containers.probes import (SSLREQUEST_ENGINES, Certificate, PortProbe, read_certificate, tcp_probe,
+                                           tls_findings)
 from monitor_app.events import record_event
 from monitor_app.reachability import ProbeResult, apply_probe, can_probe
 from monitor_app.store.base import utcnow
@@ -19,16 +21,33 @@ from monitor_app.store.models import Asset, MetricSample
 class ServiceProbe:
     ports: list[PortProbe]
     certificates: dict[str, Certificate | None]
+    tls_errors: dict[str, str] = field(default_factory=dict)
 
 
 def probe_endpoints(endpoints: list[dict], engine: str | None, timeout: float) -> ServiceProbe:
     """Network only, no store: run it outside any transaction."""
     ports = [tcp_probe(ep["host"], ep["port"], timeout) for ep in endpoints]
-    certs = {p.key: fetch_certificate(p.host, p.port, engine, timeout) for p in ports if p.up}
-    return ServiceProbe(ports, certs)
+    tls = {p.key: read_certificate(p.host, p.port, engine, timeout) for p in ports if p.up}
+    return ServiceProbe(ports, {k: t.certificate for k, t in tls.items()},
+                        {k: t.error for k, t in tls.items() if t.error})
 
 
-def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: list[int], interval: float) -> dict:
+def tls_attempt(asset: Asset, result: ServiceProbe, tls_before: dict) -> Attempt | None:
+    """The TLS probe's outcome for collector health. A failed handshake is a failure only where
+    TLS is expected: the endpoint had a certificate before, or the engine said 'S' to the
+    SSLRequest. Elsewhere it is just a plain-text service, and neither success nor failure."""
+    failed = {key: error for key, error in result.tls_errors.items()
+              if key in tls_before or asset.engine in SSLREQUEST_ENGINES}
+    if failed:
+        error = "; ".join(f"{key}: {error}" for key, error in sorted(failed.items()))
+        return Attempt("tls", asset_subject(asset.id), asset.id, asset.name, error)
+    if any(result.certificates.values()):
+        return Attempt("tls", asset_subject(asset.id), asset.id, asset.name)
+    return None
+
+
+def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: list[int], interval: float,
+          failures_before_event: int = 1) -> dict:
     now = utcnow()
     details = dict(asset.details or {})
     before = dict(details.get("ports_probe") or {})
@@ -59,6 +78,9 @@ def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: l
             tls_now[key]["checked_at"] = now.isoformat()
     details["ports_probe"], details["tls"] = ports_now, tls_now
     asset.details = details
+    attempt = tls_attempt(asset, result, tls_before)
+    if attempt is not None:
+        record_attempt(session, attempt, failures_before_event=failures_before_event)
     status_changed = None
     if not can_probe(asset) and result.ports:
         # No login possible: the primary port answering is what "reachable" means here.

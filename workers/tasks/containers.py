@@ -143,7 +143,8 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
     result = probe_endpoints(endpoints, engine, cfg.probe_timeout)  # network work outside the transaction
     with rt.store.session() as s:
         summary = apply(s, s.get(Asset, asset_id), result, thresholds=cfg.tls_warn_days,
-                        interval=rt.settings.reachability_interval)
+                        interval=rt.settings.reachability_interval,
+                        failures_before_event=rt.settings.collector_failures_before_event)
     if login:
         # Credentials known: the full login check says whether the database itself answers.
         rt.dispatch("assets.check_reachability", {"asset_id": asset_id})
