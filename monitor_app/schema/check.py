@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import psycopg2
 from psycopg2.extensions import make_dsn
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -123,6 +124,10 @@ def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker:
         if skip_if_unchanged and marker == last_marker:
             return None, marker, trigger
         return postgres_snapshot.take_snapshot(conn), marker, trigger
+    except psycopg2.Error as exc:
+        # The server went away or refused a query mid-check: a failed check, not a crashed task.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DbmonError(f"PostgreSQL error during the schema check: {first[:500]}") from None
     finally:
         conn.close()
 
