@@ -12,4 +12,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.alerts:ns",
     "api.namespaces.posture:ns",
     "api.namespaces.config:ns",
+    "api.namespaces.collectors:ns",
 ]

@@ -28,6 +28,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Durations are added to datetimes; past this a timedelta or a datetime overflows.
 MAX_DURATION = 3650 * 86400.0
+_PAYLOAD_PATH = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
 
 def parse_duration(value: Any) -> float:
@@ -92,9 +93,27 @@ class EventRule(_RuleBase):
     min_event_severity: Severity | None = None
     min_risk: Risk | None = None
     payload_match: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    label_from_payload: list[str] = Field(default_factory=list, description="Payload keys copied into labels.")
+    for_each: str | None = Field(None, description="Dotted path of a payload list: one alert per item; "
+                                                   "label_from_payload and min_risk then read each item.")
+    label_from_payload: list[str] = Field(default_factory=list, validate_default=True,
+                                          description="Payload keys copied into labels.")
     resolve_on: list[str] = Field(default_factory=list, description="Event type globs that clear the alert.")
     resolve_after: Duration | None = Field(None, description="Clear when no new matching event for this long.")
+
+    @field_validator("for_each")
+    @classmethod
+    def _for_each_path(cls, value: str | None) -> str | None:
+        if value is not None and not _PAYLOAD_PATH.fullmatch(value):
+            raise ValueError(f"{value[:64]!r} is not a payload path; expected keys joined by dots, e.g. changes")
+        return value
+
+    @field_validator("label_from_payload")
+    @classmethod
+    def _fan_out_labels(cls, value: list[str], info) -> list[str]:
+        # Without a label per item every item has the same label set: one alert, the fan-out lost.
+        if info.data.get("for_each") and not value:
+            raise ValueError("for_each needs at least one key here to tell the items' alerts apart, e.g. [object]")
+        return value
 
 
 def _untagged(value: Any, handler):

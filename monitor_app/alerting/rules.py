@@ -26,6 +26,8 @@ from monitor_app.store.models.core import Asset, Event
 from monitor_app.store.models.metrics import MetricSample
 
 _annotations = SandboxedEnvironment(autoescape=False)
+# A `for_each` list longer than this is cut: one event must not open thousands of alerts.
+MAX_ITEMS_PER_EVENT = 100
 
 
 @dataclass
@@ -95,11 +97,16 @@ def _event_risk(payload: dict) -> int:
     return max(ranks) if ranks else -1
 
 
+def _lookup(payload: dict, path: str) -> Any:
+    value: Any = payload
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _payload_matches(rule: EventRule, payload: dict) -> bool:
     for key, want in rule.payload_match.items():
-        have = payload
-        for part in key.split("."):
-            have = have.get(part) if isinstance(have, dict) else None
+        have = _lookup(payload, key)
         if have != want and str(have) != str(want):
             return False
     return True
@@ -109,29 +116,53 @@ def _globs(patterns: list[str], value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def event_signal(rule: EventRule, event: Event, asset: Asset | None) -> Signal | None:
+def _items(rule: EventRule, payload: dict) -> list[dict]:
+    """What one event fans out to: the payload itself, or each item of its `for_each` list
+    (a plain value becomes `{"item": value}`). A payload without that list yields nothing."""
+    if not rule.for_each:
+        return [payload]
+    found = _lookup(payload, rule.for_each)
+    if not isinstance(found, list):
+        return []
+    return [item if isinstance(item, dict) else {"item": item} for item in found[:MAX_ITEMS_PER_EVENT]]
+
+
+def _fires(rule: EventRule, event: Event, payload: dict, item: dict) -> bool:
+    if rule.min_event_severity and SEVERITIES.index(event.severity) < SEVERITIES.index(rule.min_event_severity):
+        return False
+    # An item without its own risk (a list of names) is as risky as its event.
+    risk = _event_risk(item) if rule.for_each and _event_risk(item) >= 0 else _event_risk(payload)
+    if rule.min_risk and risk < RISKS.index(rule.min_risk):
+        return False
+    return _payload_matches(rule, payload)
+
+
+def event_signals(rule: EventRule, event: Event, asset: Asset | None) -> list[Signal]:
+    """One signal per item (see `_items`), each labelled from its item."""
     if not asset_selected(rule, asset):
-        return None
+        return []
+    names = type_names(event.type)  # an event's current name and any name it had before
+    if any(_globs(rule.event_types, name) for name in names):
+        firing = True
+    elif rule.resolve_on and any(_globs(rule.resolve_on, name) for name in names):
+        firing = False
+    else:
+        return []
     payload = event.payload or {}
-    labels = base_labels(rule, asset)
-    for key in rule.label_from_payload:
-        labels[key] = str(payload.get(key, ""))
-    context = {"event": {"type": event.type, "severity": event.severity, "summary": event.summary,
-                         "payload": payload, "id": event.id},
-               "asset": asset.name if asset else None, "default_summary": event.summary or rule.name}
-    if any(_globs(rule.event_types, name) for name in type_names(event.type)):
-        if rule.min_event_severity and SEVERITIES.index(event.severity) < SEVERITIES.index(rule.min_event_severity):
-            return None
-        if rule.min_risk and _event_risk(payload) < RISKS.index(rule.min_risk):
-            return None
-        if not _payload_matches(rule, payload):
-            return None
-        return Signal(rule, labels, True, event.detected_at, asset_id=event.asset_id, event_id=event.id,
-                      context=context)
-    if rule.resolve_on and any(_globs(rule.resolve_on, name) for name in type_names(event.type)):
-        return Signal(rule, labels, False, event.detected_at, asset_id=event.asset_id, event_id=event.id,
-                      context=context)
-    return None
+    signals = []
+    for item in _items(rule, payload):
+        if firing and not _fires(rule, event, payload, item):
+            continue
+        labels = base_labels(rule, asset)
+        for key in rule.label_from_payload:
+            labels[key] = str(item.get(key, ""))
+        context = {"event": {"type": event.type, "severity": event.severity, "summary": event.summary,
+                             "payload": payload, "id": event.id},
+                   "item": item if rule.for_each else None,
+                   "asset": asset.name if asset else None, "default_summary": event.summary or rule.name}
+        signals.append(Signal(rule, labels, firing, event.detected_at, asset_id=event.asset_id, event_id=event.id,
+                              context=context))
+    return signals
 
 
 def events_signals(session: Session, rules: list, event_ids: list[int]) -> list[Signal]:
@@ -144,9 +175,7 @@ def events_signals(session: Session, rules: list, event_ids: list[int]) -> list[
     signals = []
     for event in events:
         for rule in event_rules:
-            signal = event_signal(rule, event, assets.get(event.asset_id))
-            if signal is not None:
-                signals.append(signal)
+            signals.extend(event_signals(rule, event, assets.get(event.asset_id)))
     return signals
 
 

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     metrics_retention_days: int = Field(90, ge=1)
     posture_interval: float = Field(86400.0, gt=0, description="Seconds between security posture checks of each PostgreSQL asset.")
     posture_release_list: Path | None = Field(None, description="JSON list of the latest PostgreSQL minor per branch; default: the dated list shipped with dbmon.")
+    collector_failures_before_event: int = Field(1, ge=1, le=1000, description="Consecutive failures of one collector on one asset before <collector>.check_failed is recorded.")
 
     @field_validator("database_url", "broker_url")
     @classmethod

@@ -93,24 +93,39 @@ def parse_certificate(der: bytes, now: datetime | None = None) -> Certificate:
     )
 
 
-def fetch_certificate(host: str, port: int, engine: str | None, timeout: float) -> Certificate | None:
-    """The server's certificate, or None when the service does not speak TLS on that port."""
+# Engines that must be asked for TLS first (an SSLRequest); their 'N' answer means "no TLS".
+SSLREQUEST_ENGINES = ("postgresql", "pgbouncer", "cockroachdb")
+
+
+@dataclass
+class TlsProbe:
+    certificate: Certificate | None
+    error: str | None = None  # the connection or handshake failed (a plain-text service fails too)
+
+
+def read_certificate(host: str, port: int, engine: str | None, timeout: float) -> TlsProbe:
+    """The server's certificate; no certificate and no error when it declines TLS cleanly."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
-            if engine in ("postgresql", "pgbouncer", "cockroachdb"):
+            if engine in SSLREQUEST_ENGINES:
                 sock.sendall(SSL_REQUEST)
                 answer = sock.recv(1)
                 if answer != b"S":
-                    return None  # 'N': the server has ssl=off
+                    return TlsProbe(None)  # 'N': the server has ssl=off
             with context.wrap_socket(sock, server_hostname=host if not _is_ip(host) else None) as tls:
                 der = tls.getpeercert(binary_form=True)
-    except (ssl.SSLError, OSError, ValueError):
-        return None
-    return parse_certificate(der) if der else None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return TlsProbe(None, f"{type(exc).__name__}: {exc}"[:500])
+    return TlsProbe(parse_certificate(der) if der else None)
+
+
+def fetch_certificate(host: str, port: int, engine: str | None, timeout: float) -> Certificate | None:
+    """The server's certificate, or None when the service does not speak TLS on that port."""
+    return read_certificate(host, port, engine, timeout).certificate
 
 
 def _is_ip(host: str) -> bool:

@@ -4,13 +4,15 @@ log into) the asset's own up/down status."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from monitor_app.containers.probes import Certificate, PortProbe, fetch_certificate, tcp_probe, tls_findings
-from monitor_app.platform.event_log import record_event
 from monitor_app.assets.reachability import ProbeResult, apply_probe, can_probe
+from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
+from monitor_app.containers.probes import (SSLREQUEST_ENGINES, Certificate, PortProbe, read_certificate, tcp_probe,
+                                           tls_findings)
+from monitor_app.platform.event_log import record_event
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset, MetricSample
 
@@ -19,17 +21,33 @@ from monitor_app.store.models import Asset, MetricSample
 class ServiceProbe:
     ports: list[PortProbe]
     certificates: dict[str, Certificate | None]
+    tls_errors: dict[str, str] = field(default_factory=dict)
 
 
 def probe_endpoints(endpoints: list[dict], engine: str | None, timeout: float) -> ServiceProbe:
     """Network only, no store: run it outside any transaction."""
     ports = [tcp_probe(ep["host"], ep["port"], timeout) for ep in endpoints]
-    certs = {p.key: fetch_certificate(p.host, p.port, engine, timeout) for p in ports if p.up}
-    return ServiceProbe(ports, certs)
+    tls = {p.key: read_certificate(p.host, p.port, engine, timeout) for p in ports if p.up}
+    return ServiceProbe(ports, {k: t.certificate for k, t in tls.items()},
+                        {k: t.error for k, t in tls.items() if t.error})
+
+
+def tls_attempt(asset: Asset, result: ServiceProbe, tls_before: dict) -> Attempt | None:
+    """The TLS probe's outcome for collector health. A failed handshake is a failure only where
+    TLS is expected: the endpoint had a certificate before, or the engine said 'S' to the
+    SSLRequest. Elsewhere it is just a plain-text service, and neither success nor failure."""
+    failed = {key: error for key, error in result.tls_errors.items()
+              if key in tls_before or asset.engine in SSLREQUEST_ENGINES}
+    if failed:
+        error = "; ".join(f"{key}: {error}" for key, error in sorted(failed.items()))
+        return Attempt("tls", asset_subject(asset.id), asset.id, asset.name, error)
+    if any(result.certificates.values()):
+        return Attempt("tls", asset_subject(asset.id), asset.id, asset.name)
+    return None
 
 
 def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: list[int], interval: float,
-          judge_status: bool = True) -> dict:
+          judge_status: bool = True, failures_before_event: int = 1) -> dict:
     """Store per-port and TLS state; with `judge_status`, the primary port also sets the asset's
     status for engines dbmon cannot log into."""
     now = utcnow()
@@ -62,6 +80,9 @@ def apply(session: Session, asset: Asset, result: ServiceProbe, *, thresholds: l
             tls_now[key]["checked_at"] = now.isoformat()
     details["ports_probe"], details["tls"] = ports_now, tls_now
     asset.details = details
+    attempt = tls_attempt(asset, result, tls_before)
+    if attempt is not None:
+        record_attempt(session, attempt, failures_before_event=failures_before_event)
     status_changed = None
     if judge_status and not can_probe(asset) and result.ports:
         # No login possible: the primary port answering is what "reachable" means here.

@@ -13,13 +13,19 @@ from monitor_app.store.models import Asset
 HOST_SOURCE = "host"
 
 
-def sampler_reported(session: Session, hostname: str, now: datetime) -> Asset:
-    """The host's asset after a sample: registered on the first, up again after a silence."""
+def host_asset(session: Session, hostname: str, now: datetime) -> Asset:
+    """The host's asset, registered the first time its sampler runs (whether or not it succeeds)."""
     host = session.scalar(select(Asset).where(Asset.source == HOST_SOURCE, Asset.external_id == hostname))
     if host is None:
         host = lifecycle.register(session, Asset(kind="host", engine=None, name=hostname, source=HOST_SOURCE,
                                                  external_id=hostname, labels={}, connection={}, details={}),
                                   f"host {hostname} registered by its first resource sample", now=now)
+    return host
+
+
+def sampler_reported(session: Session, hostname: str, now: datetime) -> Asset:
+    """The host's asset after a sample: registered on the first, up again after a silence."""
+    host = host_asset(session, hostname, now)
     previous_sample = host.last_checked_at
     host.last_checked_at = now
     lifecycle.observe(session, host, True, f"host {hostname} is reporting resource samples",

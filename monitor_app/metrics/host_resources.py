@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from dataclasses import dataclass, field
@@ -46,7 +47,10 @@ def host_identity() -> str:
 
 
 def _existing_parent(path: Path) -> Path:
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except RuntimeError:  # a symlink loop: an OSError like any other unreadable path
+        raise OSError(errno.ELOOP, f"symlink loop in {path}") from None
     while not path.exists():
         path = path.parent
     return path

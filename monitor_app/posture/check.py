@@ -14,6 +14,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets.config_assets import password_for
+from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.platform.event_log import record_event
 from monitor_app.posture.evaluate import Finding, Posture, evaluate
@@ -87,6 +88,7 @@ def run_check(rt, asset_id: int) -> dict:
     except DbmonError as exc:
         with rt.store.session() as s:
             _state(s, asset_id).last_error = exc.message
+            _report(rt, s, asset_id, name, exc.message)
         raise
     now = utcnow()
     posture = evaluate(facts, releases, now)
@@ -94,6 +96,7 @@ def run_check(rt, asset_id: int) -> dict:
         try:
             with rt.store.session() as s:
                 opened, resolved = apply(s, asset_id, name, posture, facts, releases, now)
+                _report(rt, s, asset_id, name, None)
             break
         except IntegrityError:
             # A concurrent check of this asset stored the same finding first; compare with its result.
@@ -102,6 +105,11 @@ def run_check(rt, asset_id: int) -> dict:
     return {"asset_id": asset_id, "findings": sorted(f.id for f in posture.findings), "opened": opened,
             "resolved": resolved, "not_checked": posture.not_checked,
             "release_list": release_list_view(releases.as_of.isoformat(), now.date())}
+
+
+def _report(rt, session, asset_id: int, name: str, error: str | None) -> None:
+    record_attempt(session, Attempt("posture", asset_subject(asset_id), asset_id, name, error),
+                   failures_before_event=rt.settings.collector_failures_before_event)
 
 
 def _opened_event(session, asset_id: int, name: str, f: Finding, context: dict) -> None:

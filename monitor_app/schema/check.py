@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import psycopg2
 from psycopg2.extensions import make_dsn
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets.config_assets import password_for
+from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.platform.event_log import record_event
 from monitor_app.assets.pg_transport import libpq_params
@@ -67,12 +69,14 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     except DbmonError as exc:
         with rt.store.session() as s:
             _state(s, asset_id).last_error = exc.message
+            _report(rt, s, asset_id, name, exc.message)
         raise
     if snapshot is None:
         with rt.store.session() as s:
             state = _state(s, asset_id)
             state.checked_at, state.last_error = utcnow(), None
             _store_trigger(s, state, asset_id, name, trigger)
+            _report(rt, s, asset_id, name, None)
         return {"asset_id": asset_id, "skipped": "pre-check marker unchanged", "changed": False}
 
     expected_spec = settings.for_asset(name).expected
@@ -83,6 +87,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
                 state = _state(s, asset_id)
                 state.marker, state.checked_at, state.last_error = marker, utcnow(), None
                 _store_trigger(s, state, asset_id, name, trigger)
+                _report(rt, s, asset_id, name, None)
                 mismatches = _compatibility(s, asset_id, name, state, expected_spec, snapshot, outcome.version)
             break
         except IntegrityError:
@@ -94,6 +99,12 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     if trigger is not None:
         result["trigger"] = trigger.action
     return result
+
+
+def _report(rt, session, asset_id: int, name: str, error: str | None) -> None:
+    """Each attempt's outcome; a failure streak becomes schema.check_failed once (see collector_health)."""
+    record_attempt(session, Attempt("schema", asset_subject(asset_id), asset_id, name, error),
+                   failures_before_event=rt.settings.collector_failures_before_event)
 
 
 def _store_trigger(session, state: SchemaWatchState, asset_id: int, name: str, trigger) -> None:
@@ -113,6 +124,10 @@ def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker:
         if skip_if_unchanged and marker == last_marker:
             return None, marker, trigger
         return postgres_snapshot.take_snapshot(conn), marker, trigger
+    except psycopg2.Error as exc:
+        # The server went away or refused a query mid-check: a failed check, not a crashed task.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DbmonError(f"PostgreSQL error during the schema check: {first[:500]}") from None
     finally:
         conn.close()
 

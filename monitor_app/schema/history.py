@@ -93,10 +93,17 @@ def record_check(session: Session, asset_id: int, asset_name: str, snapshot: dic
         summary=_summary(asset_name, changes, worst),
         payload={"change_set_id": change_set.id, "from_version": previous.version, "to_version": version,
                  "max_risk": worst, "change_count": len(changes), "context": context or {},
-                 "changes": [summary_line(c) for c in changes[:EVENT_CHANGES_KEPT]]},
+                 "changes": [event_item(c) for c in changes[:EVENT_CHANGES_KEPT]]},
         dedupe_key=f"schema.changed:{asset_id}:{version}")
     return CheckOutcome(version=version, changed=True, change_set_id=change_set.id, max_risk=worst,
                         changes=changes, event_id=event.id if event else None)
+
+
+def event_item(change: dict) -> dict:
+    """A change as the `schema.changed` event carries it: enough for an alert rule to fan out
+    over (`for_each: changes`, labels such as `object`), without the full before/after detail."""
+    return {"action": change["action"], "object_type": change["object_type"], "object": change["object"],
+            "risk": change["risk"], "renamed_from": change.get("renamed_from"), "line": summary_line(change)}
 
 
 def _summary(asset_name: str, changes: list[dict], worst: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor_app.platform.collector_health import as_dict, health_rows
 from monitor_app.store.models import Asset, Event, MetricSample
 
 HOST_CHARTS = (("host.cpu_percent", "CPU %"), ("host.memory_percent", "Memory %"), ("host.disk_percent", "Disk %"))
@@ -27,8 +28,10 @@ def status_overview(session: Session, *, detailed: bool = True, events: int = 25
     for a in assets:
         counts[a.status] = counts.get(a.status, 0) + 1
     overall = "down" if counts.get("down") else ("up" if counts.get("up") else "unknown")
+    failing = health_rows(session, failing_only=True)
     if not detailed:
-        return {"assets": [], "counts": counts, "events": [], "charts": [], "overall": overall, "detailed": False}
+        return {"assets": [], "counts": counts, "events": [], "charts": [], "overall": overall, "detailed": False,
+                "failing_collectors": [], "failing_count": len(failing)}
     recent = session.scalars(select(Event).order_by(Event.id.desc()).limit(events)).all()
     charts = []
     for name, title in HOST_CHARTS:
@@ -37,5 +40,7 @@ def status_overview(session: Session, *, detailed: bool = True, events: int = 25
         values = [r.value for r in reversed(rows)]
         charts.append({"name": name, "title": title, "latest": values[-1] if values else None,
                        "points": sparkline(values, top=100.0), "count": len(values)})
+    names = {a.id: a.name for a in assets}
+    collectors = [dict(as_dict(r), asset=names.get(r.asset_id or 0, r.subject)) for r in failing]
     return {"assets": assets, "counts": counts, "events": recent, "charts": charts, "overall": overall,
-            "detailed": True}
+            "detailed": True, "failing_collectors": collectors, "failing_count": len(failing)}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.containers import inventory
 from monitor_app.containers.discovery import Outcome, handle_event, reconcile, refresh_asset
 from monitor_app.containers.asset_upsert import SOURCE
@@ -26,13 +28,24 @@ log = logging.getLogger("dbmon.tasks.containers")
 HANDOVER_KINDS = ("schema", "metrics")
 
 
-def _client(rt: Runtime):
+def _client(rt: Runtime, attempt: Attempt | None = None):
+    """A connected client; with `attempt`, whether the engine answered is reported as that
+    collector's outcome (a failure streak becomes `<collector>.check_failed`)."""
     try:
         client = inventory.connect(rt.config.containers.docker_url)
         client.ping()
-        return client
     except Exception as exc:  # noqa: BLE001 - docker raises several unrelated types for "engine away"
-        raise ProbeError(f"docker engine unreachable: {exc}") from None
+        error = ProbeError(f"docker engine unreachable: {exc}")
+        if attempt is not None:
+            _report(rt, replace(attempt, error=error.message))
+        raise error from None
+    if attempt is not None:
+        _report(rt, attempt)
+    return client
+
+
+def _report(rt: Runtime, attempt: Attempt) -> None:
+    report(rt.store, attempt, rt.settings.collector_failures_before_event)
 
 
 def _follow_up(rt: Runtime, out: Outcome) -> None:
@@ -78,7 +91,7 @@ def reconcile_containers(rt: Runtime) -> dict:
     if not cfg.enabled:
         return {"skipped": "containers.enabled is false"}
     with audited_run(rt, "discovery.run", "docker") as entry:
-        client = _client(rt)
+        client = _client(rt, Attempt("containers.discovery", "docker", name="docker engine"))
         try:
             records = inventory.list_all(client)  # engine calls outside the store transaction
             with rt.store.session() as s:
@@ -121,7 +134,7 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
             rt.dispatch("containers.probe", {"asset_id": i})
         return {"dispatched": list(ids)}
     cfg = rt.config.containers
-    client = _client(rt)
+    client = _client(rt, Attempt("containers.probe", asset_subject(asset_id), asset_id))
     try:
         with rt.store.session() as s:
             asset = s.get(Asset, asset_id)
@@ -143,7 +156,8 @@ def probe_container_asset(rt: Runtime, asset_id: int | None = None) -> dict:
     judge = result.ports[0].up or not _exit_pending(rt, cid)
     with rt.store.session() as s:
         summary = apply(s, s.get(Asset, asset_id), result, thresholds=cfg.tls_warn_days,
-                        interval=rt.settings.reachability_interval, judge_status=judge)
+                        interval=rt.settings.reachability_interval, judge_status=judge,
+                        failures_before_event=rt.settings.collector_failures_before_event)
     if login and judge:
         # Credentials known: the full login check says whether the database itself answers.
         rt.dispatch("assets.check_reachability", {"asset_id": asset_id})

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from monitor_app.metrics.host_liveness import sampler_reported
+import psutil
+
+from monitor_app.platform.collector_health import Attempt, asset_subject, report
+from monitor_app.errors import DbmonError
+from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
@@ -13,14 +17,23 @@ from workers.task_base import dbmon_task
 @dbmon_task("metrics.host_sample", time_limit=30)
 def host_sample(rt: Runtime) -> dict:
     paths = [rt.settings.data_dir] + [w.path for w in rt.config.watch]
-    samples = sample_host(paths)
-    now = utcnow()
     hostname = host_identity()
+    try:
+        samples = sample_host(paths)
+    except (OSError, psutil.Error) as exc:
+        error = f"sampling the host failed: {type(exc).__name__}: {exc}"
+        with rt.store.session() as s:
+            host_id = host_asset(s, hostname, utcnow()).id
+        report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname, error),
+               rt.settings.collector_failures_before_event)
+        raise DbmonError(error) from None
+    now = utcnow()
     with rt.store.session() as s:
-        host = sampler_reported(s, hostname, now)
-        s.add_all(MetricSample(name=m.name, asset_id=host.id, value=m.value, labels=m.labels, at=now)
+        host_id = sampler_reported(s, hostname, now).id
+        s.add_all(MetricSample(name=m.name, asset_id=host_id, value=m.value, labels=m.labels, at=now)
                   for m in samples)
-        host_id = host.id
+    report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname),
+           rt.settings.collector_failures_before_event)
     return {"asset_id": host_id, "samples": {m.name + _suffix(m.labels): m.value for m in samples}}
 
 

@@ -2,6 +2,7 @@
 
 from monitor_app.store.models.alerting import Alert, Incident, Notification  # noqa: F401
 from monitor_app.store.models.audit import AnonymousAuditWindow  # noqa: F401
+from monitor_app.store.models.collectors import CollectorHealth  # noqa: F401
 from monitor_app.store.models.containers import ContainerEventCursor, ContainerState  # noqa: F401
 from monitor_app.store.models.core import ApiKey, Asset, AuditEntry, Event
 from monitor_app.store.models.metrics import MetricSample

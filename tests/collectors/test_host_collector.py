@@ -1,0 +1,42 @@
+"""Host sampling as the task runs it: a watch path that cannot be resolved fails it, once said."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from monitor_app.errors import DbmonError
+from monitor_app.platform.runtime import Runtime
+from monitor_app.config.settings import load_settings
+from monitor_app.store.models import Event, MetricSample
+from workers.tasks.metrics import host_sample
+
+
+def test_a_symlink_loop_under_a_watch_path_fails_host_sampling_until_it_is_gone(sqlite_store, tmp_path):
+    loop_a, loop_b = tmp_path / "a", tmp_path / "b"
+    os.symlink(loop_b, loop_a)
+    os.symlink(loop_a, loop_b)
+    config = tmp_path / "dbmon.yaml"
+    config.write_text(yaml.safe_dump({"watch": [{"path": str(loop_a / "data")}]}))
+    rt = Runtime(load_settings(data_dir=tmp_path, database_url=sqlite_store.url, secret_key="k",
+                               config_file=config), sender=lambda *a: None)
+    rt.__dict__["store"] = sqlite_store
+
+    for _ in range(2):
+        with pytest.raises(DbmonError, match="symlink loop"):
+            host_sample.domain_fn(rt)
+    with sqlite_store.session() as s:
+        assert s.scalar(select(MetricSample.id).limit(1)) is None
+        [failed] = s.scalars(select(Event).where(Event.type.like("host.check_%"))).all()
+        assert failed.type == "host.check_failed" and "symlink loop" in failed.payload["error"]
+        host_id = failed.asset_id
+
+    loop_a.unlink()
+    loop_b.unlink()
+    assert host_sample.domain_fn(rt)["asset_id"] == host_id
+    with sqlite_store.session() as s:
+        assert [e.type for e in s.scalars(select(Event).where(Event.type.like("host.check_%")).order_by(Event.id))] == [
+            "host.check_failed", "host.check_recovered"]
