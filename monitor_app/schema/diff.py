@@ -101,8 +101,10 @@ class _Matcher:
         return {c["local"] for c in snap.values() if c["parent"] == key and c["type"] == "column"}
 
     def _keeps_half_the_columns(self, old_key: str, new_key: str) -> bool:
+        # A strict majority: a freed page reused by a new table that shares only an `id` column
+        # with the dropped one must stay a drop (critical), not hide as a rename.
         names = self._column_names(self.new, new_key)
-        return 2 * len(names & self._column_names(self.old, old_key)) >= len(names)
+        return 2 * len(names & self._column_names(self.old, old_key)) > len(names)
 
     def _pair_by_content(self) -> None:
         # Strongest evidence first: the same definition and columns under a new name; then
