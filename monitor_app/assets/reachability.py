@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -81,10 +81,11 @@ def probe(asset: Asset, password: str | None, timeout: float) -> ProbeResult:
     return ProbeResult(False, 0.0, f"no probe for engine {asset.engine!r}")
 
 
-def apply_probe(session: Session, asset: Asset, result: ProbeResult, interval: float) -> str | None:
+def apply_probe(session: Session, asset: Asset, result: ProbeResult, interval: float, *,
+                now: datetime | None = None) -> str | None:
     """Store the outcome; the asset's lifecycle records `asset.up`/`asset.down` only when the
     status changes (and not for a stopped asset). Returns the new status when it changed."""
-    now = utcnow()
+    now = now or utcnow()
     asset.last_checked_at = now
     details = dict(asset.details or {})
     details["probe"] = {"latency_ms": round(result.latency_ms, 2), "error": result.error,

@@ -7,7 +7,7 @@ with the findings stored for the asset and record `posture.finding_opened` /
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg2
 from sqlalchemy import delete, or_, select, update
@@ -74,7 +74,8 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
-def run_check(rt, asset_id: int) -> dict:
+def run_check(rt, asset_id: int, *, now: datetime | None = None) -> dict:
+    """Collect one server's facts and open or resolve findings. `now` is the injectable clock."""
     releases = release_list(rt.settings)  # a broken list fails the run before anything is recorded
     with rt.store.session() as s:
         asset = s.get(Asset, asset_id)
@@ -82,7 +83,7 @@ def run_check(rt, asset_id: int) -> dict:
             raise NotFound(f"asset {asset_id} does not exist, is gone or is not a PostgreSQL database to log into")
         name, connection = asset.name, dict(asset.connection)
         password = password_for(asset, rt.credentials)
-        _state(s, asset_id).attempted_at = utcnow()
+        _state(s, asset_id).attempted_at = now or utcnow()
     try:
         facts = _collect(connection, password, rt.settings.probe_timeout)
     except DbmonError as exc:
@@ -90,7 +91,7 @@ def run_check(rt, asset_id: int) -> dict:
             _state(s, asset_id).last_error = exc.message
             _report(rt, s, asset_id, name, exc.message)
         raise
-    now = utcnow()
+    now = now or utcnow()
     posture = evaluate(facts, releases, now)
     for attempt in (1, 2):
         try:
@@ -173,12 +174,12 @@ def checkable_assets(rt) -> list[int]:
     return [asset_id for asset_id, engine, connection in rows if checkable(engine, connection)]
 
 
-def due_assets(rt) -> list[int]:
+def due_assets(rt, now: datetime | None = None) -> list[int]:
     """PostgreSQL assets not attempted within DBMON_POSTURE_INTERVAL."""
     ids = checkable_assets(rt)
     if not ids:
         return []
-    cutoff = utcnow() - timedelta(seconds=rt.settings.posture_interval)
+    cutoff = (now or utcnow()) - timedelta(seconds=rt.settings.posture_interval)
     with rt.store.session() as s:
         recent = set(s.scalars(select(PostureState.asset_id).where(
             PostureState.asset_id.in_(ids), PostureState.attempted_at > cutoff)))

@@ -10,7 +10,7 @@ next change is seen at once.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg2
 from psycopg2.extensions import make_dsn
@@ -45,7 +45,8 @@ def _state(session, asset_id: int) -> SchemaWatchState:
     return state
 
 
-def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
+def run_check(rt, asset_id: int, context: dict | None = None, *, now: datetime | None = None) -> dict:
+    """Snapshot one asset, store what changed. `now` stamps the check (the clock is injectable)."""
     context = dict(context or {"source": "scheduled"})
     context.setdefault("source", "scheduled")
     with rt.store.session() as s:
@@ -74,7 +75,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
     if snapshot is None:
         with rt.store.session() as s:
             state = _state(s, asset_id)
-            state.checked_at, state.last_error = utcnow(), None
+            state.checked_at, state.last_error = now or utcnow(), None
             _store_trigger(s, state, asset_id, name, trigger)
             _report(rt, s, asset_id, name, None)
         return {"asset_id": asset_id, "skipped": "pre-check marker unchanged", "changed": False}
@@ -85,7 +86,7 @@ def run_check(rt, asset_id: int, context: dict | None = None) -> dict:
             with rt.store.session() as s:
                 outcome = record_check(s, asset_id, name, snapshot, context)
                 state = _state(s, asset_id)
-                state.marker, state.checked_at, state.last_error = marker, utcnow(), None
+                state.marker, state.checked_at, state.last_error = marker, now or utcnow(), None
                 _store_trigger(s, state, asset_id, name, trigger)
                 _report(rt, s, asset_id, name, None)
                 mismatches = _compatibility(s, asset_id, name, state, expected_spec, snapshot, outcome.version)
@@ -169,10 +170,10 @@ def _compatibility(session, asset_id: int, name: str, state: SchemaWatchState, s
     return new
 
 
-def due_assets(rt) -> list[int]:
+def due_assets(rt, now: datetime | None = None) -> list[int]:
     """Database assets whose scheduled check is due (each asset's interval from the config)."""
     settings = rt.config.schema_checks
-    now = utcnow()
+    now = now or utcnow()
     with rt.store.session() as s:
         rows = s.execute(
             select(Asset.id, Asset.name, Asset.engine, Asset.connection, SchemaWatchState.checked_at)
