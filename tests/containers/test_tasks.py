@@ -77,4 +77,4 @@ def test_probe_waits_for_a_starting_server_and_skips_what_it_cannot_reach(rt, ru
         probe_container_asset.domain_fn(rt, asset_id=999999)
 
     fan_out = probe_container_asset.domain_fn(rt)
-    assert slow.id in fan_out["dispatched"] and iso.id not in fan_out["dispatched"]
+    assert slow.id in fan_out["asset_ids"] and iso.id not in fan_out["asset_ids"]
