@@ -1,7 +1,7 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration of 500 statements sends 500 notifications; the check that follows should run
-once, when the burst is over. `Coalescer` is the pure timing rule (quiet period, capped by
+A migration of 500 autocommitted statements sends 500 notifications (in one transaction, one
+per command tag); the check that follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet period, capped by
 a maximum wait so a never-ending stream still gets checked); `SchemaListener` runs it on a
 thread with its own connection and reconnects with back-off. After a reconnect it reports
 a batch with `reconnected=True`: notifications sent while it was away are lost, so a
@@ -43,8 +43,10 @@ def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
 class Batch:
     """What a burst of notifications told us; becomes the change set's context.
 
-    Tags, objects, users, application names and times come only from notifications the
-    trigger's signature vouches for; what unverified ones claimed is kept apart, marked so."""
+    Tags, users, application names and times come only from notifications the trigger's
+    signature vouches for; what unverified ones claimed is kept apart, marked so. The trigger
+    sends one notification per command tag and transaction and names no objects (the check's
+    diff does); `objects` is filled only by releases before that."""
 
     notifications: int = 0
     verified: int = 0
@@ -76,9 +78,11 @@ class Batch:
         _keep(self.objects, note.object, MAX_OBJECTS_KEPT)
         _keep(self.users, note.user)
         _keep(self.application_names, note.application_name)
-        if note.at is not None:
-            self.first_at = self.first_at or note.at.isoformat()
-            self.last_at = note.at.isoformat()
+        # The trigger no longer stamps each statement (that would defeat NOTIFY's collapsing of
+        # identical payloads); the time of receipt is within milliseconds of the commit.
+        at = (note.at or received.received_at).isoformat()
+        self.first_at = self.first_at or at
+        self.last_at = at
 
     def as_context(self) -> dict:
         unverified = self.notifications - self.verified
