@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_OBJECTS_KEPT = 20
 MAX_NAMES_KEPT = 20
 KEY_REREAD_SECONDS = 5.0
+MAX_EARLIER_KEYS = 3
 
 
 def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
@@ -153,6 +154,9 @@ class SchemaListener:
         self.rejected = 0
         self.failures = 0
         self._key: bytes | None = None
+        # Sessions that signed before a reinstall with a new key keep that signature (the
+        # trigger reuses it from a session setting) until they reconnect.
+        self._earlier_keys: list[bytes] = []
         self._key_read_at = 0.0
         self._failed_at: float | None = None
 
@@ -222,6 +226,8 @@ class SchemaListener:
         Reading a relation can run code (a view calls functions as the reader), so the key is
         read only after locking it against replacement and verifying that the whole install is
         dbmon's, with only pg_catalog on the search_path."""
+        if self._key is not None and self._key not in self._earlier_keys:
+            self._earlier_keys = [self._key, *self._earlier_keys][:MAX_EARLIER_KEYS]
         self._key_read_at, self._key = time.monotonic(), None
         conn.autocommit = False
         try:
@@ -248,6 +254,11 @@ class SchemaListener:
                     and now - self._key_read_at >= KEY_REREAD_SECONDS):
                 self._read_key(conn)  # the trigger may have been reinstalled with a new key
                 received = notifications.read(notify.payload, notify.pid, self._key)
+            for key in self._earlier_keys if received.basis == "bad signature" else ():
+                earlier = notifications.read(notify.payload, notify.pid, key)
+                if earlier.basis != "bad signature":
+                    received = earlier
+                    break
         except RejectedNotification as exc:
             self.rejected += 1
             if self.rejected == 1 or self.rejected % 1000 == 0:

@@ -17,7 +17,7 @@ from monitor_app.schema import event_trigger
 from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener
 from monitor_app.store.models import Event
-from tests.schema.conftest import add_asset, make_runtime, pg_connection
+from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
 
 GOOD_SHAPE = '{"tag": "CREATE TABLE", "event": "ddl_command_end", "user": %s}'
 HOSTILE = {
@@ -181,10 +181,21 @@ def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypa
 
     db, mallory, listener, recorder = listening
     monkeypatch.setattr(listener_module, "KEY_REREAD_SECONDS", 0.0)
+    db.run("CREATE TABLE before_reinstall (id integer)")  # this session now reuses a payload signed with the old key
+    recorder.wait_for(lambda b: b.verified > 0)
+    recorder.batches.clear()
     event_trigger.uninstall(db.url)
     event_trigger.install(db.url)
-    db.run("CREATE TABLE after_reinstall (id integer)")
-    context = recorder.wait_for(lambda b: b.verified > 0).as_context()
+    fresh = PgScratch(db.url)
+    try:
+        fresh.run("CREATE TABLE from_a_new_session (id integer)")  # signed with the new key
+        context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
+    finally:
+        fresh.close()
+    assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
+    recorder.batches.clear()
+    db.run("CREATE TABLE after_reinstall (id integer)")  # still the old key's signature
+    context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
     assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
 
 
