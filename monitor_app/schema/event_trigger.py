@@ -33,40 +33,53 @@ KEY_TABLE = f"{DBMON_SCHEMA}.{KEY_TABLE_NAME}"
 TRIGGERS = {"dbmon_schema_ddl_end": "ddl_command_end", "dbmon_schema_sql_drop": "sql_drop"}
 SEARCH_PATH = "pg_catalog, pg_temp"
 SIGNED_PREFIX = "v1."
+SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 
 # The notification is `v1.<hex signature>.<json>`; the signature is
 # sha256(key || sha256(key || json)), a keyed hash without length extension that plain
-# PostgreSQL can compute (no pgcrypto). The sender's pid is inside, so a replayed copy
-# NOTIFYed from another session is told apart (see `notifications`).
+# PostgreSQL can compute (no pgcrypto). The json names the command tag, the session user, the
+# application name and the sender's pid, nothing that changes from one statement to the next:
+# PostgreSQL collapses identical NOTIFYs in a transaction, so a migration run as one
+# transaction sends one notification per command tag, and the signed payload can be kept in a
+# session setting (`dbmon.notify_<tag>`) and reused instead of reading the key and hashing on
+# every statement. The user can overwrite that setting, but only to the same json with another
+# signature, which the listener reports as a bad signature; anything else is recomputed. The
+# pid is inside, so a replayed copy NOTIFYed from another session is told apart (see
+# `notifications`). `sql_drop` returns at once: `ddl_command_end` follows for the same statement.
 FUNCTION_BODY = f"""
 DECLARE
-  identity pg_catalog.text;
-  n pg_catalog.int4 := 0;
   body pg_catalog.text;
+  slot pg_catalog.text;
+  payload pg_catalog.text;
   k pg_catalog.bytea;
 BEGIN
-  BEGIN
-    IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
-      SELECT pg_catalog.min(object_identity), pg_catalog.count(*) INTO identity, n
-        FROM pg_catalog.pg_event_trigger_dropped_objects();
-    ELSE
-      SELECT pg_catalog.min(object_identity), pg_catalog.count(*) INTO identity, n
-        FROM pg_catalog.pg_event_trigger_ddl_commands();
-    END IF;
-    body := pg_catalog.json_build_object(
-      'tag', TG_TAG, 'event', TG_EVENT, 'object', pg_catalog.left(identity, 512), 'objects', n,
-      'user', session_user, 'application_name', pg_catalog.current_setting('application_name', true),
-      'at', pg_catalog.clock_timestamp(), 'pid', pg_catalog.pg_backend_pid())::pg_catalog.text;
-    SELECT key INTO k FROM {KEY_TABLE} LIMIT 1;
-    IF k IS NOT NULL THEN
-      body := '{SIGNED_PREFIX}' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
-        k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
-        'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
-    END IF;
-    PERFORM pg_catalog.pg_notify('{CHANNEL}', body);
-  EXCEPTION WHEN OTHERS THEN
-    NULL;  -- a monitoring hook must never break the DDL it watches
-  END;
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+    RETURN;
+  END IF;
+  body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
+    OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
+    OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
+    OPERATOR(pg_catalog.||) ',"pid":' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.||) '}}';
+  slot := 'dbmon.notify_' OPERATOR(pg_catalog.||) pg_catalog.translate(TG_TAG, ' ', '_');
+  payload := pg_catalog.current_setting(slot, true);
+  IF payload OPERATOR(pg_catalog.=) body OR pg_catalog.starts_with(payload, '{SIGNED_PREFIX}')
+      AND pg_catalog.substr(payload, {SIGNED_LENGTH + 1}) OPERATOR(pg_catalog.=) body THEN
+    NULL;  -- this session's payload for this tag, already signed
+  ELSE
+    payload := body;
+    BEGIN
+      SELECT key INTO k FROM {KEY_TABLE} LIMIT 1;
+      IF k IS NOT NULL THEN
+        payload := '{SIGNED_PREFIX}' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
+          k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
+          'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
+      END IF;
+      PERFORM pg_catalog.set_config(slot, payload, false);
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a monitoring hook must never break the DDL it watches
+    END;
+  END IF;
+  PERFORM pg_catalog.pg_notify('{CHANNEL}', payload);
 END
 """  # nosec B608 # composed only from this module's constant names
 

@@ -1,7 +1,7 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration of 500 statements sends 500 notifications; the check that follows should run
-once, when the burst is over. `Coalescer` is the pure timing rule (quiet period, capped by
+A migration of 500 autocommitted statements sends 500 notifications (in one transaction, one
+per command tag); the check that follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet period, capped by
 a maximum wait so a never-ending stream still gets checked); `SchemaListener` runs it on a
 thread with its own connection and reconnects with back-off. After a reconnect it reports
 a batch with `reconnected=True`: notifications sent while it was away are lost, so a
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_OBJECTS_KEPT = 20
 MAX_NAMES_KEPT = 20
 KEY_REREAD_SECONDS = 5.0
+MAX_EARLIER_KEYS = 3
 
 
 def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
@@ -43,8 +44,10 @@ def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
 class Batch:
     """What a burst of notifications told us; becomes the change set's context.
 
-    Tags, objects, users, application names and times come only from notifications the
-    trigger's signature vouches for; what unverified ones claimed is kept apart, marked so."""
+    Tags, users, application names and times come only from notifications the trigger's
+    signature vouches for; what unverified ones claimed is kept apart, marked so. The trigger
+    sends one notification per command tag and transaction and names no objects (the check's
+    diff does); `objects` is filled only by releases before that."""
 
     notifications: int = 0
     verified: int = 0
@@ -76,9 +79,11 @@ class Batch:
         _keep(self.objects, note.object, MAX_OBJECTS_KEPT)
         _keep(self.users, note.user)
         _keep(self.application_names, note.application_name)
-        if note.at is not None:
-            self.first_at = self.first_at or note.at.isoformat()
-            self.last_at = note.at.isoformat()
+        # The trigger no longer stamps each statement (that would defeat NOTIFY's collapsing of
+        # identical payloads); the time of receipt is within milliseconds of the commit.
+        at = (note.at or received.received_at).isoformat()
+        self.first_at = self.first_at or at
+        self.last_at = at
 
     def as_context(self) -> dict:
         unverified = self.notifications - self.verified
@@ -149,6 +154,9 @@ class SchemaListener:
         self.rejected = 0
         self.failures = 0
         self._key: bytes | None = None
+        # Sessions that signed before a reinstall with a new key keep that signature (the
+        # trigger reuses it from a session setting) until they reconnect.
+        self._earlier_keys: list[bytes] = []
         self._key_read_at = 0.0
         self._failed_at: float | None = None
 
@@ -222,6 +230,8 @@ class SchemaListener:
         Reading a relation can run code (a view calls functions as the reader), so the key is
         read only after locking it against replacement and verifying that the whole install is
         dbmon's, with only pg_catalog on the search_path."""
+        if self._key is not None and self._key not in self._earlier_keys:
+            self._earlier_keys = [self._key, *self._earlier_keys][:MAX_EARLIER_KEYS]
         self._key_read_at, self._key = time.monotonic(), None
         conn.autocommit = False
         try:
@@ -248,6 +258,11 @@ class SchemaListener:
                     and now - self._key_read_at >= KEY_REREAD_SECONDS):
                 self._read_key(conn)  # the trigger may have been reinstalled with a new key
                 received = notifications.read(notify.payload, notify.pid, self._key)
+            for key in self._earlier_keys if received.basis == "bad signature" else ():
+                earlier = notifications.read(notify.payload, notify.pid, key)
+                if earlier.basis != "bad signature":
+                    received = earlier
+                    break
         except RejectedNotification as exc:
             self.rejected += 1
             if self.rejected == 1 or self.rejected % 1000 == 0:

@@ -3,7 +3,7 @@
 A payload is hostile until proven otherwise: it is size-limited, parsed by pydantic's JSON
 parser (bounded nesting, no lone surrogates) into a strict model whose strings are short and
 free of control characters, and anything else is rejected. A well-formed payload is only a
-hint to check the schema; its attribution (user, application name, time) counts as verified
+hint to check the schema; what it says (command tag, user, application name) counts as verified
 only when it carries the trigger's signature, made with a key in `_dbmon.notify_key` that
 only the key's owner can read, and was sent by the session it names (its backend pid).
 """
@@ -13,16 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from monitor_app.schema.event_trigger import SIGNED_PREFIX
+from monitor_app.schema.event_trigger import SIGNED_LENGTH, SIGNED_PREFIX
 
-# The trigger's own payloads stay under 1 kB (a 512-character object identity, names of at most
-# 63 bytes); PostgreSQL allows 8000 bytes.
+# The trigger's own payloads stay under 1 kB (a command tag, names of at most 63 bytes, escaped);
+# PostgreSQL allows 8000 bytes.
 MAX_PAYLOAD_CHARS = 2048
 SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
@@ -31,7 +31,10 @@ Name = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00-\x1f\x
 
 
 class Notification(BaseModel):
-    """What the event trigger sends; unknown keys are ignored, wrong types rejected."""
+    """What the event trigger sends; unknown keys are ignored, wrong types rejected.
+
+    The trigger sends tag, event, user, application name and pid; `object`, `objects` and `at`
+    are what releases before the per-session payload sent, still read from them."""
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
@@ -54,6 +57,7 @@ class Received:
     note: Notification
     verified: bool
     basis: str  # why it is (not) verified, for the change set's context
+    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 def signature(key: bytes, body: str) -> str:
@@ -62,26 +66,33 @@ def signature(key: bytes, body: str) -> str:
     return hashlib.sha256(key + inner).hexdigest()
 
 
+def _split(payload: str) -> tuple[str | None, str]:
+    """(signature or None if unsigned, json). Split by position: the session setting the trigger
+    reuses is the user's to overwrite, with anything of the right length before the json, and
+    that notification must still reach the check (marked a bad signature), not be dropped."""
+    if not payload.startswith(SIGNED_PREFIX):
+        return None, payload
+    if len(payload) <= SIGNED_LENGTH:
+        raise RejectedNotification("malformed signature")
+    sig, dot = payload[len(SIGNED_PREFIX):SIGNED_LENGTH - 1], payload[SIGNED_LENGTH - 1]
+    return (sig if SIGNATURE.fullmatch(sig) and dot == "." else ""), payload[SIGNED_LENGTH:]
+
+
 def read(payload: str, sender_pid: int, key: bytes | None) -> Received:
     if len(payload) > MAX_PAYLOAD_CHARS:
         raise RejectedNotification(f"payload of {len(payload)} characters (limit {MAX_PAYLOAD_CHARS})")
-    signed, body, sig = False, payload, ""
-    if payload.startswith(SIGNED_PREFIX):
-        sig, _, body = payload[len(SIGNED_PREFIX):].partition(".")
-        if not SIGNATURE.fullmatch(sig):
-            raise RejectedNotification("malformed signature")
-        signed = True
+    sig, body = _split(payload)
     try:
         note = Notification.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise RejectedNotification(f"{where}: {first['msg']}"[:200]) from None
-    if not signed:
+    if sig is None:
         return Received(note, False, "unsigned: any user of the database can send this")
     if key is None:
         return Received(note, False, "signed, but dbmon's role cannot read the trigger's key")
-    if not hmac.compare_digest(sig, signature(key, body)):
+    if not sig or not hmac.compare_digest(sig, signature(key, body)):
         return Received(note, False, "bad signature")
     if note.pid != sender_pid:
         return Received(note, False, "signed, but re-sent by another session")

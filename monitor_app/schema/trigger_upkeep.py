@@ -18,9 +18,11 @@ from monitor_app.platform.event_log import record_event
 from monitor_app.schema import event_trigger, trigger_integrity
 
 TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"
-# The function body of releases before signed notifications, which had no key table: finding
-# exactly that, and nothing else amiss, is an upgrade to do, not a tampering to report.
-PREVIOUS_BODY_SHA256 = "47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d"
+# The function bodies of earlier releases: before signed notifications (no key table yet), and
+# signing every statement before the per-session payload. Finding exactly one of those, and
+# nothing else amiss, is an upgrade to do, not a tampering to report.
+PREVIOUS_BODY_SHA256 = {"47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d",
+                        "7796f14bbf08469f2da855ed75d3dcfd4bef220a33f8f607b7c63704ceeda615"}
 PREVIOUS_RELEASE_GAPS = (f"function {event_trigger.FUNCTION}() body is not dbmon's",
                          f"table {event_trigger.KEY_TABLE} is missing")
 
@@ -52,7 +54,7 @@ def _keep_trigger(conn, was_installed: bool, audit_as: tuple | None) -> TriggerR
     state = trigger_integrity.inspect(conn)
     if state.intact:
         return TriggerReport(True, "verified")
-    upgrade = state.body_sha256 == PREVIOUS_BODY_SHA256 and set(state.problems) <= set(PREVIOUS_RELEASE_GAPS)
+    upgrade = state.body_sha256 in PREVIOUS_BODY_SHA256 and set(state.problems) <= set(PREVIOUS_RELEASE_GAPS)
     # Something of ours is there but wrong, or what was installed is gone.
     deviates = not upgrade and ((state.present and bool(state.problems)) or was_installed)
     problems = list(state.problems) or ["the schema event trigger is gone"]

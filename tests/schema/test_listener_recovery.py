@@ -36,8 +36,8 @@ def listening(pg, store, tmp_path):
         source.stop()
 
 
-def seen(emitted, table: str) -> bool:
-    return any(f"public.{table}" in kw["context"]["objects"] for _, kw in emitted.calls)
+def seen(emitted, application_name: str) -> bool:
+    return any(application_name in kw["context"]["application_names"] for _, kw in emitted.calls)
 
 
 def test_a_lost_connection_is_reported_and_so_is_the_recovery(pg, sqlite_store, tmp_path):
@@ -49,7 +49,7 @@ def test_a_lost_connection_is_reported_and_so_is_the_recovery(pg, sqlite_store, 
         assert "connection lost" in failed.payload["reason"]
         assert events(sqlite_store, "schema.listener_recovered")[0].payload["seconds_down"] > 0
         emitted.calls.clear()
-        pg.run("CREATE TABLE after_the_outage (id integer)")
+        pg.run("SET application_name = 'after_the_outage'", "CREATE TABLE after_the_outage (id integer)")
         wait_for(lambda: seen(emitted, "after_the_outage"), 10, what="the DDL after the outage")
 
 
@@ -68,6 +68,6 @@ def test_an_unexpected_error_restarts_listening_instead_of_ending_it(pg, sqlite_
         wait_for(lambda: events(sqlite_store, "schema.listener_recovered"), 10, what="listener_recovered")
         assert "RuntimeError: a bug in reading notifications" in \
             events(sqlite_store, "schema.listener_failed")[0].payload["reason"]
-        pg.run("CREATE TABLE seen_after_restart (id integer)")
+        pg.run("SET application_name = 'seen_after_restart'", "CREATE TABLE seen_after_restart (id integer)")
         wait_for(lambda: seen(emitted, "seen_after_restart"), 10, what="the DDL after the restart")
         assert listener.is_alive()

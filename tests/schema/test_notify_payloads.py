@@ -17,7 +17,7 @@ from monitor_app.schema import event_trigger
 from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener
 from monitor_app.store.models import Event
-from tests.schema.conftest import add_asset, make_runtime, pg_connection
+from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
 
 GOOD_SHAPE = '{"tag": "CREATE TABLE", "event": "ddl_command_end", "user": %s}'
 HOSTILE = {
@@ -102,7 +102,7 @@ def test_hostile_payloads_never_stop_the_listener(listening):
         mallory.notify(payload)
     time.sleep(0.5)
     db.run("CREATE TABLE still_detected (id integer)")
-    batch = recorder.wait_for(lambda b: "public.still_detected" in b.objects)
+    batch = recorder.wait_for(lambda b: b.verified > 0)
     assert batch.tags == ["CREATE TABLE"] and batch.notifications == 1
     assert listener.is_alive() and listener.listening.is_set()
     assert listener.rejected == len(HOSTILE) and listener.failures == 0
@@ -129,7 +129,7 @@ def capture_signed_payload(db) -> str:
 def test_forged_and_replayed_attribution_is_marked_unverified(listening):
     db, mallory, listener, recorder = listening
     replayed = capture_signed_payload(db)
-    recorder.wait_for(lambda b: "public.replay_source" in b.objects)
+    recorder.wait_for(lambda b: b.verified > 0)
     recorder.batches.clear()
     mallory.notify('{"tag": "DROP TABLE", "event": "sql_drop", "object": "public.orders", "user": "postgres", '
                    '"application_name": "release-7", "at": "2020-01-01T00:00:00Z"}')
@@ -145,7 +145,7 @@ def test_forged_and_replayed_attribution_is_marked_unverified(listening):
     # The real trigger's notification, from the session that ran the DDL, is verified.
     recorder.batches.clear()
     db.run("SET application_name = 'deploy-9'", "CREATE TABLE genuine (id integer)")
-    genuine = recorder.wait_for(lambda b: "public.genuine" in b.objects).as_context()
+    genuine = recorder.wait_for(lambda b: "deploy-9" in b.application_names).as_context()
     assert genuine["users"] == ["postgres"] and genuine["application_names"] == ["deploy-9"]
     assert genuine["attribution"]["verified"] is True and genuine["attribution"]["unverified_users"] == []
 
@@ -181,10 +181,21 @@ def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypa
 
     db, mallory, listener, recorder = listening
     monkeypatch.setattr(listener_module, "KEY_REREAD_SECONDS", 0.0)
+    db.run("CREATE TABLE before_reinstall (id integer)")  # this session now reuses a payload signed with the old key
+    recorder.wait_for(lambda b: b.verified > 0)
+    recorder.batches.clear()
     event_trigger.uninstall(db.url)
     event_trigger.install(db.url)
-    db.run("CREATE TABLE after_reinstall (id integer)")
-    context = recorder.wait_for(lambda b: "public.after_reinstall" in b.objects).as_context()
+    fresh = PgScratch(db.url)
+    try:
+        fresh.run("CREATE TABLE from_a_new_session (id integer)")  # signed with the new key
+        context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
+    finally:
+        fresh.close()
+    assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
+    recorder.batches.clear()
+    db.run("CREATE TABLE after_reinstall (id integer)")  # still the old key's signature
+    context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
     assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
 
 
@@ -200,8 +211,32 @@ def test_a_listener_that_cannot_read_the_key_verifies_nothing(listening):
     try:
         assert plain.listening.wait(5)
         db.run("CREATE TABLE seen_unverified (id integer)")
-        context = recorder.wait_for(lambda b: "public.seen_unverified" in b.unverified_objects).as_context()
+        context = recorder.wait_for(lambda b: "CREATE TABLE" in b.unverified_tags).as_context()
     finally:
         plain.stop()
     assert context["users"] == [] and context["attribution"]["unverified_users"] == ["postgres"]
     assert context["attribution"]["unverified_because"] == ["signed, but dbmon's role cannot read the trigger's key"]
+
+
+def test_a_forged_cached_payload_still_reaches_the_check_marked_a_bad_signature(listening):
+    """The trigger reuses a session setting the user can overwrite: a forgery there must neither
+    verify nor silence the notification of the user's own DDL."""
+    db, mallory, listener, recorder = listening
+    with mallory.conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        body = ('{"tag":"CREATE TABLE","event":"ddl_command_end","user":"%s","application_name":"","pid":%d}'
+                % (mallory.role, cur.fetchone()[0]))
+        for forged in ("0" * 64 + ".", "z" * 64 + "!"):
+            cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', %s, false)",
+                        (event_trigger.SIGNED_PREFIX + forged + body,))
+            cur.execute("CREATE TABLE IF NOT EXISTS forged_cache (id integer)")
+            context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
+            recorder.batches.clear()
+            assert context["attribution"]["verified"] is False and context["users"] == []
+            assert context["attribution"]["unverified_because"] == ["bad signature"]
+            assert context["attribution"]["unverified_command_tags"] == ["CREATE TABLE"]
+        # Anything but that shape is ignored and the payload signed afresh.
+        cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', 'v1.junk', false)")
+        cur.execute("CREATE TABLE IF NOT EXISTS forged_cache (id integer)")
+    context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
+    assert context["attribution"]["verified"] is True and context["users"] == [mallory.role]

@@ -128,3 +128,50 @@ def test_the_previous_releases_trigger_is_upgraded_without_an_alarm(owned, sqlit
     owned.run(PREVIOUS_RELEASE_SQL)
     assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
     assert tampered_events(sqlite_store) == [] and intact(owned)
+
+
+# The function body of the release that signed every statement, verbatim.
+PREVIOUS_SIGNED_BODY = """
+DECLARE
+  identity pg_catalog.text;
+  n pg_catalog.int4 := 0;
+  body pg_catalog.text;
+  k pg_catalog.bytea;
+BEGIN
+  BEGIN
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+      SELECT pg_catalog.min(object_identity), pg_catalog.count(*) INTO identity, n
+        FROM pg_catalog.pg_event_trigger_dropped_objects();
+    ELSE
+      SELECT pg_catalog.min(object_identity), pg_catalog.count(*) INTO identity, n
+        FROM pg_catalog.pg_event_trigger_ddl_commands();
+    END IF;
+    body := pg_catalog.json_build_object(
+      'tag', TG_TAG, 'event', TG_EVENT, 'object', pg_catalog.left(identity, 512), 'objects', n,
+      'user', session_user, 'application_name', pg_catalog.current_setting('application_name', true),
+      'at', pg_catalog.clock_timestamp(), 'pid', pg_catalog.pg_backend_pid())::pg_catalog.text;
+    SELECT key INTO k FROM _dbmon.notify_key LIMIT 1;
+    IF k IS NOT NULL THEN
+      body := 'v1.' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
+        k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
+        'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
+    END IF;
+    PERFORM pg_catalog.pg_notify('dbmon_schema', body);
+  EXCEPTION WHEN OTHERS THEN
+    NULL;  -- a monitoring hook must never break the DDL it watches
+  END;
+END
+"""
+
+
+def test_the_per_statement_signing_release_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    owned.run("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+              f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn${PREVIOUS_SIGNED_BODY}$fn$")
+    conn = owned.connect()
+    try:
+        assert trigger_integrity.inspect(conn).problems == [f"function {FN} body is not dbmon's"]
+    finally:
+        conn.close()
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
