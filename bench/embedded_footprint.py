@@ -57,7 +57,8 @@ def _burst(d: Deployment) -> list[str]:
     from monitor_app.store.models import Asset
 
     with d.runtime.store.session() as s:
-        ids = list(s.scalars(select(Asset.id).where(Asset.kind == "database")))
+        # Only the two declared here: discovery may also register containers others run on the engine.
+        ids = list(s.scalars(select(Asset.id).where(Asset.kind == "database", Asset.source == "config")))
     return [d.runtime.dispatch("assets.check_reachability", {"asset_id": ids[i % len(ids)]}, requested_by="bench")
             if i % 4 else d.runtime.dispatch("metrics.host_sample", {}, requested_by="bench") for i in range(BURST)]
 

@@ -31,8 +31,8 @@ def _finding(s, asset_id: int, finding: str, severity: str) -> None:
 
 def test_it_lists_critical_findings_first_and_fails_on_them(sqlite_store, posture_cli):
     with sqlite_store.session() as s:
-        app, billing = Asset(kind="database", engine="postgresql", name="app", source="config"), \
-            Asset(kind="database", engine="postgresql", name="billing", source="config")
+        app, billing = Asset(kind="database", engine="postgresql", name="app", source="config", external_id="app"), \
+            Asset(kind="database", engine="postgresql", name="billing", source="config", external_id="billing")
         s.add_all([app, billing])
         s.flush()
         _finding(s, app.id, "ssl_off", "warning")
