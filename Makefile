@@ -48,8 +48,12 @@ test: install
 	rm -f .coverage .coverage.*
 	$(PY) -m pytest -m "not compose" --cov --cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
+# The unit tier: every test not marked slow, docker, browser, deployment or compose (tests/conftest.py
+# marks them by the fixtures they use), on parallel workers, without coverage. FAST_WORKERS=0 runs serially.
+FAST_MARKERS := not slow and not docker and not browser and not deployment and not compose
+FAST_WORKERS ?= auto
 test-fast: install
-	$(PY) -m pytest -m "not compose" -x -q $(PYTEST_ARGS)
+	$(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) -x -q $(PYTEST_ARGS)
 
 # Builds the image on a local bookworm base and runs the compose deployment end to end (minutes).
 test-compose: install

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from monitor_app.store.models import Asset, Event, MetricSample, TaskRun
@@ -129,6 +130,8 @@ def test_it_checks_healthy_assets_while_another_one_hangs(deployment):
         stalled.close()
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_it_resumes_work_after_the_redis_broker_restarts(tmp_path):
     from tests.harness import Deployment
 

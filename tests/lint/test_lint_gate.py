@@ -26,6 +26,7 @@ def branches(count: int) -> str:
     return f"def dispatch(x):\n{body}    return -1\n"
 
 
+@pytest.mark.slow  # the whole of `make lint`
 def test_it_passes_on_the_code_base():
     ruff = run("ruff", "check", ".")
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
