@@ -10,12 +10,21 @@ import pytest
 from tests.services import create_pg_database, drop_pg_database, missing, docker_available
 
 
+@pytest.fixture(scope="session")
+def deferred_drops():
+    from tests.deferred_drops import DeferredDrops
+
+    drops = DeferredDrops()
+    yield drops
+    drops.close()
+
+
 @pytest.fixture()
-def pg_database():
+def pg_database(deferred_drops):
     """A throwaway PostgreSQL database for one test: (name, url)."""
     name, url = create_pg_database()
     yield name, url
-    drop_pg_database(name)
+    deferred_drops.drop(name)
 
 
 @pytest.fixture(scope="session")

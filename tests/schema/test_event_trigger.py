@@ -197,7 +197,8 @@ def test_the_listener_reconnects_and_asks_for_a_check(watched):
     listener.start()
     try:
         assert listener.listening.wait(5)
-        db.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbmon-listener'")
+        db.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = 'dbmon-listener' AND datname = current_database()")
         deadline = time.monotonic() + 10
         while not batches and time.monotonic() < deadline:
             time.sleep(0.05)
