@@ -11,13 +11,18 @@ import threading
 
 from tests.services import drop_pg_database, pg_admin_connect
 
+THREADS = 4
+
 
 class DeferredDrops:
     def __init__(self):
         self._names: queue.Queue[tuple[str, str | None] | None] = queue.Queue()
         self._failures: list[str] = []
-        self._thread = threading.Thread(target=self._run, name="deferred-drops", daemon=True)
-        self._thread.start()
+        # Several at once: drops waiting together share one checkpoint instead of queueing for one each.
+        self._threads = [threading.Thread(target=self._run, name=f"deferred-drops-{i}", daemon=True)
+                         for i in range(THREADS)]
+        for thread in self._threads:
+            thread.start()
 
     def drop(self, name: str, owner: str | None = None) -> None:
         """Drop database `name`, then its owning role `owner` if given."""
@@ -38,6 +43,8 @@ class DeferredDrops:
 
     def close(self) -> None:
         """Wait for every drop; a database left behind fails the session instead of going unnoticed."""
-        self._names.put(None)
-        self._thread.join()
+        for _ in self._threads:
+            self._names.put(None)
+        for thread in self._threads:
+            thread.join()
         assert not self._failures, f"throwaway databases not dropped: {self._failures}"
