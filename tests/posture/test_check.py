@@ -17,6 +17,10 @@ from monitor_app.store.models import Event
 from monitor_app.store.models.posture import PostureFinding, PostureState
 from tests.schema.conftest import add_asset, make_runtime, pg_connection
 
+# Posture checks see every role on the shared server, and test_shared_server adds some: on parallel
+# workers (make test-fast) the two modules share one worker so neither sees the other's roles.
+pytestmark = pytest.mark.xdist_group("posture-shared-server-roles")
+
 
 def events(store, asset_id: int) -> list[Event]:
     with store.session() as s:
