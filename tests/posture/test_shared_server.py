@@ -13,10 +13,6 @@ from monitor_app.posture.facts import collect
 from tests.posture.conftest import release_list_for
 from tests.services import pg_admin_connect
 
-# Posture checks see every role on the shared server, and test_shared_server adds some: on parallel
-# workers (make test-fast) the two modules share one worker so neither sees the other's roles.
-pytestmark = pytest.mark.xdist_group("posture-shared-server-roles")
-
 
 def findings(url: str) -> set[str]:
     conn = psycopg2.connect(url)
