@@ -48,8 +48,13 @@ test: install
 	rm -f .coverage .coverage.*
 	$(PY) -m pytest -m "not compose" --cov --cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
+# The unit tier: every test not marked slow, docker, browser, deployment or compose (tests/conftest.py
+# marks them by the fixtures they use), on parallel workers, without coverage. The tests wait on
+# PostgreSQL and sockets more than they compute, hence two workers per core; FAST_WORKERS=0 runs serially.
+FAST_MARKERS := not slow and not docker and not browser and not deployment and not compose
+FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test-fast: install
-	$(PY) -m pytest -m "not compose" -x -q $(PYTEST_ARGS)
+	$(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup -x -q $(PYTEST_ARGS)
 
 # Builds the image on a local bookworm base and runs the compose deployment end to end (minutes).
 test-compose: install

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from tests.services import create_pg_database, drop_pg_database, missing, docker_available
 
 
+@pytest.fixture(scope="session")
+def deferred_drops():
+    from tests.deferred_drops import DeferredDrops
+
+    drops = DeferredDrops()
+    yield drops
+    drops.close()
+
+
 @pytest.fixture()
-def pg_database():
+def pg_database(deferred_drops):
     """A throwaway PostgreSQL database for one test: (name, url)."""
     name, url = create_pg_database()
     yield name, url
-    drop_pg_database(name)
+    deferred_drops.drop(name)
 
 
 @pytest.fixture(scope="session")
@@ -28,22 +40,43 @@ def pg_store_url():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def blank_store_url(request, tmp_path, pg_database):
+def blank_store_url(request, tmp_path):
     """An empty, unmigrated store URL on each backend: for migration tests."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    return pg_database[1].replace("postgresql://", "postgresql+psycopg2://", 1)
+    return request.getfixturevalue("pg_database")[1].replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+# Running the migrations costs far more than copying their result, so each session (each xdist
+# worker) migrates once per backend: SQLite tests get a copy of a migrated file, PostgreSQL tests
+# a database emptied after the previous test (tests/pg_store_pool.py).
+@pytest.fixture(scope="session")
+def sqlite_store_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file to copy; the migration's engine is closed, so no WAL is left beside it."""
+    from monitor_app.store.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("store-template") / "dbmon.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_store_pool():
+    from tests.pg_store_pool import PgStorePool
+
+    pool = PgStorePool()
+    yield pool
+    pool.close()
 
 
 @pytest.fixture()
-def sqlite_store(tmp_path):
+def sqlite_store(tmp_path, sqlite_store_template):
     """A migrated SQLite store: for tests about a monitored system, not about the store."""
     from monitor_app.store import Store
-    from monitor_app.store.migrate import upgrade
 
-    url = f"sqlite:///{tmp_path / 'dbmon.sqlite3'}"
-    upgrade(url)
-    store = Store(url)
+    path = tmp_path / "dbmon.sqlite3"
+    shutil.copyfile(sqlite_store_template, path)
+    store = Store(f"sqlite:///{path}")
     yield store
     store.dispose()
 
@@ -52,22 +85,15 @@ def sqlite_store(tmp_path):
 def store(request, tmp_path):
     """A migrated, empty dbmon store on each backend."""
     from monitor_app.store import Store
-    from monitor_app.store.migrate import upgrade
 
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'dbmon.sqlite3'}"
-        upgrade(url)
-        s = Store(url)
-        yield s
-        s.dispose()
-    else:
-        name, url = create_pg_database("dbmon_store")
-        sa_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
-        upgrade(sa_url)
-        s = Store(sa_url)
-        yield s
-        s.dispose()
-        drop_pg_database(name)
+        yield request.getfixturevalue("sqlite_store")
+        return
+    pool = request.getfixturevalue("pg_store_pool")
+    s = Store(pool.acquire())
+    yield s
+    s.dispose()
+    pool.release()
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +118,22 @@ def deployment(request, tmp_path):
         yield d
     finally:
         d.close()
+
+
+# A test using one of these fixtures, directly or through another fixture, gets these marks, so the
+# fast tier (`make test-fast`) leaves it out without each test saying so. Tests that start
+# processes or clusters themselves carry the marks explicitly (see CONTRIBUTING.md).
+MARKS_BY_FIXTURE = {
+    "deployment": ("deployment", "slow"),
+    "docker_engine": ("docker",),
+    "exposed_cluster": ("slow",),
+    "hardened_cluster": ("slow",),
+    "tls_cluster": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in item.fixturenames:
+            for mark in MARKS_BY_FIXTURE.get(fixture, ()):
+                item.add_marker(mark)

@@ -9,6 +9,7 @@ import textwrap
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from monitor_app.alerting import outbox
@@ -103,6 +104,7 @@ KILLED_WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_it_resends_a_row_whose_worker_was_killed_mid_send(store, make_engine, webhook_peer):
     cfg = config(webhook_peer.url(), timeout=30)
     cfg["outbox"]["lease"] = "5s"

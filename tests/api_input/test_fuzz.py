@@ -141,6 +141,7 @@ def run_fuzz(api, examples: int, roles=ROLES, coverage: bool = True) -> Recorder
     return recorder
 
 
+@pytest.mark.slow
 def test_no_operation_answers_any_role_with_a_server_error(fuzz_api, store):
     started = time.monotonic()
     # The coverage cases run once, on PostgreSQL, the stricter store (NUL bytes, types); the

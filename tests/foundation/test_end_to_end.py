@@ -6,7 +6,6 @@ import signal
 import time
 
 import pytest
-
 from sqlalchemy import func, select
 
 from monitor_app.store.models import Asset, Event, MetricSample, TaskRun
@@ -166,6 +165,8 @@ def test_it_checks_healthy_assets_while_another_one_hangs(deployment):
         stalled.close()
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_it_resumes_work_after_the_redis_broker_restarts(tmp_path):
     from tests.harness import Deployment
 

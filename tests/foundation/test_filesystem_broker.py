@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from kombu import Connection
 
 
+@pytest.mark.slow
 def test_it_delivers_every_message_whole_while_a_consumer_polls(tmp_path):
     folder = tmp_path / "queue"
     folder.mkdir()

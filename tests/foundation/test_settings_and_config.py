@@ -96,6 +96,7 @@ def run_cli(*args, env=None, cwd=None):
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd, timeout=60)
 
 
+@pytest.mark.slow  # two CLI processes
 def test_check_config_exits_2_with_field_errors_and_leaves_the_store_alone(tmp_path):
     env = {"DBMON_DATA_DIR": str(tmp_path / "var")}
     assert run_cli("db", "upgrade", env=env).returncode == 0

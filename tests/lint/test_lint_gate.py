@@ -26,6 +26,7 @@ def branches(count: int) -> str:
     return f"def dispatch(x):\n{body}    return -1\n"
 
 
+@pytest.mark.slow  # the whole of `make lint`
 def test_it_passes_on_the_code_base():
     ruff = run("ruff", "check", ".")
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
@@ -55,6 +56,7 @@ def test_it_fails_on_a_likely_bug(tmp_path):
     "def port(value: str) -> int:\n    return value\n",
     "def first(names: list[str] | None) -> str:\n    return names[0]\n",
 ])
+@pytest.mark.slow  # a mypy run each
 def test_mypy_fails_on_a_new_type_error(code, tmp_path):
     (tmp_path / "new_module.py").write_text(code)
     result = run("mypy", "--config-file", str(ROOT / "mypy.ini"), "--cache-dir", str(tmp_path / "cache"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from alembic import command
 
 from monitor_app.store.migrate import alembic_config, current_revision, upgrade
@@ -13,6 +14,7 @@ from tests.services import table_names
 TABLES = {"posture_findings", "posture_state"}
 
 
+@pytest.mark.slow  # a CLI process
 def test_it_creates_and_drops_the_posture_tables(blank_store_url, tmp_path):
     done = subprocess.run([sys.executable, "-m", "monitor_app.cli.main", "db", "upgrade"], cwd=tmp_path,
                           env={"PATH": "/usr/bin:/bin", "DBMON_DATABASE_URL": blank_store_url, "DBMON_DATA_DIR": str(tmp_path),

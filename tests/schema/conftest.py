@@ -141,7 +141,8 @@ def pg_connection(url: str, user: str = "postgres") -> dict:
 
 
 class OwnedDatabase:
-    """A throwaway database owned by a plain (non-superuser) role, as a hosting customer has."""
+    """A throwaway database owned by a plain (non-superuser) role, as a hosting customer has;
+    the `owned` fixture drops both."""
 
     def __init__(self):
         suffix = uuid.uuid4().hex[:8]
@@ -180,19 +181,12 @@ class OwnedDatabase:
         # Spelled out in full: some tests let the owner shadow `=` for every session.
         return self.value(f"SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) '{self.owner}'")
 
-    def drop(self) -> None:
-        admin = pg_admin_connect()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            cur.execute(f"DROP ROLE IF EXISTS {self.owner}")
-        admin.close()
-
 
 @pytest.fixture()
-def owned():
+def owned(deferred_drops):
     db = OwnedDatabase()
     yield db
-    db.drop()
+    deferred_drops.drop(db.name, owner=db.owner)
 
 
 @pytest.fixture()

@@ -10,6 +10,7 @@ from monitor_app.schema.history import diff_versions
 from monitor_app.store.models import Event
 from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet, SchemaSnapshot, SchemaWatchState
 from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
+from tests.services import role_name
 
 
 @pytest.fixture()
@@ -115,8 +116,8 @@ def test_it_installs_the_event_trigger_when_allowed(pg_asset, store):
 
 def test_it_checks_without_superuser_on_the_scheduled_path(pg_asset, store):
     build, db = pg_asset
-    role = "dbmon_test_reader"
-    db.run(f"DROP ROLE IF EXISTS {role}", f"CREATE ROLE {role} LOGIN")
+    role = role_name("dbmon_test_reader")
+    db.run(f"CREATE ROLE {role} LOGIN")
     try:
         rt, asset_id = build({"schema": {"event_triggers": True}}, user=role)
         assert run_check(rt, asset_id)["baseline"]

@@ -16,6 +16,7 @@ from monitor_app.schema.listener import Coalescer, SchemaListener
 from monitor_app.schema.notifications import Notification, Received
 from monitor_app.schema.precheck import postgres_marker
 from tests.schema.conftest import PgScratch
+from tests.services import role_name
 
 
 @pytest.fixture()
@@ -94,11 +95,11 @@ def test_it_is_silent_for_rolled_back_and_failed_ddl(watched):
 
 def test_it_never_breaks_the_users_ddl_and_works_for_non_superusers(watched):
     db, listener = watched
-    db.run("DROP ROLE IF EXISTS dbmon_test_dev", "CREATE ROLE dbmon_test_dev LOGIN",
-           "GRANT CREATE ON SCHEMA public TO dbmon_test_dev")
+    dev_role = role_name("dbmon_test_dev")
+    db.run(f"CREATE ROLE {dev_role} LOGIN", f"GRANT CREATE ON SCHEMA public TO {dev_role}")
     drain(listener)
     try:
-        dev = psycopg2.connect(db.url, user="dbmon_test_dev")
+        dev = psycopg2.connect(db.url, user=dev_role)
         dev.autocommit = True
         with dev.cursor() as cur:
             cur.execute("CREATE TABLE dev_table (id integer)")
@@ -106,9 +107,9 @@ def test_it_never_breaks_the_users_ddl_and_works_for_non_superusers(watched):
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute(f"SELECT {event_trigger.FUNCTION}()")
         dev.close()
-        assert [n["user"] for n in drain(listener)] == ["dbmon_test_dev"]
+        assert [n["user"] for n in drain(listener)] == [dev_role]
     finally:
-        db.run("DROP OWNED BY dbmon_test_dev", "DROP ROLE dbmon_test_dev")
+        db.run(f"DROP OWNED BY {dev_role}", f"DROP ROLE {dev_role}")
 
 
 def test_it_swallows_a_failing_notification(watched):
@@ -153,12 +154,13 @@ def test_it_is_not_part_of_the_schema_and_uninstalls_cleanly(pg_database):
 
 def test_it_refuses_to_install_without_superuser(pg_database):
     db = PgScratch(pg_database[1])
-    db.run("DROP ROLE IF EXISTS dbmon_test_plain", "CREATE ROLE dbmon_test_plain LOGIN")
+    plain_role = role_name("dbmon_test_plain")
+    db.run(f"CREATE ROLE {plain_role} LOGIN")
     try:
         with pytest.raises(event_trigger.TriggerError, match="needs a superuser"):
-            event_trigger.install(psycopg2.connect(db.url, user="dbmon_test_plain"))
+            event_trigger.install(psycopg2.connect(db.url, user=plain_role))
     finally:
-        db.run("DROP ROLE dbmon_test_plain")
+        db.run(f"DROP ROLE {plain_role}")
         db.close()
 
 
@@ -179,6 +181,7 @@ def test_coalescer_waits_for_quiet_but_not_forever():
     assert c.take_due(1.5) is not None
 
 
+@pytest.mark.slow
 def test_a_burst_of_500_ddl_statements_becomes_one_or_two_checks(watched):
     db, _ = watched
     batches, done = [], threading.Event()
@@ -211,7 +214,8 @@ def test_the_listener_reconnects_and_asks_for_a_check(watched):
     listener.start()
     try:
         assert listener.listening.wait(5)
-        db.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbmon-listener'")
+        db.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = 'dbmon-listener' AND datname = current_database()")
         deadline = time.monotonic() + 10
         while not batches and time.monotonic() < deadline:
             time.sleep(0.05)

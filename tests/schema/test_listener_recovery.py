@@ -42,7 +42,8 @@ def seen(emitted, application_name: str) -> bool:
 
 def test_a_lost_connection_is_reported_and_so_is_the_recovery(pg, sqlite_store, tmp_path):
     with listening(pg, sqlite_store, tmp_path) as (asset_id, emitted, _):
-        pg.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dbmon-listener'")
+        pg.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = 'dbmon-listener' AND datname = current_database()")
         wait_for(lambda: events(sqlite_store, "schema.listener_recovered"), 10, what="listener_recovered")
         (failed,) = events(sqlite_store, "schema.listener_failed")
         assert failed.severity == "warning" and failed.asset_id == asset_id

@@ -18,6 +18,7 @@ from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener
 from monitor_app.store.models import Event
 from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
+from tests.services import role_name
 
 GOOD_SHAPE = '{"tag": "CREATE TABLE", "event": "ddl_command_end", "user": %s}'
 HOSTILE = {
@@ -47,8 +48,8 @@ class Mallory:
     """A plain user of the monitored database: may connect, create tables and NOTIFY."""
 
     def __init__(self, url: str, admin):
-        self.role = "dbmon_test_mallory"
-        admin.run(f"DROP ROLE IF EXISTS {self.role}", f"CREATE ROLE {self.role} LOGIN",
+        self.role = role_name("dbmon_test_mallory")
+        admin.run(f"CREATE ROLE {self.role} LOGIN",
                   f"GRANT CREATE ON SCHEMA public TO {self.role}")
         self.conn = psycopg2.connect(url, user=self.role)
         self.conn.autocommit = True

@@ -6,6 +6,7 @@ import psycopg2
 import pytest
 
 from tests.schema.conftest import brief, one
+from tests.services import role_name
 
 BASE = (
     "CREATE SCHEMA app",
@@ -161,19 +162,20 @@ def test_it_reports_constraints_indexes_and_validation(pg):
 
 
 def test_it_reports_tables_attributes(pg):
+    owner = role_name("dbmon_test_owner_role")
     changes = pg.changes(
         "ALTER TABLE app.users ENABLE ROW LEVEL SECURITY",
         "ALTER TABLE app.orders SET UNLOGGED",
-        "CREATE ROLE dbmon_test_owner_role",
-        "ALTER TABLE app.orders OWNER TO dbmon_test_owner_role",
+        f"CREATE ROLE {owner}",
+        f"ALTER TABLE app.orders OWNER TO {owner}",
         setup=BASE)
     try:
         rls = one(changes, object="app.users")
         assert rls["detail"]["after"] == {"rls_enabled": True} and rls["risk"] == "high"
         orders = one(changes, object_type="table", object="app.orders")
-        assert orders["detail"]["after"] == {"unlogged": True, "owner": "dbmon_test_owner_role"}
+        assert orders["detail"]["after"] == {"unlogged": True, "owner": owner}
     finally:
-        pg.run("DROP OWNED BY dbmon_test_owner_role", "DROP ROLE dbmon_test_owner_role")
+        pg.run(f"DROP OWNED BY {owner}", f"DROP ROLE {owner}")
 
 
 def test_it_reports_views_functions_and_procedures(pg):

@@ -84,7 +84,11 @@ def test_it_audits_a_config_file_the_watcher_rejected(store, tmp_path):
     assert emitted == ["assets.sync_config"]  # the start-up sync of whatever the file declares
     emitted.clear()
     try:
-        (tmp_path / "dbmon.yaml").write_text("assets:\n  - name: x\n    engine: postgresql\n    port: 99999\n")
+        # Replaced whole, as Deployment.write_config does: a watcher that read a half-written (empty,
+        # so valid) file would sync it, which a slow parallel run makes likely.
+        staged = tmp_path / "dbmon.yaml.tmp"
+        staged.write_text("assets:\n  - name: x\n    engine: postgresql\n    port: 99999\n")
+        staged.replace(tmp_path / "dbmon.yaml")
         rows = wait_for(lambda: audit_rows(store, action="config.reload"), 10, what="audit row")
     finally:
         source.stop()

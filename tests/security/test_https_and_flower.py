@@ -45,6 +45,8 @@ def key(d: Deployment, role: str) -> str:
     return d.cli("apikey", "create", "--role", role, "--name", role, check=True).stdout.strip()
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_dbmon_api_serves_https_with_the_configured_certificate_and_nothing_in_clear(embedded, tls_env):
     env, ca = tls_env
     port = free_port()
@@ -58,6 +60,8 @@ def test_dbmon_api_serves_https_with_the_configured_certificate_and_nothing_in_c
         requests.get(f"https://127.0.0.1:{port}/healthz", timeout=3)
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_a_lone_certificate_is_a_settings_error_naming_the_missing_key(embedded, tls_env):
     env, _ = tls_env
     embedded.env["DBMON_API_TLS_CERT"] = env["DBMON_API_TLS_CERT"]
@@ -75,6 +79,8 @@ def _denied_from(d: Deployment, port: int, viewer: str, forwarded_for: str) -> s
                          .order_by(AuditEntry.id.desc())).first().remote_addr
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_the_audit_log_records_the_client_behind_a_trusted_proxy_and_ignores_forged_headers(embedded):
     viewer = key(embedded, "viewer")
     direct, proxied = free_port(), free_port()
@@ -87,6 +93,8 @@ def test_the_audit_log_records_the_client_behind_a_trusted_proxy_and_ignores_for
     assert _denied_from(embedded, proxied, viewer, "198.51.100.1, 203.0.113.9") == "203.0.113.9"
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_flower_requires_dbmon_credentials_and_cannot_run_tasks(embedded):
     operator, viewer = key(embedded, "operator"), key(embedded, "viewer")
     port = free_port()
@@ -118,6 +126,8 @@ def test_flower_requires_dbmon_credentials_and_cannot_run_tasks(embedded):
     assert (sorted(queue.iterdir()) if queue.exists() else []) == before  # nothing was published
 
 
+@pytest.mark.slow
+@pytest.mark.deployment
 def test_dbmon_up_serves_https_and_starts_flower_only_when_enabled(embedded, tls_env):
     env, ca = tls_env
     api_port, flower_port = free_port(), free_port()

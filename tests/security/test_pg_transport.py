@@ -17,7 +17,7 @@ from tests.security.tls_material import TestCA
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def tls_cluster():
     c = TlsCluster(hba_lines=["hostssl all trusting 127.0.0.1/32 trust",
                               "hostssl all cleartext 127.0.0.1/32 password"])
     try:
@@ -30,8 +30,8 @@ def cluster():
         c.stop()
 
 
-def asset(cluster, user: str, **extra) -> dict:
-    return {"host": "127.0.0.1", "port": cluster.port, "database": "postgres", "user": user, **extra}
+def asset(tls_cluster, user: str, **extra) -> dict:
+    return {"host": "127.0.0.1", "port": tls_cluster.port, "database": "postgres", "user": user, **extra}
 
 
 def test_the_bundled_libpq_can_require_scram():
@@ -43,24 +43,24 @@ def test_the_bundled_libpq_can_require_scram():
         assert params["channel_binding"] == "require"
 
 
-def test_it_connects_with_tls_and_scram_by_default(cluster):
-    conn = psycopg2.connect(**libpq_params(asset(cluster, "monitor"), "monitor-pw"), connect_timeout=5)
+def test_it_connects_with_tls_and_scram_by_default(tls_cluster):
+    conn = psycopg2.connect(**libpq_params(asset(tls_cluster, "monitor"), "monitor-pw"), connect_timeout=5)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             assert cur.fetchone() == (True,)
     finally:
         conn.close()
-    assert probe_postgres(asset(cluster, "monitor"), "monitor-pw", 5).up
+    assert probe_postgres(asset(tls_cluster, "monitor"), "monitor-pw", 5).up
 
 
-def test_it_refuses_a_server_that_lets_it_in_without_authentication(cluster):
-    result = probe_postgres(asset(cluster, "trusting"), None, 5)
+def test_it_refuses_a_server_that_lets_it_in_without_authentication(tls_cluster):
+    result = probe_postgres(asset(tls_cluster, "trusting"), None, 5)
     assert not result.up and "auth" in result.error.lower()
 
 
-def test_it_refuses_to_send_a_password_in_clear_text(cluster):
-    result = probe_postgres(asset(cluster, "cleartext"), "clear-pw", 5)
+def test_it_refuses_to_send_a_password_in_clear_text(tls_cluster):
+    result = probe_postgres(asset(tls_cluster, "cleartext"), "clear-pw", 5)
     assert not result.up and "password" in result.error.lower()
 
 
@@ -70,12 +70,12 @@ def test_it_refuses_a_server_without_tls():
     assert not result.up and "ssl" in result.error.lower()
 
 
-def test_with_a_ca_it_verifies_the_server_certificate_and_name(cluster, tmp_path):
-    good = asset(cluster, "monitor", sslrootcert=str(cluster.ca.cert))
+def test_with_a_ca_it_verifies_the_server_certificate_and_name(tls_cluster, tmp_path):
+    good = asset(tls_cluster, "monitor", sslrootcert=str(tls_cluster.ca.cert))
     assert libpq_params(good, None)["sslmode"] == "verify-full"
     assert probe_postgres(good, "monitor-pw", 5).up
     stranger = TestCA(tmp_path / "other")
-    wrong_ca = probe_postgres(asset(cluster, "monitor", sslrootcert=str(stranger.cert)), "monitor-pw", 5)
+    wrong_ca = probe_postgres(asset(tls_cluster, "monitor", sslrootcert=str(stranger.cert)), "monitor-pw", 5)
     assert not wrong_ca.up and "certificate" in wrong_ca.error.lower()
     wrong_name = probe_postgres({**good, "host": "127.0.0.2"}, "monitor-pw", 5)  # not in the certificate
     assert not wrong_name.up
@@ -104,9 +104,9 @@ def test_the_config_file_refuses_a_weak_sslmode_unless_the_asset_opts_out():
     assert params["sslmode"] == "disable" and "require_auth" not in params and "channel_binding" not in params
 
 
-def test_dbmon_keeps_its_own_store_on_a_tls_postgresql(cluster):
-    url = (f"postgresql+psycopg2://monitor:monitor-pw@127.0.0.1:{cluster.port}/dbmon_store"
-           f"?sslmode=verify-full&sslrootcert={cluster.ca.cert}")
+def test_dbmon_keeps_its_own_store_on_a_tls_postgresql(tls_cluster):
+    url = (f"postgresql+psycopg2://monitor:monitor-pw@127.0.0.1:{tls_cluster.port}/dbmon_store"
+           f"?sslmode=verify-full&sslrootcert={tls_cluster.ca.cert}")
     upgrade(url)
     store = Store(url)
     try:

@@ -13,6 +13,9 @@ from tests.harness import Deployment, wait_for
 from tests.security.tls_material import TestCA
 from tests.services import free_port, missing, port_open
 
+# Every test runs a TLS redis-server and dbmon processes.
+pytestmark = [pytest.mark.slow, pytest.mark.deployment]
+
 
 @pytest.fixture()
 def tls_redis(tmp_path):

@@ -77,6 +77,7 @@ def _reseal(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow  # two CLI processes
 def test_secrets_reseal_moves_every_stored_credential_to_the_current_key(store, tmp_path):
     legacy = sha256_box("old-key").encrypt(b'{"password": "legacy"}')
     with store.session() as s:
