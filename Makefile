@@ -44,9 +44,14 @@ lint: install
 	$(VENV)/bin/mypy
 
 # Fails under 85% line coverage. With CI=true a missing service fails instead of skipping.
+# Everything but compose, with coverage: the unit tier on parallel workers, then the tiers that
+# start processes, containers or clusters one test at a time (they share a Docker engine and
+# server-wide state), adding to the same coverage data.
 test: install
 	rm -f .coverage .coverage.*
-	$(PY) -m pytest -m "not compose" --cov --cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
+	$(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup --cov --cov-report= $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not compose and not ($(FAST_MARKERS))" --cov --cov-append \
+		--cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 # The unit tier: every test not marked slow, docker, browser, deployment or compose (tests/conftest.py
 # marks them by the fixtures they use), on parallel workers, without coverage. The tests wait on

@@ -57,3 +57,18 @@ def test_install_is_idempotent():
     first = redis_transport.Channel.close
     broker_reconnect.install()
     assert redis_transport.Channel.close is first
+
+
+def test_a_task_finishing_after_the_reconnect_acknowledges_without_raising(redis_server):
+    broker_reconnect.install()
+    queue = Queue("tasks", Exchange("tasks", type="direct"), routing_key="tasks")
+    conn = Connection(redis_server.url)
+    [message] = _consume_one_without_ack(conn, queue)
+    redis_server.stop()
+    try:
+        conn.collect(socket_timeout=1)
+    except Exception:  # noqa: BLE001
+        pass
+    conn.close()
+    message.ack()  # the late ack of a task that ran through the outage
+    assert message.acknowledged
