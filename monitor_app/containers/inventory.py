@@ -162,8 +162,10 @@ def normalise(attrs: dict[str, Any], *, read_proc: bool = True) -> ContainerReco
                                   "host_port": host_port})
     networks = {name: {"ip": (n or {}).get("IPAddress") or "", "gateway": (n or {}).get("Gateway") or ""}
                 for name, n in (net.get("Networks") or {}).items()}
-    mounts = [{"type": m.get("Type", ""), "source": m.get("Source", ""), "destination": m.get("Destination", ""),
-               "name": m.get("Name", ""), "rw": bool(m.get("RW", True))} for m in attrs.get("Mounts") or ()]
+    # The engine lists mounts in map order, which differs between two inspects of the same container.
+    mounts = sorted(({"type": m.get("Type", ""), "source": m.get("Source", ""), "destination": m.get("Destination", ""),
+                      "name": m.get("Name", ""), "rw": bool(m.get("RW", True))} for m in attrs.get("Mounts") or ()),
+                    key=lambda m: (m["destination"], m["source"]))
     policy = host.get("RestartPolicy") or {}
     health = state.get("Health") or None
     pid = int(state.get("Pid") or 0) if state.get("Running") else 0

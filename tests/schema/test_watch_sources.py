@@ -53,6 +53,16 @@ def test_it_listens_on_postgresql_assets_allowed_a_trigger(store, tmp_path, pg_d
     assert context["application_names"] == ["deploy"] and context["notifications"] == 2
 
 
+def test_it_does_not_listen_for_a_discovered_container_without_credentials(store, tmp_path, pg_database):
+    # Seen in bench/routine_day.py: such an asset got a listener on libpq's defaults (the host's
+    # local socket) and reported `schema.listener_failed` when that unrelated server went away.
+    rt = make_runtime(store, tmp_path, {"schema": {"event_triggers": True}})
+    with_credentials = add_asset(store, name="orders-db", engine="postgresql",
+                                 connection=pg_connection(pg_database[1]))
+    add_asset(store, name="pg-container", engine="postgresql", connection={})
+    assert list(PgNotifySource(rt, Emitted()).wanted_assets()) == [with_credentials]
+
+
 def test_it_sits_out_when_triggers_are_not_allowed(store, tmp_path):
     assert not PgNotifySource.wanted(make_runtime(store, tmp_path))
     assert PgNotifySource.wanted(make_runtime(store, tmp_path, {"schema": {"assets": {"x": {"event_trigger": True}}}}))

@@ -44,8 +44,10 @@ class PgNotifySource(RefreshingSource):
         settings = self.runtime.config.schema_checks
         with self.runtime.store.session() as s:
             assets = s.scalars(select(Asset).where(Asset.engine == "postgresql", Asset.status != "gone")).all()
+            # A discovered container without credentials has no database to listen on; libpq's
+            # defaults would reach whatever server owns the local socket instead.
             return {a.id: postgres_dsn(a.connection, password_for(a, self.runtime.credentials))
-                    for a in assets if settings.trigger_allowed(a.name)}
+                    for a in assets if settings.trigger_allowed(a.name) and (a.connection or {}).get("database")}
 
     def refresh(self) -> None:
         settings = self.runtime.config.schema_checks
