@@ -74,6 +74,8 @@ def _set_status(session: Session, asset: Asset, status: str, now: datetime) -> s
         update(Asset).where(Asset.id == asset.id, Asset.status == previous)
         .values(status=status, status_changed_at=now).execution_options(synchronize_session=False)))
     if moved.rowcount != 1:
+        # Lost the race: show callers the status the winner set, not the one this session read.
+        session.refresh(asset, ["status", "status_changed_at"])
         return None
     set_committed_value(asset, "status", status)
     set_committed_value(asset, "status_changed_at", now)

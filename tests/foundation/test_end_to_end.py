@@ -147,11 +147,9 @@ def test_it_checks_healthy_assets_while_another_one_hangs(deployment):
         deployment.write_config("assets:\n" + pg_asset_yaml("hangs", port=stalled.port)
                                 + pg_asset_yaml("refuses", port=closed_port()) + pg_asset_yaml("healthy"))
         deployment.start_worker()
+        # The sync ends by sending the reachability sweep: one probe per new asset, at once.
         assert deployment.scan("assets.sync_config").status == "done"
-
         started = time.monotonic()
-        fanout = deployment.scan("assets.check_reachability")
-        assert fanout.result["dispatched"] == 3
         wait_for(lambda: asset_named(deployment, "healthy").status == "up", 15, what="healthy asset up")
         wait_for(lambda: asset_named(deployment, "refuses").status == "down", 15, what="refusing asset down")
         healthy_after = time.monotonic() - started
