@@ -31,7 +31,7 @@ class _Target:
 def due_assets(session: Session, now: datetime) -> list[int]:
     return [a.id for a in session.scalars(select(Asset).where(
         Asset.engine.in_(PROBED_ENGINES), Asset.status != "gone",
-        or_(Asset.next_check_at.is_(None), Asset.next_check_at <= now))) if can_probe(a)]
+        or_(Asset.next_check_at.is_(None), Asset.next_check_at <= now)).order_by(Asset.id)) if can_probe(a)]
 
 
 def run_check(rt, asset_id: int, *, now: datetime | None = None) -> dict:

@@ -170,7 +170,7 @@ def checkable_assets(rt) -> list[int]:
     with rt.store.session() as s:
         rows = s.execute(select(Asset.id, Asset.engine, Asset.connection).where(
             Asset.engine == "postgresql", Asset.kind == "database",
-            or_(Asset.status.is_(None), Asset.status != "gone"))).all()
+            or_(Asset.status.is_(None), Asset.status != "gone")).order_by(Asset.id)).all()
     return [asset_id for asset_id, engine, connection in rows if checkable(engine, connection)]
 
 

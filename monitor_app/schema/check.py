@@ -179,7 +179,7 @@ def due_assets(rt, now: datetime | None = None) -> list[int]:
             select(Asset.id, Asset.name, Asset.engine, Asset.connection, SchemaWatchState.checked_at)
             .outerjoin(SchemaWatchState, SchemaWatchState.asset_id == Asset.id)
             .where(Asset.engine.in_(ENGINES), Asset.kind == "database",
-                   or_(Asset.status.is_(None), Asset.status != "gone"))).all()
+                   or_(Asset.status.is_(None), Asset.status != "gone")).order_by(Asset.id)).all()
     # A discovered PostgreSQL container without credentials has no database to log into yet.
     return [asset_id for asset_id, name, engine, connection, checked in rows
             if (engine != "postgresql" or (connection or {}).get("database"))
