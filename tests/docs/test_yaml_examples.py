@@ -28,6 +28,7 @@ from monitor_app.store.models import Asset, Event, MetricSample
 from monitor_app.store.models.alerting import Alert
 from tests.containers.conftest import containers_config, images, runner  # noqa: F401 - fixtures
 from tests.containers.follow import Harness
+from tests.services import missing
 from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,7 +191,7 @@ def test_collector_failing_pages_on_a_real_failed_check_and_resolves_on_recovery
 def test_disk_almost_full_selects_the_real_disk_sample_of_the_postgresql_directory(store, tmp_path):
     directory = Path("/var/lib/postgresql")
     if not directory.exists():
-        pytest.skip("no /var/lib/postgresql on this machine")
+        missing("/var/lib/postgresql (the PostgreSQL server's data directory)")
     host_id = add_asset(store, name="host-1", engine="sqlite", connection={})
     now = utcnow()
     # Two real samplings: the PostgreSQL directory, and a path the rule's matcher must leave out.
