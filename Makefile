@@ -49,17 +49,18 @@ lint: install
 # server-wide state), adding to the same coverage data.
 test: install
 	rm -f .coverage .coverage.*
-	$(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup --cov --cov-report= $(PYTEST_ARGS)
+	DBMON_TEST_PG=private $(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup --cov --cov-report= $(PYTEST_ARGS)
 	$(PY) -m pytest -m "not compose and not ($(FAST_MARKERS))" --cov --cov-append \
 		--cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 # The unit tier: every test not marked slow, docker, browser, deployment or compose (tests/conftest.py
 # marks them by the fixtures they use), on parallel workers, without coverage. The tests wait on
 # PostgreSQL and sockets more than they compute, hence two workers per core; FAST_WORKERS=0 runs serially.
+# DBMON_TEST_PG=private: the tier runs on its own PostgreSQL cluster, fsync off (tests/unit_tier_cluster.py).
 FAST_MARKERS := not slow and not docker and not browser and not deployment and not compose
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test-fast: install
-	$(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup -x -q $(PYTEST_ARGS)
+	DBMON_TEST_PG=private $(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup -x -q $(PYTEST_ARGS)
 
 # Builds the image on a local bookworm base and runs the compose deployment end to end (minutes).
 test-compose: install

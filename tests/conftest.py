@@ -7,7 +7,23 @@ from pathlib import Path
 
 import pytest
 
+from tests import unit_tier_cluster
 from tests.services import create_pg_database, drop_pg_database, missing, docker_available
+
+_CLUSTER = pytest.StashKey[object]()
+
+
+def pytest_configure(config):
+    # Only the process that owns the run starts the cluster; pytest-xdist workers inherit its URL.
+    if unit_tier_cluster.wanted() and not hasattr(config, "workerinput"):
+        config.stash[_CLUSTER] = unit_tier_cluster.start()
+
+
+def pytest_unconfigure(config):
+    cluster = config.stash.get(_CLUSTER, None)
+    if cluster is not None:
+        cluster.stop()
+
 
 
 @pytest.fixture(scope="session")

@@ -142,11 +142,14 @@ SELECT p.oid, p.polrelid, p.polname, p.polcmd, p.polpermissive,
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE {NSP_FILTER}"""  # nosec B608
 
+# Objects initdb made have OIDs below 16384 (FirstNormalObjectId); of those a snapshot holds only
+# the public schema and plpgsql, so the thousands of built-in function comments stay on the server.
 Q_COMMENTS = """
 SELECT d.classoid::regclass::text AS cat, d.objoid, d.objsubid, d.description FROM pg_description d
 WHERE d.classoid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass,
   'pg_type'::regclass, 'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass,
-  'pg_extension'::regclass)"""
+  'pg_extension'::regclass)
+  AND (d.objoid >= 16384 OR d.classoid IN ('pg_namespace'::regclass, 'pg_extension'::regclass))"""
 
 # pg_description's catalogue -> the key prefixes an object of that catalogue may have here.
 COMMENT_TARGETS = {"pg_class": ("rel", "idx"), "pg_proc": ("fn",), "pg_namespace": ("schema",),

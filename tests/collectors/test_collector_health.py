@@ -77,7 +77,7 @@ def test_an_unreadable_sqlite_file_is_said_once_and_its_recovery_once(store, tmp
     assert "All collectors working." in view["page"]
 
 
-def test_a_dropped_database_is_a_failing_schema_check_until_it_is_back(store, tmp_path):
+def test_a_dropped_database_is_a_failing_schema_check_until_it_is_back(store, tmp_path, deferred_drops):
     name, url = create_pg_database()
     try:
         rt = make_runtime(store, tmp_path)
@@ -94,7 +94,7 @@ def test_a_dropped_database_is_a_failing_schema_check_until_it_is_back(store, tm
         schema_check(rt, asset_id)
         assert health_events(store) == [("schema.check_failed", asset_id), ("schema.check_recovered", asset_id)]
     finally:
-        drop_pg_database(name)
+        deferred_drops.drop(name)
 
 
 class RestartableCluster(PrivateCluster):

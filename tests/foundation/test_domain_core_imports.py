@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 _PROBE = """
@@ -21,6 +23,7 @@ print(json.dumps({"modules": len(names),
 """
 
 
+@pytest.mark.slow  # a Python process importing every domain module
 def test_no_domain_module_pulls_in_celery_or_flask():
     out = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

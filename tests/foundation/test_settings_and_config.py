@@ -111,6 +111,7 @@ def test_check_config_exits_2_with_field_errors_and_leaves_the_store_alone(tmp_p
     assert store_file.read_bytes() == before
 
 
+@pytest.mark.slow  # a CLI process
 def test_check_config_accepts_a_valid_file(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("assets:\n  - name: app\n    engine: sqlite\n    path: /srv/app.db\nwatch:\n  - path: /srv\n    asset: app\n")
@@ -119,6 +120,7 @@ def test_check_config_accepts_a_valid_file(tmp_path):
     assert "valid (1 assets, 1 watch paths)" in result.stdout
 
 
+@pytest.mark.slow  # a CLI process
 def test_a_bad_setting_stops_the_cli_with_a_message_not_a_traceback(tmp_path):
     result = run_cli("db", "current", env={"DBMON_API_PORT": "x", "DBMON_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2

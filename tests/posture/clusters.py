@@ -1,4 +1,4 @@
-"""Private PostgreSQL clusters for posture tests, run as the `postgres` OS user.
+"""Private PostgreSQL clusters (posture tests, the unit tier), run as the `postgres` OS user.
 
 An "exposed" cluster listens on every address, but inside its own empty network namespace
 (`unshare --net`), so the test machine exposes nothing; dbmon reaches it over its Unix socket.

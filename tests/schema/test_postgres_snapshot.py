@@ -114,6 +114,14 @@ def test_it_captures_every_object_kind(pg):
     assert not [o for o in snap["objects"].values() if "not_me" in o["name"]]
 
 
+def test_it_keeps_comments_on_the_objects_initdb_made_that_it_lists(pg):
+    # The public schema and plpgsql have OIDs below the first user OID, unlike everything else listed.
+    pg.run("COMMENT ON SCHEMA public IS 'the app lives here'", "COMMENT ON EXTENSION plpgsql IS 'pl'",
+           "CREATE FUNCTION f() RETURNS integer LANGUAGE sql AS 'SELECT 1'", "COMMENT ON FUNCTION f() IS 'one'")
+    comments = {o["name"]: o["attrs"]["text"] for o in pg.snapshot()["objects"].values() if o["type"] == "comment"}
+    assert comments == {"public": "the app lives here", "plpgsql": "pl", "public.f()": "one"}
+
+
 def test_it_keys_objects_by_oid_and_is_json_able(pg):
     pg.run("CREATE TABLE t (a integer)")
     snap = pg.snapshot()

@@ -106,6 +106,7 @@ def test_secrets_reseal_moves_every_stored_credential_to_the_current_key(store, 
     assert failed.returncode == 1 and "a, b, c" in failed.stderr and "Traceback" not in failed.stderr
 
 
+@pytest.mark.slow  # docker-compose processes
 def test_compose_refuses_to_start_without_a_secret_key(tmp_path):
     import os
     import shutil
