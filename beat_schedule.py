@@ -9,6 +9,7 @@ from monitor_app.platform.task_queues import queue_for
 SCHEMA_CHECK_INTERVAL = 30.0
 CONFIG_SYNC_INTERVAL = 300.0
 PRUNE_INTERVAL = 3600.0
+METRICS_COMPACT_INTERVAL = 300.0  # finished hours are packed within minutes of ending
 POSTURE_SWEEP_INTERVAL = 300.0  # how often due posture checks are looked for; each asset's own interval is a setting
 
 
@@ -31,6 +32,7 @@ def entries(settings: Settings) -> dict:
         "redeliver-lost-tasks": _every("maintenance.redeliver", settings.redeliver_interval),
         "schema-checks": _every("schema.check_due", SCHEMA_CHECK_INTERVAL),
         "prune-old-data": _every("maintenance.prune", PRUNE_INTERVAL, expires=False),
+        "metrics-compact": _every("metrics.compact", METRICS_COMPACT_INTERVAL),
         "posture-checks": _every("posture.check_due", min(POSTURE_SWEEP_INTERVAL, settings.posture_interval)),
         **alerting_schedule.entries(settings),
     }

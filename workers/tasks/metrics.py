@@ -1,4 +1,4 @@
-"""Host resource samples."""
+"""Host resource samples; packing finished hours of metric series into chunks and rollups."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
+from monitor_app.metrics import sample_store
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
@@ -35,6 +36,11 @@ def host_sample(rt: Runtime) -> dict:
     report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname),
            rt.settings.collector_failures_before_event)
     return {"asset_id": host_id, "samples": {m.name + _suffix(m.labels): m.value for m in samples}}
+
+
+@dbmon_task("metrics.compact", time_limit=600)
+def compact(rt: Runtime) -> dict:
+    return sample_store.compact(rt.store, utcnow())
 
 
 def _suffix(labels: dict) -> str:

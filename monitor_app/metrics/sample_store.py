@@ -1,0 +1,178 @@
+"""Writing samples, packing finished hours into chunks and rollups, and pruning by retention.
+
+Samples land as rows in `metric_points` (cheap to append, a rewrite of the same sample is a no-op
+so a retried collection does not count twice). `compact` packs every finished hour of a series
+into one raw chunk and folds it into the 1 min, 10 min and 1 h rollups, in one transaction per
+series: running it twice, or concurrently with writers, gives the same chunks. Late samples of
+an hour already packed are merged into its chunk on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from monitor_app.metrics import chunk_codec
+from monitor_app.metrics.rollup import RAW, ROLLUPS, floor_time, replace_range, to_buckets
+from monitor_app.store.base import Store
+from monitor_app.store.models import MetricChunk, MetricPoint, MetricSeries
+
+RAW_RETENTION = timedelta(hours=48)
+ROLLUP_RETENTION = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class SeriesSample:
+    asset_id: int
+    name: str
+    value: float
+    at: datetime
+    labels: dict = field(default_factory=dict)
+
+
+def labels_key(labels: dict) -> str:
+    return hashlib.sha1(json.dumps(labels, sort_keys=True, separators=(",", ":")).encode(),  # nosec B324 - an identity, not a secret
+                        usedforsecurity=False).hexdigest()
+
+
+def _insert_ignoring_duplicates(session, model, rows: list[dict], keys: list[str]) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
+
+
+class SeriesWriter:
+    """Appends samples; remembers series ids so a steady collector resolves each series once."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._ids: dict[tuple[int, str, str], int] = {}
+
+    def write(self, samples: list[SeriesSample]) -> int:
+        if not samples:
+            return 0
+        with self.store.session() as s:
+            ids = self._series_ids(s, samples)
+            rows = [{"series_id": ids[i], "at": x.at, "value": float(x.value)} for i, x in enumerate(samples)]
+            _insert_ignoring_duplicates(s, MetricPoint, rows, ["series_id", "at"])
+            # The first sample written for a time is the one kept, in the rows and in the latest value.
+            latest: dict[int, SeriesSample] = {}
+            for i, x in enumerate(samples):
+                if ids[i] not in latest or x.at > latest[ids[i]].at:
+                    latest[ids[i]] = x
+            for series_id, x in latest.items():
+                s.execute(update(MetricSeries).where(
+                    MetricSeries.id == series_id,
+                    (MetricSeries.last_at.is_(None)) | (MetricSeries.last_at < x.at),
+                ).values(last_value=float(x.value), last_at=x.at))
+        return len(samples)
+
+    def _series_ids(self, s, samples: list[SeriesSample]) -> list[int]:
+        keys = [(x.asset_id, x.name, labels_key(x.labels)) for x in samples]
+        unknown = {k: x for k, x in zip(keys, samples, strict=True) if k not in self._ids}
+        if unknown:
+            _insert_ignoring_duplicates(s, MetricSeries, [
+                {"asset_id": a, "name": n, "labels_key": k, "labels": x.labels} for (a, n, k), x in unknown.items()
+            ], ["asset_id", "name", "labels_key"])
+            for a, n, k in unknown:
+                self._ids[(a, n, k)] = s.scalar(select(MetricSeries.id).where(
+                    MetricSeries.asset_id == a, MetricSeries.name == n, MetricSeries.labels_key == k))
+        return [self._ids[k] for k in keys]
+
+
+def compact(store: Store, now: datetime) -> dict:
+    """Pack every finished hour of unpacked points; returns how many series and samples moved."""
+    cutoff = floor_time(now, RAW.chunk_span)
+    with store.session() as s:
+        series_ids = s.scalars(select(MetricPoint.series_id).where(MetricPoint.at < cutoff)
+                               .group_by(MetricPoint.series_id).order_by(MetricPoint.series_id)).all()
+    moved = 0
+    for series_id in series_ids:
+        with store.session() as s:
+            moved += _compact_series(s, series_id, cutoff)
+    return {"series": len(series_ids), "samples": moved}
+
+
+def _compact_series(s, series_id: int, cutoff: datetime) -> int:
+    points = s.execute(select(MetricPoint.at, MetricPoint.value).where(
+        MetricPoint.series_id == series_id, MetricPoint.at < cutoff).order_by(MetricPoint.at)).all()
+    # An hour whose raw chunk is past retention cannot be re-folded whole: its rollups would be
+    # replaced by the few late samples alone, so those are dropped instead.
+    oldest = cutoff - RAW_RETENTION
+    by_hour: dict[datetime, list[tuple[datetime, float]]] = {}
+    for at, value in points:
+        if at >= oldest:
+            by_hour.setdefault(floor_time(at, RAW.chunk_span), []).append((at, value))
+    for hour, samples in by_hour.items():
+        samples = _merge_into_raw_chunk(s, series_id, hour, samples)
+        for tier in ROLLUPS:
+            _fold_into_rollup(s, series_id, tier, hour, to_buckets(samples, tier.width))
+    s.execute(delete(MetricPoint).where(MetricPoint.series_id == series_id, MetricPoint.at < cutoff))
+    return len(points)
+
+
+def _chunk(s, series_id: int, tier: str, start: datetime) -> MetricChunk | None:
+    return s.get(MetricChunk, (series_id, tier, start))
+
+
+def _merge_into_raw_chunk(s, series_id: int, hour: datetime, samples: list) -> list:
+    chunk = _chunk(s, series_id, RAW.name, hour)
+    if chunk is not None:
+        merged = dict(chunk_codec.decode_samples(hour, chunk.payload))
+        merged.update(samples)
+        samples = sorted(merged.items())
+    payload = chunk_codec.encode_samples(hour, samples)
+    _put_chunk(s, chunk, series_id, RAW.name, hour, samples[-1][0], len(samples), payload)
+    return samples
+
+
+def _fold_into_rollup(s, series_id: int, tier, hour: datetime, buckets: list) -> None:
+    start = floor_time(hour, tier.chunk_span)
+    chunk = _chunk(s, series_id, tier.name, start)
+    kept = chunk_codec.decode_buckets(start, chunk.payload) if chunk is not None else []
+    merged = replace_range(kept, buckets, hour, hour + RAW.chunk_span)
+    payload = chunk_codec.encode_buckets(start, merged)
+    _put_chunk(s, chunk, series_id, tier.name, start, merged[-1].start, sum(b.count for b in merged), payload)
+
+
+def _put_chunk(s, chunk, series_id, tier, start, end_at, count, payload) -> None:
+    if chunk is None:
+        s.add(MetricChunk(series_id=series_id, tier=tier, start=start, end_at=end_at, count=count, payload=payload))
+    else:
+        chunk.end_at, chunk.count, chunk.payload = end_at, count, payload
+    s.flush()
+
+
+def prune(store: Store, now: datetime, raw_retention: timedelta = RAW_RETENTION,
+          rollup_retention: timedelta = ROLLUP_RETENTION) -> dict:
+    """Drop raw chunks past their window, rollup chunks whose newest bucket is past 90 days, and
+    series nothing has been written to for as long."""
+    with store.session() as s:
+        raw = _deleted(s, delete(MetricChunk).where(
+            MetricChunk.tier == RAW.name, MetricChunk.start < now - raw_retention - RAW.chunk_span))
+        rollups = _deleted(s, delete(MetricChunk).where(
+            MetricChunk.tier != RAW.name, MetricChunk.end_at < now - rollup_retention))
+        unpacked = select(MetricPoint.series_id).where(MetricPoint.series_id == MetricSeries.id)
+        packed = select(MetricChunk.series_id).where(MetricChunk.series_id == MetricSeries.id)
+        series = _deleted(s, delete(MetricSeries).where(and_(
+            MetricSeries.last_at < now - rollup_retention, ~unpacked.exists(), ~packed.exists())))
+    return {"raw_chunks": raw, "rollup_chunks": rollups, "series": series}
+
+
+def _deleted(s, statement) -> int:
+    result: Any = s.execute(statement)
+    return result.rowcount
+
+
+def stored_bytes(store: Store, tier: str) -> tuple[int, int]:
+    """(payload bytes, samples) of a tier: what a sample costs once packed."""
+    with store.session() as s:
+        size, count = s.execute(select(func.coalesce(func.sum(func.length(MetricChunk.payload)), 0),
+                                       func.coalesce(func.sum(MetricChunk.count), 0))
+                                .where(MetricChunk.tier == tier)).one()
+    return int(size), int(count)
