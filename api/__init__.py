@@ -43,9 +43,11 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     from api.health import health
     from api.pages import pages
+    from api.prometheus import prometheus
 
     app.register_blueprint(health)
     app.register_blueprint(pages)
+    app.register_blueprint(prometheus)
     from api.audit_trail import install as install_audit_trail
 
     install_audit_trail(app)

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     channel_test_per_minute: int = Field(6, ge=1, le=600, description="Test sends allowed per channel and minute.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
     metrics_retention_days: int = Field(90, ge=1, description="Days metric rollups (1 min, 10 min, 1 h) and per-sample rows are kept.")
+    metrics_bearer_token: str | None = Field(None, min_length=16, repr=False, description="A bearer token Prometheus may scrape GET /metrics with (an API key with the viewer role works too).")
+    metrics_stale_seconds: float = Field(900.0, gt=0, description="GET /metrics leaves out series not written to for this long.")
     metrics_raw_retention_hours: int = Field(48, ge=2, le=24 * 90, description="Hours raw metric samples are kept before only their rollups remain.")
     posture_interval: float = Field(86400.0, gt=0, description="Seconds between security posture checks of each PostgreSQL asset.")
     posture_release_list: Path | None = Field(None, description="JSON list of the latest PostgreSQL minor per branch; default: the dated list shipped with dbmon.")
