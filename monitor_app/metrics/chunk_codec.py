@@ -15,31 +15,40 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from itertools import accumulate
+from typing import NamedTuple
 
 VERSION = 1
 _HEADER = struct.Struct("<BI")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class ChunkError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """The aggregate of the samples in [start, start + width)."""
+class Bucket(NamedTuple):
+    """The aggregate of the samples in [start, start + width). A tuple: queries build many."""
 
     start: datetime
     min: float
     max: float
     sum: float
     last: float
-    count: int
+    samples: int
 
     @property
     def avg(self) -> float:
-        return self.sum / self.count
+        return self.sum / self.samples
+
+
+def epoch_ms(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 def _shuffle(data: bytes, size: int) -> bytes:
@@ -94,27 +103,41 @@ def encode_samples(start: datetime, samples: list[tuple[datetime, float]]) -> by
     return _HEADER.pack(VERSION, n) + zlib.compress(body, 6)
 
 
-def decode_samples(start: datetime, payload: bytes) -> list[tuple[datetime, float]]:
+def sample_columns(start: datetime, payload: bytes) -> tuple[list[int], list[float]]:
+    """(epoch milliseconds, values) of a raw chunk: what range queries work on."""
     n, body = _open(payload, 12)
-    deltas = struct.unpack(f"<{n}I", _unshuffle(body[:4 * n], 4))
-    return list(zip(_times(deltas, start, timedelta(milliseconds=1)), _unxor_floats(body[4 * n:], n), strict=True))
+    base = epoch_ms(start)
+    times = [base + t for t in accumulate(struct.unpack(f"<{n}I", _unshuffle(body[:4 * n], 4)))]
+    return times, _unxor_floats(body[4 * n:], n)
+
+
+def decode_samples(start: datetime, payload: bytes) -> list[tuple[datetime, float]]:
+    times, values = sample_columns(start, payload)
+    return [(from_epoch_ms(t), v) for t, v in zip(times, values, strict=True)]
 
 
 def encode_buckets(start: datetime, buckets: list[Bucket]) -> bytes:
     n = len(buckets)
     deltas = _offsets([b.start for b in buckets], start, timedelta(seconds=1))
-    body = (_shuffle(struct.pack(f"<{n}I", *deltas), 4) + _shuffle(struct.pack(f"<{n}I", *(b.count for b in buckets)), 4)
+    body = (_shuffle(struct.pack(f"<{n}I", *deltas), 4) + _shuffle(struct.pack(f"<{n}I", *(b.samples for b in buckets)), 4)
             + b"".join(_xor_floats([getattr(b, f) for b in buckets]) for f in ("min", "max", "sum", "last")))
     return _HEADER.pack(VERSION, n) + zlib.compress(body, 6)
 
 
-def decode_buckets(start: datetime, payload: bytes) -> list[Bucket]:
+def bucket_columns(start: datetime, payload: bytes) -> tuple[list[int], list[float], list[float], list[float],
+                                                             list[float], tuple[int, ...]]:
+    """(epoch milliseconds, mins, maxs, sums, lasts, counts) of a rollup chunk."""
     n, body = _open(payload, 40)
-    deltas = struct.unpack(f"<{n}I", _unshuffle(body[:4 * n], 4))
+    base = epoch_ms(start)
+    times = [base + 1000 * t for t in accumulate(struct.unpack(f"<{n}I", _unshuffle(body[:4 * n], 4)))]
     counts = struct.unpack(f"<{n}I", _unshuffle(body[4 * n:8 * n], 4))
-    columns = [_unxor_floats(body[8 * n + 8 * n * i:8 * n + 8 * n * (i + 1)], n) for i in range(4)]
-    return [Bucket(t, lo, hi, total, last, c) for t, lo, hi, total, last, c
-            in zip(_times(deltas, start, timedelta(seconds=1)), *columns, counts, strict=True)]
+    lo, hi, total, last = (_unxor_floats(body[8 * n + 8 * n * i:8 * n + 8 * n * (i + 1)], n) for i in range(4))
+    return times, lo, hi, total, last, counts
+
+
+def decode_buckets(start: datetime, payload: bytes) -> list[Bucket]:
+    times, *columns = bucket_columns(start, payload)
+    return [Bucket(from_epoch_ms(t), *row) for t, *row in zip(times, *columns, strict=True)]
 
 
 def _open(payload: bytes, bytes_per_item: int) -> tuple[int, bytes]:

@@ -1,4 +1,4 @@
-"""Rollup tiers and the arithmetic of buckets: samples into buckets, fine buckets into coarse ones.
+"""Rollup tiers and the arithmetic of buckets: samples into buckets, recompacted hours replaced.
 
 Buckets are aligned to the Unix epoch, so the same hour is the same bucket in every tier, every
 series and every process. A chunk of a tier spans a whole number of its buckets.
@@ -7,11 +7,9 @@ series and every process. A chunk of a tier spans a whole number of its buckets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from monitor_app.metrics.chunk_codec import Bucket
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+from monitor_app.metrics.chunk_codec import EPOCH, Bucket
 
 
 @dataclass(frozen=True)
@@ -39,22 +37,9 @@ def to_buckets(samples: list[tuple[datetime, float]], width: timedelta) -> list[
         start = floor_time(at, width)
         if out and out[-1].start == start:
             b = out[-1]
-            out[-1] = Bucket(start, min(b.min, value), max(b.max, value), b.sum + value, value, b.count + 1)
+            out[-1] = Bucket(start, min(b.min, value), max(b.max, value), b.sum + value, value, b.samples + 1)
         else:
             out.append(Bucket(start, value, value, value, value, 1))
-    return out
-
-
-def merge_buckets(buckets: list[Bucket], width: timedelta) -> list[Bucket]:
-    """Buckets in time order -> coarser buckets of `width` (a multiple of theirs)."""
-    out: list[Bucket] = []
-    for b in buckets:
-        start = floor_time(b.start, width)
-        if out and out[-1].start == start:
-            a = out[-1]
-            out[-1] = Bucket(start, min(a.min, b.min), max(a.max, b.max), a.sum + b.sum, b.last, a.count + b.count)
-        else:
-            out.append(Bucket(start, b.min, b.max, b.sum, b.last, b.count))
     return out
 
 

@@ -137,7 +137,7 @@ def _fold_into_rollup(s, series_id: int, tier, hour: datetime, buckets: list) ->
     kept = chunk_codec.decode_buckets(start, chunk.payload) if chunk is not None else []
     merged = replace_range(kept, buckets, hour, hour + RAW.chunk_span)
     payload = chunk_codec.encode_buckets(start, merged)
-    _put_chunk(s, chunk, series_id, tier.name, start, merged[-1].start, sum(b.count for b in merged), payload)
+    _put_chunk(s, chunk, series_id, tier.name, start, merged[-1].start, sum(b.samples for b in merged), payload)
 
 
 def _put_chunk(s, chunk, series_id, tier, start, end_at, count, payload) -> None:

@@ -13,4 +13,4 @@ def series_dict(s: MetricSeries) -> dict:
 
 
 def bucket_dict(b: Bucket) -> dict:
-    return {"t": iso(b.start), "min": b.min, "max": b.max, "avg": b.avg, "last": b.last, "count": b.count}
+    return {"t": iso(b.start), "min": b.min, "max": b.max, "avg": b.avg, "last": b.last, "count": b.samples}

@@ -102,7 +102,7 @@ def test_finished_hours_are_packed_rolled_up_and_read_back_the_same(store):
     for k in range(19):
         vals = [values(i) for i in range(60 * k, min(60 * (k + 1), len(samples)))]
         expected.append((T0 + timedelta(minutes=10 * k), min(vals), max(vals), sum(vals) / len(vals), vals[-1], len(vals)))
-    assert [(b.start, b.min, b.max, b.avg, b.last, b.count) for b in got[series_id]] == expected
+    assert [(b.start, b.min, b.max, b.avg, b.last, b.samples) for b in got[series_id]] == expected
 
     # Raw samples at 10 s for the last hour and a half: packed and unpacked alike.
     q = Query(now - timedelta(minutes=90), now, timedelta(seconds=10))
@@ -124,7 +124,7 @@ def test_late_samples_join_their_packed_hour(store):
     _, got = read_series(store, [series_id], Query(T0, T0 + timedelta(hours=1), timedelta(hours=1)),
                          T0 + timedelta(days=10))
     (hour,) = got[series_id]
-    assert (hour.count, hour.max) == (361, 5000.0)
+    assert (hour.samples, hour.max) == (361, 5000.0)
 
 
 def test_the_tier_follows_the_range_and_the_step():
