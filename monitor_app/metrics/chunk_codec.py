@@ -17,6 +17,7 @@ import struct
 import zlib
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
+from operator import xor
 from typing import NamedTuple
 
 VERSION = 1
@@ -66,16 +67,12 @@ def _unshuffle(data: bytes, size: int) -> bytes:
 def _xor_floats(values: list[float]) -> bytes:
     n = len(values)
     bits = struct.unpack(f"<{n}Q", struct.pack(f"<{n}d", *values))
-    xored = [bits[0]] + [a ^ b for a, b in zip(bits[1:], bits, strict=False)] if n else []
+    xored = [bits[0]] + list(map(xor, bits[1:], bits)) if n else []
     return _shuffle(struct.pack(f"<{n}Q", *xored), 8)
 
 
 def _unxor_floats(data: bytes, n: int) -> list[float]:
-    xored = struct.unpack(f"<{n}Q", _unshuffle(data, 8))
-    bits, previous = [], 0
-    for x in xored:
-        previous ^= x
-        bits.append(previous)
+    bits = accumulate(struct.unpack(f"<{n}Q", _unshuffle(data, 8)), xor)
     return list(struct.unpack(f"<{n}d", struct.pack(f"<{n}Q", *bits)))
 
 

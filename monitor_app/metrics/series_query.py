@@ -92,24 +92,23 @@ class _Steps:
         self.add_buckets(times, values, values, values, values, None)
 
     def add_buckets(self, times, mins, maxs, sums, lasts, counts) -> None:
-        lo, hi = bisect_left(times, self.window.start), bisect_left(times, self.window.end)
+        # Sorted times: each step's run of items is found by bisection and folded with the built-in
+        # min/max/sum over slices, not item by item.
         step, acc = self.window.step, self.acc
-        for i in range(lo, hi):
-            t = times[i]
-            key = t - t % step
-            count = counts[i] if counts is not None else 1
+        i, hi = bisect_left(times, self.window.start), bisect_left(times, self.window.end)
+        while i < hi:
+            key = times[i] - times[i] % step
+            j = bisect_left(times, key + step, i + 1, hi)
+            fold = [min(mins[i:j]), max(maxs[i:j]), sum(sums[i:j]), lasts[j - 1],
+                    sum(counts[i:j]) if counts is not None else j - i, times[j - 1]]
             a = acc.get(key)
             if a is None:
-                acc[key] = [mins[i], maxs[i], sums[i], lasts[i], count, t]
-                continue
-            if mins[i] < a[0]:
-                a[0] = mins[i]
-            if maxs[i] > a[1]:
-                a[1] = maxs[i]
-            a[2] += sums[i]
-            a[4] += count
-            if t >= a[5]:
-                a[3], a[5] = lasts[i], t
+                acc[key] = fold
+            else:
+                later = fold[5] >= a[5]
+                acc[key] = [min(a[0], fold[0]), max(a[1], fold[1]), a[2] + fold[2], fold[3] if later else a[3],
+                            a[4] + fold[4], max(a[5], fold[5])]
+            i = j
 
     def buckets(self) -> list[Bucket]:
         return [Bucket(from_epoch_ms(k), a[0], a[1], a[2], a[3], a[4]) for k, a in sorted(self.acc.items())]
