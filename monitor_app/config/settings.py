@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     host_sample_interval: float = Field(30.0, gt=0)
     host_sampler_missed_intervals: int = Field(3, ge=1, le=1000, description="A host whose sampler has not reported for this many sampling intervals is down.")
     reachability_interval: float = Field(30.0, gt=0)
+    sweep_tick: float = Field(5.0, gt=0, le=300, description="How often the schema and reachability sweeps look for due assets: the resolution at which their checks are spread over each interval.")
     containers_reconcile_interval: float = Field(60.0, gt=0, description="Full Docker reconcile, the event stream's safety net.")
     redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")
     task_lease_seconds: float = Field(30.0, gt=0, description="A running task renews its lease; a dead worker's run is re-sent after this.")
