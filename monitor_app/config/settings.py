@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     sweep_tick: float = Field(5.0, gt=0, le=300, description="How often the schema and reachability sweeps look for due assets: the resolution at which their checks are spread over each interval.")
     containers_reconcile_interval: float = Field(60.0, gt=0, description="Full Docker reconcile, the event stream's safety net.")
     redeliver_interval: float = Field(15.0, gt=0, description="How often lost or stalled tasks are sent again.")
+    leader_lease_seconds: float = Field(10.0, ge=1, le=300, description="The watcher and beat lead while they renew this lease (in Redis; a file lock on a single machine): a standby takes over this long after the leader died.")
     task_lease_seconds: float = Field(30.0, gt=0, description="A running task renews its lease; a dead worker's run is re-sent after this.")
     task_queued_grace: float = Field(60.0, gt=0, description="A queued run not started within this is published again.")
     alert_sweep_interval: float = Field(2.0, gt=0, description="Due notifications, retries and escalations are checked this often.")
