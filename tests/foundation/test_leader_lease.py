@@ -140,3 +140,24 @@ def test_two_watchers_push_each_event_once_and_the_standby_takes_over_when_the_l
         assert time.monotonic() - stopped_at < 3, "a clean stop released the lease"
     finally:
         d.close()
+
+
+@pytest.mark.slow
+@pytest.mark.deployment
+def test_a_second_beat_waits_for_the_lease_and_takes_over_when_the_first_is_killed(tmp_path):
+    d = Deployment("distributed", tmp_path, {"DBMON_LEADER_LEASE_SECONDS": "3"})
+    try:
+        d.migrate()
+        d.write_config("assets: []\n")
+        d.start("beat-a", "beat")
+        wait_for(lambda: "Acquired lock" in d.log("beat-a"), 30, what="the first beat takes the lease")
+        d.start("beat-b", "beat")
+        wait_for(lambda: "beat: Starting" in d.log("beat-b"), 30, what="the second beat starts")
+        time.sleep(4)  # longer than the lease: the first keeps renewing it
+        assert "Acquired lock" not in d.log("beat-b")
+        killed_at = time.monotonic()
+        d.kill("beat-a", signal.SIGKILL)
+        wait_for(lambda: "Acquired lock" in d.log("beat-b"), 20, what="the second beat takes over")
+        assert time.monotonic() - killed_at < 3 + 3
+    finally:
+        d.close()
