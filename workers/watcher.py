@@ -69,7 +69,6 @@ class Watcher:
         period = 0.0
         while not self.stopping.wait(period):
             period = self._renew_every
-            touch(self.runtime.settings, "watcher")
             if self.leading.is_set() and not running:
                 log.info("watcher %s leads: starting the watch sources", self.lease.holder)
                 self.start()
@@ -80,6 +79,8 @@ class Watcher:
                 running = False
             elif running:
                 self._restart_dead_sources()
+            # Touched once the sources started: a fresh heartbeat means watching (or standing by).
+            touch(self.runtime.settings, "watcher")
         self.stop()
 
     def _keep_lease(self) -> None:
