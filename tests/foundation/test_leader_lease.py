@@ -43,7 +43,7 @@ def test_only_one_holder_of_a_redis_lease_and_a_standby_takes_it_when_it_expires
     assert leader.hold() and not standby.hold()  # renewed before its expiry: still the leader's
     started = time.monotonic()
     wait_for(standby.hold, 3, interval=0.05, what="the standby takes the expired lease")
-    assert 0.5 < time.monotonic() - started < 1.6
+    assert 0.5 < time.monotonic() - started < 2.5
     assert not leader.hold()  # the old leader learns it lost
 
 
@@ -125,7 +125,7 @@ def test_two_watchers_push_each_event_once_and_the_standby_takes_over_when_the_l
         d.kill("watcher-a", signal.SIGKILL)  # no release: the standby waits for the lease to expire
         wait_for(lambda: _leading(d, "watcher-b"), 15, what="the standby takes over")
         took_over_in = time.monotonic() - killed_at
-        assert took_over_in < 3 + 2, took_over_in  # the TTL plus a renewal period and process start slack
+        assert took_over_in < 3 + 3, took_over_in  # the TTL, a renewal period, and slack for a loaded machine
         wait_for(lambda: _watcher_syncs(d) == before_kill + 1, 10, what="the new leader's start-up sync")
 
         d.write_config("assets: []\n# edited again\n")
