@@ -6,7 +6,6 @@ from monitor_app.alerting import schedule as alerting_schedule
 from monitor_app.config.settings import Settings
 from monitor_app.platform.task_queues import queue_for
 
-SCHEMA_CHECK_INTERVAL = 30.0
 CONFIG_SYNC_INTERVAL = 300.0
 PRUNE_INTERVAL = 3600.0
 METRICS_COMPACT_INTERVAL = 300.0  # finished hours are packed within minutes of ending
@@ -25,12 +24,14 @@ def entries(settings: Settings) -> dict:
     return {
         "host-sample": _every("metrics.host_sample", settings.host_sample_interval),
         "host-sampler-liveness": _every("maintenance.check_host_samplers", settings.host_sample_interval),
-        "reachability": _every("assets.check_reachability", settings.reachability_interval),
+        # The per-asset sweeps run every tick: each asset falls due at its own slot in its interval
+        # (platform/spread.py), and a sweep that ran once per interval would bunch them up again.
+        "reachability": _every("assets.check_reachability", min(settings.sweep_tick, settings.reachability_interval)),
         "containers-reconcile": _every("containers.reconcile", settings.containers_reconcile_interval),
         "containers-probe": _every("containers.probe", settings.reachability_interval),
         "sync-config": _every("assets.sync_config", CONFIG_SYNC_INTERVAL, expires=False),
         "redeliver-lost-tasks": _every("maintenance.redeliver", settings.redeliver_interval),
-        "schema-checks": _every("schema.check_due", SCHEMA_CHECK_INTERVAL),
+        "schema-checks": _every("schema.check_due", settings.sweep_tick),
         "prune-old-data": _every("maintenance.prune", PRUNE_INTERVAL, expires=False),
         "metrics-compact": _every("metrics.compact", METRICS_COMPACT_INTERVAL),
         "posture-checks": _every("posture.check_due", min(POSTURE_SWEEP_INTERVAL, settings.posture_interval)),

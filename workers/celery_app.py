@@ -73,10 +73,13 @@ def celery_config(settings: Settings) -> dict:
             "socket_keepalive": True,
             "retry_on_timeout": True,
         }
-        # Beat takes a lock in Redis, so a second beat waits instead of double-scheduling.
+        # Beat takes a lease in Redis, so a second beat (on this machine or another) waits instead of
+        # double-scheduling, and takes over within the lease once the first died. Beat renews it
+        # on every tick, so it ticks at least three times per lease.
         conf["beat_scheduler"] = "redbeat.RedBeatScheduler"
         conf["redbeat_redis_url"] = broker
-        conf["redbeat_lock_timeout"] = 60
+        conf["redbeat_lock_timeout"] = int(max(3, settings.leader_lease_seconds))
+        conf["beat_max_loop_interval"] = max(1, int(settings.leader_lease_seconds) // 3)
         conf["redbeat_key_prefix"] = "dbmon:redbeat:"
     return conf
 

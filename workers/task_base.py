@@ -59,9 +59,9 @@ class _LeaseKeeper:
 
 
 def fan_out(rt: Runtime, task: str, asset_ids: list[int]) -> dict:
-    """One `task` per asset, so a hung target delays only its own run."""
-    for asset_id in asset_ids:
-        rt.dispatch(task, {"asset_id": asset_id})
+    """One `task` per asset, so a hung target delays only its own run. The runs are recorded in
+    one ledger transaction: a thousand assets cost one INSERT, not a thousand commits."""
+    rt.dispatch_many(task, [{"asset_id": asset_id} for asset_id in asset_ids])
     return {"dispatched": len(asset_ids), "asset_ids": asset_ids}
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor_app.assets import lifecycle
 from monitor_app.assets.pg_transport import libpq_params
+from monitor_app.platform import spread
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 
@@ -94,7 +95,9 @@ def apply_probe(session: Session, asset: Asset, result: ProbeResult, interval: f
     details["consecutive_failures"] = failures
     asset.details = details
     backoff = min(interval * (2 ** max(0, failures - 1)), max(interval, MAX_BACKOFF_SECONDS))
-    asset.next_check_at = now + timedelta(seconds=interval if result.up else backoff)
+    # Up: the asset's own slot (platform.spread), so probes of many assets do not bunch up.
+    asset.next_check_at = (spread.next_slot(asset.id, interval, now) if result.up
+                           else now + timedelta(seconds=backoff))
     if result.up:
         return lifecycle.observe(session, asset, True, f"{asset.name} is reachable ({result.latency_ms:.0f} ms)",
                                  payload={"latency_ms": result.latency_ms, "server_version": result.server_version},

@@ -123,6 +123,9 @@ def api(host: str | None, port: int | None) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
+            # Replicas: several `dbmon api` processes may bind the same port; the kernel spreads
+            # connections over them, and they share all state through the store.
+            self.cfg.set("reuse_port", True)
             if settings.api_tls:
                 self.cfg.set("certfile", str(settings.api_tls_cert))
                 self.cfg.set("keyfile", str(settings.api_tls_key))

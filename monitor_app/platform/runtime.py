@@ -75,6 +75,21 @@ class Runtime:
             pass
         return run_id
 
+    def dispatch_many(self, task_name: str, kwargs_list: list[dict], *, requested_by: str = "system") -> list[str]:
+        """`dispatch` for a fan-out: one ledger transaction for all its runs instead of one each.
+        When a publish fails the rest are not tried (the broker is down, and each try would wait
+        for it): their rows stay queued and the redelivery sweep sends them."""
+        from monitor_app.platform.task_queues import queue_for
+
+        queue = queue_for(task_name)
+        run_ids = self.ledger.record_many(task_name, kwargs_list, queue=queue, requested_by=requested_by)
+        for kwargs, run_id in zip(kwargs_list, run_ids, strict=True):
+            try:
+                self.sender(task_name, kwargs, run_id, queue)
+            except Exception:  # noqa: BLE001 - the rows are the promise; redelivery covers a down broker
+                break
+        return run_ids
+
     def on_new_events(self, listener: Callable[[list[int]], None]) -> None:
         self.store.event_listeners.append(listener)
 

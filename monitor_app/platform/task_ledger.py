@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 
 from monitor_app.store.base import Store, utcnow
 from monitor_app.store.models import TaskRun
@@ -41,6 +41,21 @@ class Ledger:
                           requested_by=requested_by, status="queued",
                           lease_until=utcnow() + timedelta(seconds=self.policy.queued_grace)))
         return run_id
+
+    def record_many(self, name: str, kwargs_list: list[dict], *, queue: str,
+                    requested_by: str = "system") -> list[str]:
+        """`record` for a fan-out: one transaction (one INSERT) for all its runs, not one each."""
+        if not kwargs_list:
+            return []
+        run_ids = [str(uuid.uuid4()) for _ in kwargs_list]
+        now = utcnow()
+        lease = now + timedelta(seconds=self.policy.queued_grace)
+        with self.store.session() as s:
+            s.execute(insert(TaskRun), [
+                {"id": run_id, "name": name, "kind": None, "kwargs": kwargs, "queue": queue, "status": "queued",
+                 "attempts": 0, "sends": 1, "requested_by": requested_by, "requested_at": now, "lease_until": lease}
+                for run_id, kwargs in zip(run_ids, kwargs_list, strict=True)])
+        return run_ids
 
     def claim(self, run_id: str, *, name: str, kwargs: dict, queue: str) -> bool:
         """True if this delivery should run. A run unknown to the ledger (sent by beat) is adopted."""

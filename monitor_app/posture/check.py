@@ -7,7 +7,7 @@ with the findings stored for the asset and record `posture.finding_opened` /
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import psycopg2
 from sqlalchemy import delete, or_, select, update
@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor_app.assets.config_assets import password_for
 from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
+from monitor_app.platform import spread
 from monitor_app.platform.event_log import record_event
 from monitor_app.posture.evaluate import Finding, Posture, evaluate
 from monitor_app.posture.facts import collect, is_local_host
@@ -175,12 +176,12 @@ def checkable_assets(rt) -> list[int]:
 
 
 def due_assets(rt, now: datetime | None = None) -> list[int]:
-    """PostgreSQL assets not attempted within DBMON_POSTURE_INTERVAL."""
+    """PostgreSQL assets whose slot in DBMON_POSTURE_INTERVAL passed since their last attempt."""
     ids = checkable_assets(rt)
     if not ids:
         return []
-    cutoff = (now or utcnow()) - timedelta(seconds=rt.settings.posture_interval)
+    now = now or utcnow()
     with rt.store.session() as s:
-        recent = set(s.scalars(select(PostureState.asset_id).where(
-            PostureState.asset_id.in_(ids), PostureState.attempted_at > cutoff)))
-    return [i for i in ids if i not in recent]
+        attempted = {asset_id: at for asset_id, at in s.execute(select(
+            PostureState.asset_id, PostureState.attempted_at).where(PostureState.asset_id.in_(ids)))}
+    return [i for i in ids if spread.is_due(i, rt.settings.posture_interval, attempted.get(i), now)]

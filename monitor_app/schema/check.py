@@ -10,7 +10,7 @@ next change is seen at once.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import psycopg2
 from psycopg2.extensions import make_dsn
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from monitor_app.assets.config_assets import password_for
 from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
+from monitor_app.platform import spread
 from monitor_app.platform.event_log import record_event
 from monitor_app.assets.pg_transport import libpq_params
 from monitor_app.schema import compatibility, postgres_snapshot, precheck, sqlite_snapshot
@@ -171,7 +172,8 @@ def _compatibility(session, asset_id: int, name: str, state: SchemaWatchState, s
 
 
 def due_assets(rt, now: datetime | None = None) -> list[int]:
-    """Database assets whose scheduled check is due (each asset's interval from the config)."""
+    """Database assets whose scheduled check is due: each asset at its own slot in its interval
+    (interval from the config, slot from `platform.spread`), so checks do not bunch up."""
     settings = rt.config.schema_checks
     now = now or utcnow()
     with rt.store.session() as s:
@@ -183,4 +185,4 @@ def due_assets(rt, now: datetime | None = None) -> list[int]:
     # A discovered PostgreSQL container without credentials has no database to log into yet.
     return [asset_id for asset_id, name, engine, connection, checked in rows
             if (engine != "postgresql" or (connection or {}).get("database"))
-            and (checked is None or checked + timedelta(seconds=settings.interval_for(name)) <= now)]
+            and spread.is_due(asset_id, settings.interval_for(name), checked, now)]

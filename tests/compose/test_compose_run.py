@@ -1,5 +1,7 @@
-"""The image and the compose file, for real: migrate, API, two workers, beat and watcher come up
-healthy; a scan through the API and a PostgreSQL schema change reach a webhook; `down` leaves nothing.
+"""The image and the compose file, for real: migrate, two API replicas on one port, N workers (two
+unless DBMON_COMPOSE_WORKERS says otherwise), two beats and two watchers (one of each leads, the
+other stands by) come up healthy; a scan through the API and a PostgreSQL schema change reach a
+webhook; `down` leaves nothing.
 
 The bundled redis and postgres images cannot be pulled here: docker-compose.ci.yml points the
 services at the host's PostgreSQL and a private redis-server. The base image is a local Debian
@@ -28,6 +30,7 @@ pytestmark = [pytest.mark.compose, pytest.mark.docker, pytest.mark.slow]
 
 BASE_IMAGE = os.environ.get("DBMON_TEST_BASE_IMAGE", "dbmon-base/bookworm-python:3.11")
 SERVICES = ["migrate", "api", "worker", "beat", "watcher"]
+WORKERS = int(os.environ.get("DBMON_COMPOSE_WORKERS", "2"))
 
 
 def _run(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
@@ -112,8 +115,9 @@ def test_it_runs_the_compose_deployment_end_to_end(tmp_path):
                                  capture_output=True, text=True)
         assert refused.returncode != 0 and "DBMON_SECRET_KEY" in refused.stderr
 
-        _run(*compose, "up", "-d", "--no-build", "--scale", "worker=2", *SERVICES, env=env, cwd=tmp_path)
-        want = {"api": 1, "worker": 2, "beat": 1, "watcher": 1}
+        _run(*compose, "up", "-d", "--no-build", "--scale", f"worker={WORKERS}", "--scale", "api=2",
+             "--scale", "beat=2", "--scale", "watcher=2", *SERVICES, env=env, cwd=tmp_path)
+        want = {"api": 2, "worker": WORKERS, "beat": 2, "watcher": 2}
 
         def all_healthy():
             states = _health(project)
@@ -123,6 +127,16 @@ def test_it_runs_the_compose_deployment_end_to_end(tmp_path):
         states = wait_for(all_healthy, 180, 1, f"healthy services ({_health(project)})")
         assert any(name.startswith("migrate/") and "exited" in s for name, s in states.items()), states
         up_at = time.monotonic()
+
+        def service_log(service: str) -> str:
+            return subprocess.run([*compose, "logs", "--no-color", service], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True).stdout
+
+        # Two watchers and two beats: one of each holds the lease, the other waits.
+        watchers = wait_for(lambda: (log := service_log("watcher")).count("is a standby") == 1 and log, 60, 1,
+                            "a standby watcher")
+        assert watchers.count("leads: starting the watch sources") == 1, watchers[-3000:]
+        assert service_log("beat").count("beat: Acquired lock") == 1
 
         key = _run(*compose, "exec", "-T", "api", "dbmon", "apikey", "create", "--role", "operator", "--name", "ci",
                    env=env, cwd=tmp_path).stdout.strip().splitlines()[-1]

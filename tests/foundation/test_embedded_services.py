@@ -33,6 +33,11 @@ def test_only_one_worker_per_data_directory_schedules_and_both_stop_quickly(tmp_
                  what="beat heartbeat from the upkeep loop")
         wait_for(lambda: age_seconds(settings, "watcher") is not None and age_seconds(settings, "watcher") < 5, 15,
                  what="watcher heartbeat from its thread")
+        # Both run a watcher thread, but only one runs the watch sources: the other stands by.
+        wait_for(lambda: first.watcher is not None and second.watcher is not None, 15, what="both watchers")
+        wait_for(lambda: first.watcher.leading.is_set() or second.watcher.leading.is_set(), 15, what="a leader")
+        time.sleep(1.5)
+        assert [first.watcher.leading.is_set(), second.watcher.leading.is_set()].count(True) == 1
     finally:
         started = time.monotonic()
         first.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from monitor_app.assets.reachability import ProbeResult, apply_probe
+from monitor_app.platform import spread
 from monitor_app.store.models import Asset
 from tests.alerting.helpers import add_asset
 
@@ -18,11 +19,12 @@ def test_a_probe_applied_at_a_given_instant_is_stamped_and_scheduled_from_it(sql
     with sqlite_store.session() as s:
         asset = s.get(Asset, asset_id)
         assert asset.last_checked_at == at
-        assert asset.next_check_at == at + timedelta(seconds=60)
+        assert asset.next_check_at == spread.next_slot(asset_id, 60, at)
+        assert at < asset.next_check_at <= at + timedelta(seconds=60)
         assert asset.details["probe"]["at"] == at.isoformat()
 
 
-def test_a_schema_check_run_at_an_instant_is_due_again_one_interval_after_it(sqlite_store, tmp_path):
+def test_a_schema_check_run_at_an_instant_is_due_again_at_its_next_slot(sqlite_store, tmp_path):
     import sqlite3
 
     from monitor_app.schema.check import due_assets, run_check
@@ -35,5 +37,7 @@ def test_a_schema_check_run_at_an_instant_is_due_again_one_interval_after_it(sql
     asset_id = add_database(sqlite_store, name="lite", engine="sqlite", connection={"path": str(path)})
     at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     run_check(rt, asset_id, now=at)
-    assert asset_id not in due_assets(rt, now=at + timedelta(seconds=299))
-    assert asset_id in due_assets(rt, now=at + timedelta(seconds=300))
+    slot = spread.next_slot(asset_id, 300, at)
+    assert asset_id not in due_assets(rt, now=slot - timedelta(seconds=1))
+    assert asset_id in due_assets(rt, now=slot)
+    assert slot <= at + timedelta(seconds=300)

@@ -13,6 +13,7 @@ from monitor_app.assets.config_assets import password_for, sync_config_assets
 from monitor_app.config.declarative import parse_config
 from monitor_app.access.credential_box import CredentialBox
 from monitor_app.errors import DbmonError
+from monitor_app.platform import spread
 from monitor_app.platform.event_log import record_event
 from monitor_app.platform.task_ledger import LeasePolicy, Ledger
 from monitor_app.assets.reachability import ProbeResult, apply_probe, probe_postgres, probe_sqlite
@@ -155,7 +156,9 @@ def test_it_records_transitions_and_backs_off_a_failing_target(store):
         second_gap = asset.next_check_at - asset.last_checked_at
         assert second_gap == 2 * first_gap == timedelta(seconds=20)
         assert apply_probe(s, asset, ProbeResult(True, 3.0, server_version="15"), interval=10) == "up"
-        assert asset.next_check_at - asset.last_checked_at == timedelta(seconds=10)
+        # Up again: back to its own slot in the interval (platform/spread.py), at most one interval away.
+        assert asset.next_check_at == spread.next_slot(asset.id, 10, asset.last_checked_at)
+        assert timedelta(0) < asset.next_check_at - asset.last_checked_at <= timedelta(seconds=10)
         types = [e.type for e in s.scalars(select(Event).order_by(Event.id))]
     assert types == ["asset.down", "asset.up"]
 
@@ -191,3 +194,42 @@ def test_a_retry_requeues_and_a_failure_is_recorded(store):
     assert run.status == "queued" and run.lease_until > utcnow() + timedelta(seconds=14)
     ledger.fail(run_id, "gave up")
     assert ledger.get(run_id).status == "failed"
+
+
+def test_a_fan_out_records_its_runs_in_one_batch_and_publishes_each(store, tmp_path):
+    from monitor_app.store.models import TaskRun
+    from tests.schema.conftest import make_runtime
+
+    rt = make_runtime(store, tmp_path)
+    sent = []
+    rt._sender = lambda *message: sent.append(message)
+    run_ids = rt.dispatch_many("schema.check", [{"asset_id": i} for i in range(1, 251)], requested_by="beat")
+    assert len(set(run_ids)) == 250
+    assert [(name, kwargs, run_id, queue) for name, kwargs, run_id, queue in sent] == [
+        ("schema.check", {"asset_id": i}, run_id, "schema") for i, run_id in zip(range(1, 251), run_ids, strict=True)]
+    with store.session() as s:
+        rows = {r.id: r for r in s.scalars(select(TaskRun).where(TaskRun.id.in_(run_ids)))}
+    assert {(r.status, r.name, r.queue, r.requested_by, r.sends) for r in rows.values()} == {
+        ("queued", "schema.check", "schema", "beat", 1)}
+    assert [rows[r].kwargs for r in run_ids] == [{"asset_id": i} for i in range(1, 251)]
+    assert rt.dispatch_many("schema.check", []) == []
+
+
+def test_a_fan_out_stops_publishing_when_the_broker_is_down_and_redelivery_sends_the_rest(store, tmp_path):
+    from tests.schema.conftest import make_runtime
+
+    rt = make_runtime(store, tmp_path)
+    tries = []
+
+    def down(*message):
+        tries.append(message)
+        raise ConnectionError("broker down")
+
+    rt._sender = down
+    run_ids = rt.dispatch_many("schema.check", [{"asset_id": i} for i in range(1, 11)])
+    assert len(tries) == 1  # not ten waits on a dead broker
+    assert {rt.ledger.get(r).status for r in run_ids} == {"queued"}
+    resent = []
+    later = utcnow() + timedelta(seconds=rt.settings.task_queued_grace + 1)
+    assert rt.ledger.redeliver(lambda *m: resent.append(m[2]), now=later)["resent"] >= 10
+    assert set(run_ids) <= set(resent)

@@ -144,3 +144,24 @@ def test_it_reports_an_unreachable_server_clearly():
     with pytest.raises(SnapshotError) as info:
         take_snapshot("postgresql://postgres@127.0.0.1:1/nowhere")
     assert "cannot connect" in info.value.message
+
+
+def test_it_reads_comments_on_user_objects_only_not_the_built_in_catalogue(pg_database):
+    import psycopg2
+
+    from monitor_app.schema.postgres_snapshot import Q_COMMENTS
+
+    with psycopg2.connect(pg_database[1]) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TYPE mood AS ENUM ('a', 'b'); CREATE DOMAIN posint AS integer CHECK (VALUE > 0);"
+                    "CREATE FUNCTION one() RETURNS integer LANGUAGE sql AS 'SELECT 1';"
+                    "COMMENT ON TYPE mood IS 'm'; COMMENT ON DOMAIN posint IS 'd'; COMMENT ON FUNCTION one() IS 'f'")
+        cur.execute(Q_COMMENTS)
+        read = cur.fetchall()
+        cur.execute("SELECT count(*) FROM pg_description")
+        everything = cur.fetchone()[0]
+    conn.close()
+    # Thousands of built-in functions and types are commented; none of them can be a snapshot object.
+    assert everything > 1000 and len(read) < 50, (everything, len(read))
+    snap = take_snapshot(pg_database[1])
+    texts = {o["attrs"]["text"] for o in snap["objects"].values() if o["type"] == "comment"}
+    assert {"m", "d", "f"} <= texts
