@@ -258,6 +258,10 @@ class ConnectionBudget:
         period = max(0.5, self.lease_seconds / 3)
         while True:
             time.sleep(period)
+            with self._lock:
+                if not self._held:  # nothing to keep alive: the next lease starts a new renewer
+                    self._renewer = None
+                    return
             try:
                 self.renew()
             except Exception:  # noqa: BLE001 - a missed renewal only risks a lease expiring early

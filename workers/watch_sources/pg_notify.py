@@ -12,6 +12,7 @@ listens again, `schema.listener_recovered`.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import logging
 
@@ -71,9 +72,8 @@ class PgNotifySource(RefreshingSource):
         rows = self._server_rows(set(servers))
         unknown = [server for server in servers if rows.get(server) is None or rows[server].cap is None]
         for server in unknown:
-            dsn = servers[server]
-            self.budget.read_limits(server, lambda: psycopg2.connect(dsn, connect_timeout=5,
-                                                                     application_name="dbmon-listener"))
+            self.budget.read_limits(server, partial(psycopg2.connect, servers[server], connect_timeout=5,
+                                                    application_name="dbmon-listener"))
         if unknown:
             rows = self._server_rows(set(servers))
             if any(rows.get(server) is None or rows[server].cap is None for server in servers):
