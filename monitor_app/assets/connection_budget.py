@@ -231,6 +231,13 @@ class ConnectionBudget:
             log.warning("releasing slot %s of %s failed; it expires by itself", lease.slot, lease.server,
                         exc_info=True)
 
+    def close(self) -> None:
+        """Give back every slot this process still holds (at shutdown: others need not wait for expiry)."""
+        with self._lock:
+            held = list(self._held.values())
+        for lease in held:
+            self.release(lease)
+
     def renew(self) -> int:
         """Extend every lease this process holds; a lease found taken over is marked lost."""
         with self._lock:

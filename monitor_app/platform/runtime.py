@@ -86,5 +86,7 @@ class Runtime:
         self.store.event_listeners.append(listener)
 
     def close(self) -> None:
+        if "connection_budget" in self.__dict__:
+            self.connection_budget.close()
         if "store" in self.__dict__:
             self.store.dispose()

@@ -24,6 +24,22 @@ from tests.services import PG_ADMIN_URL, pg_admin_connect
 SERVER = "db.example:5432"
 
 
+@pytest.fixture(autouse=True)
+def _give_back_slots(monkeypatch):
+    """Every budget a test makes gives its slots back at the end, before its store goes away."""
+    made = []
+    original = ConnectionBudget.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(ConnectionBudget, "__init__", init)
+    yield
+    for budget in made:
+        budget.close()
+
+
 def known(store, server: str = SERVER, cap: int = 50) -> None:
     """A server whose limits were read: the budget setting decides, not the one-slot start."""
     with store.session() as s:
