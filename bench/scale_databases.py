@@ -128,7 +128,7 @@ def one_size(size: int) -> dict:
         baseline_s = time.monotonic() - started
         wait_for(lambda: len(sampler.listened) == BUDGET - 1, 120, what="listeners")
         with d.runtime.store.session() as s:
-            ids = {a.connection["database"]: a.id for a in s.scalars(select(Asset))}
+            ids = {a.connection["database"]: a.id for a in s.scalars(select(Asset)) if (a.connection or {}).get("database")}
 
         time.sleep(5)
         cpu_before, wall_before = tree_cpu_seconds(up.pid), time.monotonic()
