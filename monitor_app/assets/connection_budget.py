@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select as select_module
 import socket
 import threading
 import time
@@ -79,6 +80,34 @@ def cap_from_limits(max_connections: int, reserved: int, share: float) -> int:
 def refused_for_slots(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(marker in text for marker in REFUSAL_MARKERS)
+
+
+def close_fully(conn, timeout: float = 2.0) -> None:
+    """Close, then wait until the server's backend has exited, so a slot given back is free there too.
+
+    A backend leaves its end of the socket open until its process has exited (PostgreSQL's
+    "synchronous close"); without waiting, the next connection of the same slot could start
+    while the last one still occupies a server slot."""
+    if getattr(conn, "closed", True):
+        return
+    try:
+        fd = os.dup(conn.fileno())
+    except (OSError, psycopg2.Error):
+        conn.close()
+        return
+    try:
+        conn.close()
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not select_module.select([fd], [], [], remaining)[0]:
+                break
+            try:
+                if not os.read(fd, 65536):
+                    break  # EOF: the backend is gone
+            except OSError:
+                break
+    finally:
+        os.close(fd)
 
 
 def _bounded_int(value) -> int:
@@ -300,8 +329,8 @@ class ConnectionBudget:
             conn = self.open(server, purpose, connect, lease)
             yield conn
         finally:
-            if conn is not None and not getattr(conn, "closed", True):
-                conn.close()
+            if conn is not None:
+                close_fully(conn)
             self.release(lease)
 
 

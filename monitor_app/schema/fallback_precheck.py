@@ -17,7 +17,7 @@ from typing import Callable
 
 import psycopg2
 
-from monitor_app.assets.connection_budget import BudgetExhausted, ConnectionBudget, Lease
+from monitor_app.assets.connection_budget import BudgetExhausted, ConnectionBudget, Lease, close_fully
 from monitor_app.schema import precheck
 from monitor_app.schema.catalogue_session import catalogue_first
 from monitor_app.schema.listen_budget import Target
@@ -114,7 +114,7 @@ class FallbackPrecheck:
             log.debug("%s: pre-check of asset %s failed: %s", self.server, target.asset_id, exc)
             return 0
         finally:
-            conn.close()
+            close_fully(conn)
         previous = self.seen.get(target.asset_id) or self.known_marker(target.asset_id)
         self.seen[target.asset_id] = marker
         if previous is None or marker == previous:

@@ -24,7 +24,7 @@ from typing import Callable
 
 import psycopg2
 
-from monitor_app.assets.connection_budget import BudgetExhausted
+from monitor_app.assets.connection_budget import BudgetExhausted, close_fully
 from monitor_app.schema import notifications, trigger_integrity
 from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, SEARCH_PATH
 from monitor_app.schema.notifications import Received, RejectedNotification
@@ -219,7 +219,7 @@ class SchemaListener:
                 backoff = self._failed(f"listening failed: {type(exc).__name__}: {exc}"[:500], backoff)
             finally:
                 if conn is not None:
-                    conn.close()
+                    close_fully(conn)
                 if lease is not None:
                     self.budget.release(lease)
 

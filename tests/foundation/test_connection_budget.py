@@ -182,3 +182,19 @@ def test_separate_processes_share_the_cap_and_a_killed_holders_slots_expire(stor
             if p.poll() is None:
                 p.kill()
                 p.wait(5)
+
+
+def test_a_closed_connection_has_left_the_server_before_its_slot_is_given_back():
+    from monitor_app.assets.connection_budget import close_fully
+
+    watcher = pg_admin_connect()
+    try:
+        for _ in range(5):
+            conn = psycopg2.connect(PG_ADMIN_URL, application_name="dbmon-test-close")
+            pid = conn.info.backend_pid
+            close_fully(conn)
+            with watcher.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                assert cur.fetchone()[0] == 0
+    finally:
+        watcher.close()
