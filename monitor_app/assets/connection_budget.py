@@ -51,6 +51,8 @@ REFUSAL_MARKERS = ("too many clients", "remaining connection slots are reserved"
 LIMITS_SQL = ("SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'), "
               "coalesce(current_setting('reserved_connections', true), '0')")
 MAX_SANE_CONNECTIONS = 10_000_000
+# A waiter looks for a free slot at least this often: a slot given back sits idle at most this long.
+MAX_POLL_SECONDS = 0.25
 
 
 class BudgetExhausted(DbmonError):
@@ -137,6 +139,7 @@ class ConnectionBudget:
         self._held: dict[tuple[str, int], Lease] = {}
         self._lock = threading.Lock()
         self._renewer: threading.Thread | None = None
+        self._limits_read: dict[str, float] = {}  # server -> monotonic time this process last saw them fresh
 
     @classmethod
     def from_settings(cls, store: Store, settings) -> ConnectionBudget:
@@ -154,9 +157,12 @@ class ConnectionBudget:
     def learn_limits(self, server: str, conn) -> None:
         """Read the server's connection limits through a connection just opened, if not read lately."""
         now = self.clock()
+        if time.monotonic() - self._limits_read.get(server, -1e9) < LIMITS_REREAD.total_seconds():
+            return
         with self.store.session() as s:
             row = s.get(MonitoredServer, server)
             if row is not None and row.limits_read_at and row.limits_read_at > now - LIMITS_REREAD:
+                self._limits_read[server] = time.monotonic() - (now - row.limits_read_at).total_seconds()
                 return
         try:
             with conn.cursor() as cur:
@@ -175,6 +181,7 @@ class ConnectionBudget:
             row.max_connections, row.reserved_connections = max_connections, reserved
             row.cap, row.limits_read_at = cap_from_limits(max_connections, reserved, self.share), now
             s.add(row)
+        self._limits_read[server] = time.monotonic()
 
     def read_limits(self, server: str, connect: Callable[[], object], *, wait: float = 5.0) -> bool:
         """Connect once in a slot just to learn the server's limits; False if that was not possible."""
@@ -246,7 +253,7 @@ class ConnectionBudget:
                 stop.wait(pause)
             else:
                 time.sleep(pause)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, MAX_POLL_SECONDS)
 
     def release(self, lease: Lease) -> None:
         with self._lock:

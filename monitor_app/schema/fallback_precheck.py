@@ -24,6 +24,8 @@ from monitor_app.schema.listen_budget import Target
 
 log = logging.getLogger("dbmon.schema.fallback")
 HOLD_SECONDS = 1.0
+# After giving the slot back, longer than a waiter's poll (MAX_POLL_SECONDS): a waiting check gets it.
+YIELD_SECONDS = 0.3
 PURPOSE = "fallback pre-check"
 
 
@@ -82,6 +84,7 @@ class FallbackPrecheck:
                 if lease is not None and (lease.lost.is_set() or time.monotonic() - held_since > HOLD_SECONDS):
                     self.budget.release(lease)
                     lease = None
+                    self._stop.wait(YIELD_SECONDS)
                 if lease is None:
                     try:
                         lease = self.budget.acquire(self.server, PURPOSE, wait=self.interval, stop=self._stop)
