@@ -60,8 +60,7 @@ class Sampler:
         self.conn.close()
 
 
-def make_cluster(size: int) -> tuple[PrivateCluster, float]:
-    cluster = PrivateCluster()
+def make_cluster(cluster: PrivateCluster, size: int) -> float:
     # Only creating the databases is sped up (no fsync); limits stay the defaults.
     cluster.start(listen="", fsync="off", full_page_writes="off")
     started = time.monotonic()
@@ -69,7 +68,7 @@ def make_cluster(size: int) -> tuple[PrivateCluster, float]:
     event_trigger.install(cluster.dsn(database="scale_template"))
     for i in range(size):
         cluster.run(f"CREATE DATABASE scale_{i:04d} TEMPLATE scale_template STRATEGY FILE_COPY")
-    return cluster, time.monotonic() - started
+    return time.monotonic() - started
 
 
 def config(cluster: PrivateCluster, size: int) -> str:
@@ -109,12 +108,14 @@ def detection(d: Deployment, cluster: PrivateCluster, ids: dict[str, int], datab
 
 
 def one_size(size: int) -> dict:
-    cluster, created_s = make_cluster(size)
-    sampler = Sampler(cluster)
+    cluster = PrivateCluster()
+    sampler = None
     tmp = Path(tempfile.mkdtemp(prefix=f"dbmon-scale-{size}-"))
     d = Deployment("embedded", tmp, {"DBMON_API_PORT": str(free_port()), "DBMON_REACHABILITY_INTERVAL": "30",
                                      "DBMON_WORKER_CONCURRENCY": "2"})
     try:
+        created_s = make_cluster(cluster, size)
+        sampler = Sampler(cluster)
         d.migrate()
         d.write_config(config(cluster, size))
         up = d.start("up", "up")
@@ -161,7 +162,8 @@ def one_size(size: int) -> dict:
                 "ddl_to_stored_inside_listen_s": summary(inside), "ddl_to_stored_outside_listen_s": summary(outside),
                 "detected_by": sources, "shutdown_s": round(shutdown_s, 2), "exit_code": code}
     finally:
-        sampler.close()
+        if sampler is not None:
+            sampler.close()
         d.close()
         cluster.stop()
 
