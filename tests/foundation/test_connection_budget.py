@@ -198,3 +198,18 @@ def test_a_closed_connection_has_left_the_server_before_its_slot_is_given_back()
                 assert cur.fetchone()[0] == 0
     finally:
         watcher.close()
+
+
+def test_the_servers_migration_branch_goes_down_and_up_again(blank_store_url):
+    from alembic import command
+
+    from monitor_app.store.migrate import alembic_config, current_revision, head_revision, upgrade
+    from tests.services import table_names
+
+    upgrade(blank_store_url)
+    assert {"monitored_servers", "server_connection_slots"} <= table_names(blank_store_url)
+    assert current_revision(blank_store_url) == head_revision(blank_store_url)
+    command.downgrade(alembic_config(blank_store_url), "merge_0001")
+    assert not {"monitored_servers", "server_connection_slots"} & table_names(blank_store_url)
+    upgrade(blank_store_url)
+    assert "server_connection_slots" in table_names(blank_store_url)

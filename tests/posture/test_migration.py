@@ -8,7 +8,7 @@ import sys
 import pytest
 from alembic import command
 
-from monitor_app.store.migrate import alembic_config, current_revision, upgrade
+from monitor_app.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from tests.services import table_names
 
 TABLES = {"posture_findings", "posture_state"}
@@ -21,7 +21,7 @@ def test_it_creates_and_drops_the_posture_tables(blank_store_url, tmp_path):
                                "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2])},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert TABLES <= table_names(blank_store_url) and current_revision(blank_store_url) == "merge_0001"
+    assert TABLES <= table_names(blank_store_url) and current_revision(blank_store_url) == head_revision(blank_store_url)
     command.downgrade(alembic_config(blank_store_url), "posture@0001")
     tables = table_names(blank_store_url)
     assert not TABLES & tables and "assets" in tables and "alert_rules" in tables
