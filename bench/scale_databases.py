@@ -174,14 +174,15 @@ def main() -> None:
     for size in sizes:
         r = one_size(size)
         results.append(r)
+        # Written after each size: a larger size that does not finish keeps the smaller ones' figures.
+        path = write("scale_databases", {"samples": SAMPLES, "idle_seconds": IDLE_SECONDS, "sizes": results})
         print(f"{size} databases: held at most {r['max_connections_held']} (budget {r['budget']}), "
               f"too many clients {r['too_many_clients']}, idle CPU {r['idle_cpu_pct_total']} % "
               f"({r['idle_cpu_pct_per_database']} % per database), DDL->stored inside LISTEN median "
               f"{r['ddl_to_stored_inside_listen_s']['median']:.2f} s p99 {r['ddl_to_stored_inside_listen_s']['p99']:.2f} s, "
               f"outside median {r['ddl_to_stored_outside_listen_s']['median']:.2f} s "
-              f"p99 {r['ddl_to_stored_outside_listen_s']['p99']:.2f} s, SIGTERM -> exit {r['shutdown_s']} s", flush=True)
-    path = write("scale_databases", {"samples": SAMPLES, "idle_seconds": IDLE_SECONDS, "sizes": results})
-    print(f"written to {path}")
+              f"p99 {r['ddl_to_stored_outside_listen_s']['p99']:.2f} s, SIGTERM -> exit {r['shutdown_s']} s; "
+              f"written to {path}", flush=True)
 
 
 if __name__ == "__main__":
