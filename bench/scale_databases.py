@@ -111,8 +111,12 @@ def one_size(size: int) -> dict:
     cluster = PrivateCluster()
     sampler = None
     tmp = Path(tempfile.mkdtemp(prefix=f"dbmon-scale-{size}-"))
+    # The shipped defaults, not the test harness's short leases (whose redelivery churn a backlog of
+    # hundreds of checks would turn into the thing measured).
     d = Deployment("embedded", tmp, {"DBMON_API_PORT": str(free_port()), "DBMON_REACHABILITY_INTERVAL": "30",
-                                     "DBMON_WORKER_CONCURRENCY": "2"})
+                                     "DBMON_WORKER_CONCURRENCY": "2", "DBMON_TASK_LEASE_SECONDS": "30",
+                                     "DBMON_TASK_QUEUED_GRACE": "60", "DBMON_REDELIVER_INTERVAL": "15",
+                                     "DBMON_PROBE_TIMEOUT": "5"})
     try:
         created_s = make_cluster(cluster, size)
         sampler = Sampler(cluster)
