@@ -139,7 +139,8 @@ class ConnectionBudget:
         self._held: dict[tuple[str, int], Lease] = {}
         self._lock = threading.Lock()
         self._renewer: threading.Thread | None = None
-        self._limits_read: dict[str, float] = {}  # server -> monotonic time this process last saw them fresh
+        self._limits_read: dict[str, float] = {}
+        self._stopping = threading.Event()  # server -> monotonic time this process last saw them fresh
 
     @classmethod
     def from_settings(cls, store: Store, settings) -> ConnectionBudget:
@@ -246,14 +247,14 @@ class ConnectionBudget:
             if lease is not None:
                 return lease
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (stop is not None and stop.is_set()):
+            if remaining <= 0 or (stop is not None and stop.is_set()) or self._stopping.is_set():
                 raise BudgetExhausted(f"{server}: every connection slot dbmon may use is taken; deferred")
-            pause = min(delay, remaining)
-            if stop is not None:
-                stop.wait(pause)
-            else:
-                time.sleep(pause)
+            (stop or self._stopping).wait(min(delay, remaining))
             delay = min(delay * 2, MAX_POLL_SECONDS)
+
+    def stop_waiting(self) -> None:
+        """The process is stopping: every wait for a slot ends now, deferred, so no task holds up shutdown."""
+        self._stopping.set()
 
     def release(self, lease: Lease) -> None:
         with self._lock:

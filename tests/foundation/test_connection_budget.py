@@ -213,3 +213,14 @@ def test_the_servers_migration_branch_goes_down_and_up_again(blank_store_url):
     assert not {"monitored_servers", "server_connection_slots"} & table_names(blank_store_url)
     upgrade(blank_store_url)
     assert "server_connection_slots" in table_names(blank_store_url)
+
+
+def test_a_stopping_process_stops_waiting_for_slots_at_once(store):
+    known(store)
+    holder, stopping = ConnectionBudget(store, budget=1), ConnectionBudget(store, budget=1)
+    assert holder.try_acquire(SERVER, "held") is not None
+    threading.Timer(0.5, stopping.stop_waiting).start()
+    started = time.monotonic()
+    with pytest.raises(BudgetExhausted):
+        stopping.acquire(SERVER, "would wait a minute", wait=60)
+    assert time.monotonic() - started < 3
