@@ -153,3 +153,11 @@ def pytest_collection_modifyitems(config, items):
         for fixture in item.fixturenames:
             for mark in MARKS_BY_FIXTURE.get(fixture, ()):
                 item.add_marker(mark)
+
+
+@pytest.fixture()
+def connection_budget(sqlite_store):
+    """A process's share of monitored servers' connections, kept in a throwaway store."""
+    from monitor_app.assets.connection_budget import ConnectionBudget
+
+    return ConnectionBudget(sqlite_store)

@@ -45,9 +45,19 @@ def _bound_the_warm_shutdown(how: str = "", **_) -> None:
 
     if how != "Warm":
         return
+    _stop_waiting_for_slots()
     timer = threading.Timer(get_settings().worker_shutdown_seconds, _give_up_waiting)
     timer.daemon = True
     timer.start()
+
+
+def _stop_waiting_for_slots() -> None:
+    """A task waiting for a monitored server's connection slot gives up at once: deferred, retried later."""
+    from workers.task_base import current_runtime
+
+    rt = current_runtime()
+    if rt is not None and "connection_budget" in rt.__dict__:
+        rt.connection_budget.stop_waiting()
 
 
 def _give_up_waiting() -> None:

@@ -28,6 +28,11 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
+def current_runtime() -> Runtime | None:
+    """This process's runtime if a task has built one, without building it."""
+    return _runtime
+
+
 @worker_process_init.connect
 def _fresh_runtime_after_fork(**_):
     # A connection pool inherited across fork would be shared by two processes.

@@ -13,4 +13,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.posture:ns",
     "api.namespaces.config:ns",
     "api.namespaces.collectors:ns",
+    "api.namespaces.servers:ns",
 ]

@@ -12,6 +12,7 @@ import psycopg2
 from sqlalchemy.orm import Session
 
 from monitor_app.assets import lifecycle
+from monitor_app.assets.connection_budget import server_key
 from monitor_app.assets.pg_transport import libpq_params
 from monitor_app.platform import spread
 from monitor_app.store.base import utcnow
@@ -29,24 +30,24 @@ class ProbeResult:
     server_version: str | None = None
 
 
-def probe_postgres(connection: dict, password: str | None, timeout: float) -> ProbeResult:
+def probe_postgres(connection: dict, password: str | None, timeout: float, budget) -> ProbeResult:
+    """Log in and read the version, in one of the server's budgeted slots (BudgetExhausted if none is free)."""
     started = time.perf_counter()
-    try:
-        conn = psycopg2.connect(
+
+    def connect():
+        return psycopg2.connect(
             **libpq_params(connection, password), connect_timeout=max(1, int(timeout)), application_name="dbmon",
             options=f"-c statement_timeout={int(timeout * 1000)}",
         )
-    except psycopg2.Error as exc:
-        return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))
+
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_setting('server_version')")
-            version = cur.fetchone()[0]
+        with budget.connection(server_key(connection), "probe", connect) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_setting('server_version')")
+                version = cur.fetchone()[0]
         return ProbeResult(True, (time.perf_counter() - started) * 1000, server_version=version)
     except psycopg2.Error as exc:
         return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))
-    finally:
-        conn.close()
 
 
 def probe_sqlite(connection: dict, timeout: float) -> ProbeResult:
@@ -74,9 +75,9 @@ def can_probe(asset) -> bool:
     return asset.engine == "sqlite"
 
 
-def probe(asset: Asset, password: str | None, timeout: float) -> ProbeResult:
+def probe(asset: Asset, password: str | None, timeout: float, budget) -> ProbeResult:
     if asset.engine == "postgresql":
-        return probe_postgres(asset.connection, password, timeout)
+        return probe_postgres(asset.connection, password, timeout, budget)
     if asset.engine == "sqlite":
         return probe_sqlite(asset.connection, timeout)
     return ProbeResult(False, 0.0, f"no probe for engine {asset.engine!r}")

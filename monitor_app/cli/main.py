@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "posture": "monitor_app.cli.posture:posture",
     "secrets": "monitor_app.cli.secrets:secrets",
     "health": "monitor_app.cli.health:health",
+    "servers": "monitor_app.cli.servers:servers",
 }
 
 

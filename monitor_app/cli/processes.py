@@ -100,10 +100,14 @@ def watcher(sources: tuple[str, ...]) -> None:
     unknown = set(sources) - set(SOURCES)
     if unknown:
         raise click.BadParameter(f"unknown source(s): {', '.join(sorted(unknown))}", param_hint="--source")
-    w = Watcher(Runtime(), list(sources) or None)
+    rt = Runtime()
+    w = Watcher(rt, list(sources) or None)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: w.stopping.set())
-    w.run_forever()
+    try:
+        w.run_forever()
+    finally:
+        rt.close()  # slots of listeners that did not stop in time are given back, not left to expire
 
 
 @click.command()

@@ -33,6 +33,13 @@ class Runtime:
                                               queued_grace=s.task_queued_grace))
 
     @cached_property
+    def connection_budget(self):
+        """This process's share of every monitored server's connection cap (one holder, one renewer)."""
+        from monitor_app.assets.connection_budget import ConnectionBudget
+
+        return ConnectionBudget.from_settings(self.store, self.settings)
+
+    @cached_property
     def credentials(self) -> CredentialBox:
         return CredentialBox(self.settings.secret_keys())
 
@@ -94,5 +101,7 @@ class Runtime:
         self.store.event_listeners.append(listener)
 
     def close(self) -> None:
+        if "connection_budget" in self.__dict__:
+            self.connection_budget.close()
         if "store" in self.__dict__:
             self.store.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets.config_assets import password_for
 from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
+from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.platform import spread
 from monitor_app.platform.event_log import record_event
@@ -52,22 +53,24 @@ def _state(session, asset_id: int) -> PostureState:
     return state
 
 
-def _collect(connection: dict, password: str | None, timeout: float) -> dict:
-    try:
-        conn = psycopg2.connect(postgres_dsn(connection, password), connect_timeout=max(1, int(timeout)),
-                                application_name="dbmon-posture",
-                                options=f"-c statement_timeout={int(timeout * 1000)}")
-    except psycopg2.Error as exc:
-        raise DbmonError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from None
-    try:
-        return collect(conn, same_host=is_local_host(connection.get("host")))
-    except psycopg2.Error as exc:
-        raise DbmonError(f"reading the catalogue failed: {_first_line(exc)}") from None
-    except (TypeError, ValueError):
-        # Something speaking the protocol without PostgreSQL's settings: retrying will not help.
-        raise DbmonError("the server did not report a PostgreSQL version (server_version_num)", permanent=True) from None
-    finally:
-        conn.close()
+def _collect(connection: dict, password: str | None, timeout: float, budget) -> dict:
+    def connect():
+        try:
+            return psycopg2.connect(postgres_dsn(connection, password), connect_timeout=max(1, int(timeout)),
+                                    application_name="dbmon-posture",
+                                    options=f"-c statement_timeout={int(timeout * 1000)}")
+        except psycopg2.Error as exc:
+            raise DbmonError(f"cannot connect to PostgreSQL: {_first_line(exc)}") from None
+
+    with budget.connection(server_key(connection), "posture check", connect) as conn:
+        try:
+            return collect(conn, same_host=is_local_host(connection.get("host")))
+        except psycopg2.Error as exc:
+            raise DbmonError(f"reading the catalogue failed: {_first_line(exc)}") from None
+        except (TypeError, ValueError):
+            # Something speaking the protocol without PostgreSQL's settings: retrying will not help.
+            raise DbmonError("the server did not report a PostgreSQL version (server_version_num)",
+                             permanent=True) from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -86,7 +89,9 @@ def run_check(rt, asset_id: int, *, now: datetime | None = None) -> dict:
         password = password_for(asset, rt.credentials)
         _state(s, asset_id).attempted_at = now or utcnow()
     try:
-        facts = _collect(connection, password, rt.settings.probe_timeout)
+        facts = _collect(connection, password, rt.settings.probe_timeout, rt.connection_budget)
+    except BudgetExhausted:
+        raise  # deferred: the server has no slot to spare; not a failure of the target
     except DbmonError as exc:
         with rt.store.session() as s:
             _state(s, asset_id).last_error = exc.message

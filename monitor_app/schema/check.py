@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets.config_assets import password_for
+from monitor_app.assets.connection_budget import BudgetExhausted, server_key_from_dsn
 from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.platform import spread
@@ -65,9 +66,11 @@ def run_check(rt, asset_id: int, context: dict | None = None, *, now: datetime |
         if engine == "postgresql":
             snapshot, marker, trigger = _postgres(postgres_dsn(connection, password), settings.trigger_allowed(name),
                                                   was_installed, last_marker, skip_if_unchanged,
-                                                  audit_as=(rt.store, f"asset:{name}"))
+                                                  audit_as=(rt.store, f"asset:{name}"), budget=rt.connection_budget)
         else:
             snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
+    except BudgetExhausted:
+        raise  # deferred: the server has no slot to spare; not a failure of the target
     except DbmonError as exc:
         with rt.store.session() as s:
             _state(s, asset_id).last_error = exc.message
@@ -117,21 +120,19 @@ def _store_trigger(session, state: SchemaWatchState, asset_id: int, name: str, t
 
 
 def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker: str | None,
-              skip_if_unchanged: bool, *, audit_as):
-    conn = postgres_snapshot.connect(dsn)
-    try:
-        conn.autocommit = True
-        trigger = keep_trigger(conn, was_installed, audit_as=audit_as) if trigger_allowed else None
-        marker = precheck.postgres_marker(conn)
-        if skip_if_unchanged and marker == last_marker:
-            return None, marker, trigger
-        return postgres_snapshot.take_snapshot(conn), marker, trigger
-    except psycopg2.Error as exc:
-        # The server went away or refused a query mid-check: a failed check, not a crashed task.
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DbmonError(f"PostgreSQL error during the schema check: {first[:500]}") from None
-    finally:
-        conn.close()
+              skip_if_unchanged: bool, *, audit_as, budget):
+    with budget.connection(server_key_from_dsn(dsn), "schema check", lambda: postgres_snapshot.connect(dsn)) as conn:
+        try:
+            conn.autocommit = True
+            trigger = keep_trigger(conn, was_installed, audit_as=audit_as) if trigger_allowed else None
+            marker = precheck.postgres_marker(conn)
+            if skip_if_unchanged and marker == last_marker:
+                return None, marker, trigger
+            return postgres_snapshot.take_snapshot(conn), marker, trigger
+        except psycopg2.Error as exc:
+            # The server went away or refused a query mid-check: a failed check, not a crashed task.
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DbmonError(f"PostgreSQL error during the schema check: {first[:500]}") from None
 
 
 def _sqlite(path: str, last_marker: str | None, skip_if_unchanged: bool):

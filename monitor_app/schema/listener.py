@@ -24,6 +24,7 @@ from typing import Callable
 
 import psycopg2
 
+from monitor_app.assets.connection_budget import BudgetExhausted, close_fully
 from monitor_app.schema import notifications, trigger_integrity
 from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, SEARCH_PATH
 from monitor_app.schema.notifications import Received, RejectedNotification
@@ -141,8 +142,10 @@ class SchemaListener:
     def __init__(self, dsn: str, on_batch: Callable[[Batch], None], *, quiet: float = 0.05,
                  max_wait: float = 0.5, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = "",
                  on_failure: Callable[[str], None] | None = None,
-                 on_recovery: Callable[[float], None] | None = None):
+                 on_recovery: Callable[[float], None] | None = None, budget=None, server: str = ""):
         self.dsn, self.on_batch = dsn, on_batch
+        # With a budget, the connection holds one of the server's slots for as long as it listens.
+        self.budget, self.server = budget, server
         self.on_failure, self.on_recovery = on_failure, on_recovery
         self.coalescer = Coalescer(quiet, max_wait)
         self.idle_timeout, self.max_backoff = idle_timeout, max_backoff
@@ -176,12 +179,25 @@ class SchemaListener:
         if self._thread:
             self._thread.join(timeout)
 
+    def _connect(self):
+        def connect():
+            return psycopg2.connect(self.dsn, connect_timeout=5, application_name="dbmon-listener")
+
+        if self.budget is None:
+            return connect(), None
+        lease = self.budget.acquire(self.server, "listen", stop=self._stop)
+        try:
+            return self.budget.open(self.server, "listen", connect, lease), lease
+        except BaseException:
+            self.budget.release(lease)
+            raise
+
     def _run(self) -> None:
         backoff, connected_before = 1.0, False
         while not self._stop.is_set():
-            conn = None
+            conn = lease = None
             try:
-                conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="dbmon-listener")
+                conn, lease = self._connect()
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
@@ -191,7 +207,11 @@ class SchemaListener:
                 connected_before, backoff = True, 1.0
                 self.listening.set()
                 self._recovered()
-                self._loop(conn)
+                self._loop(conn, lease)
+            except BudgetExhausted:
+                # Every slot of the server is in use: not a failure of this database; wait for one.
+                self.listening.clear()
+                self._stop.wait(1.0)
             except psycopg2.Error as exc:
                 backoff = self._failed(f"connection lost: {str(exc).strip()}", backoff)
             except Exception as exc:  # noqa: BLE001 - nothing may end the thread; report and start over
@@ -199,7 +219,9 @@ class SchemaListener:
                 backoff = self._failed(f"listening failed: {type(exc).__name__}: {exc}"[:500], backoff)
             finally:
                 if conn is not None:
-                    conn.close()
+                    close_fully(conn)
+                if lease is not None:
+                    self.budget.release(lease)
 
     def _failed(self, reason: str, backoff: float) -> float:
         self.listening.clear()
@@ -271,9 +293,11 @@ class SchemaListener:
             return
         self.coalescer.add(received, now)
 
-    def _loop(self, conn) -> None:
+    def _loop(self, conn, lease=None) -> None:
         last_heard = time.monotonic()
         while not self._stop.is_set():
+            if lease is not None and lease.lost.is_set():
+                return  # another process took the slot over (our renewals failed): connect afresh
             wait = self.coalescer.wait_time(time.monotonic())
             # Wake at least once a second so stop() is honoured promptly.
             timeout = min(1.0, self.idle_timeout if wait is None else wait)

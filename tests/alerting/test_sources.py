@@ -60,14 +60,14 @@ def test_it_pages_when_the_reachability_probe_finds_an_asset_down_and_clears_whe
         asset_id = asset.id
     with rt.store.session() as s:  # nothing listens on that port: a real failed probe
         asset = s.get(Asset, asset_id)
-        assert apply_probe(s, asset, probe(asset, None, 2), 30) == "down"
+        assert apply_probe(s, asset, probe(asset, None, 2, rt.connection_budget), 30) == "down"
     assert rt.ran[:2] == ["alerts.evaluate_events", "alerts.deliver"]
     body = webhook_peer.wait_for(1)[0].json()
     assert body["status"] == "firing" and "orders is unreachable" in body["alerts"][0]["annotations"]["summary"]
     with rt.store.session() as s:  # the real PostgreSQL answers
         asset = s.get(Asset, asset_id)
         asset.connection = {**asset.connection, "port": 5432}
-        assert apply_probe(s, asset, probe(asset, None, 5), 30) == "up"
+        assert apply_probe(s, asset, probe(asset, None, 5, rt.connection_budget), 30) == "up"
     assert webhook_peer.wait_for(2)[1].json()["status"] == "resolved"
 
 

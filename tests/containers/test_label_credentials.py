@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 from sqlalchemy import select
 
+from monitor_app.assets.connection_budget import ConnectionBudget
 from monitor_app.assets.config_assets import password_for
 from monitor_app.config.declarative import parse_config
 from monitor_app.containers.discovery import reconcile
@@ -64,7 +65,7 @@ def _discover_and_connect(sqlite_store, docker_engine, runner, trap, config, lab
         assert asset is not None and asset.engine == "postgresql"
         assert asset.connection["port"] == trap.port
         password = password_for(asset, box)
-        result = probe(asset, password, 3) if can_probe(asset) else None
+        result = probe(asset, password, 3, ConnectionBudget(sqlite_store)) if can_probe(asset) else None
         if asset.connection.get("database"):
             with pytest.raises(psycopg2.OperationalError):
                 psycopg2.connect(postgres_dsn(asset.connection, password), connect_timeout=3)

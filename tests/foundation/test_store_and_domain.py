@@ -123,12 +123,12 @@ def test_a_credential_sealed_with_another_key_is_a_clear_error():
         CredentialBox("new").open(token)
 
 
-def test_it_probes_a_real_postgresql_and_a_refusing_port():
+def test_it_probes_a_real_postgresql_and_a_refusing_port(connection_budget):
     up = probe_postgres({"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres",
-                         "insecure": True}, None, 5)
+                         "insecure": True}, None, 5, connection_budget)
     assert up.up and up.server_version and up.latency_ms > 0
     down = probe_postgres({"host": "127.0.0.1", "port": closed_port(), "database": "postgres", "user": "postgres"},
-                          None, 2)
+                          None, 2, connection_budget)
     assert not down.up and "refused" in down.error.lower()
 
 

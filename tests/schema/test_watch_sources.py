@@ -96,12 +96,15 @@ def test_it_emits_a_check_when_a_sqlite_schema_version_moves(store, tmp_path):
 
 def test_stopping_many_listeners_waits_once_not_once_per_listener(store, tmp_path, pg_database):
     rt = make_runtime(store, tmp_path, {"schema": {"event_triggers": True}})
+    rt.settings.server_connection_budget = 13
+    rt.settings.server_connection_share = 0.5
     event_trigger.install(pg_database[1])
     ids = [add_asset(store, name=f"db-{i}", engine="postgresql", connection=pg_connection(pg_database[1]))
            for i in range(12)]
     source = PgNotifySource(rt, Emitted())
     source.start()
     try:
+        assert sorted(source.listeners) == ids, "a budget of 13 leaves 12 LISTEN slots"
         assert all(source.listeners[i][1].listening.wait(10) for i in ids)
     finally:
         started = time.monotonic()

@@ -43,7 +43,7 @@ def test_the_bundled_libpq_can_require_scram():
         assert params["channel_binding"] == "require"
 
 
-def test_it_connects_with_tls_and_scram_by_default(tls_cluster):
+def test_it_connects_with_tls_and_scram_by_default(tls_cluster, connection_budget):
     conn = psycopg2.connect(**libpq_params(asset(tls_cluster, "monitor"), "monitor-pw"), connect_timeout=5)
     try:
         with conn.cursor() as cur:
@@ -51,33 +51,33 @@ def test_it_connects_with_tls_and_scram_by_default(tls_cluster):
             assert cur.fetchone() == (True,)
     finally:
         conn.close()
-    assert probe_postgres(asset(tls_cluster, "monitor"), "monitor-pw", 5).up
+    assert probe_postgres(asset(tls_cluster, "monitor"), "monitor-pw", 5, connection_budget).up
 
 
-def test_it_refuses_a_server_that_lets_it_in_without_authentication(tls_cluster):
-    result = probe_postgres(asset(tls_cluster, "trusting"), None, 5)
+def test_it_refuses_a_server_that_lets_it_in_without_authentication(tls_cluster, connection_budget):
+    result = probe_postgres(asset(tls_cluster, "trusting"), None, 5, connection_budget)
     assert not result.up and "auth" in result.error.lower()
 
 
-def test_it_refuses_to_send_a_password_in_clear_text(tls_cluster):
-    result = probe_postgres(asset(tls_cluster, "cleartext"), "clear-pw", 5)
+def test_it_refuses_to_send_a_password_in_clear_text(tls_cluster, connection_budget):
+    result = probe_postgres(asset(tls_cluster, "cleartext"), "clear-pw", 5, connection_budget)
     assert not result.up and "password" in result.error.lower()
 
 
-def test_it_refuses_a_server_without_tls():
+def test_it_refuses_a_server_without_tls(connection_budget):
     # The shared test server speaks no TLS at all.
-    result = probe_postgres({"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres"}, None, 5)
+    result = probe_postgres({"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres"}, None, 5, connection_budget)
     assert not result.up and "ssl" in result.error.lower()
 
 
-def test_with_a_ca_it_verifies_the_server_certificate_and_name(tls_cluster, tmp_path):
+def test_with_a_ca_it_verifies_the_server_certificate_and_name(tls_cluster, tmp_path, connection_budget):
     good = asset(tls_cluster, "monitor", sslrootcert=str(tls_cluster.ca.cert))
     assert libpq_params(good, None)["sslmode"] == "verify-full"
-    assert probe_postgres(good, "monitor-pw", 5).up
+    assert probe_postgres(good, "monitor-pw", 5, connection_budget).up
     stranger = TestCA(tmp_path / "other")
-    wrong_ca = probe_postgres(asset(tls_cluster, "monitor", sslrootcert=str(stranger.cert)), "monitor-pw", 5)
+    wrong_ca = probe_postgres(asset(tls_cluster, "monitor", sslrootcert=str(stranger.cert)), "monitor-pw", 5, connection_budget)
     assert not wrong_ca.up and "certificate" in wrong_ca.error.lower()
-    wrong_name = probe_postgres({**good, "host": "127.0.0.2"}, "monitor-pw", 5)  # not in the certificate
+    wrong_name = probe_postgres({**good, "host": "127.0.0.2"}, "monitor-pw", 5, connection_budget)  # not in the certificate
     assert not wrong_name.up
 
 

@@ -19,6 +19,8 @@ class RefreshingSource:
         self.runtime, self.emit = runtime, emit
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set by a refresh that knows it will soon see more (e.g. limits not read yet).
+        self.refresh_again_in: float | None = None
 
     def refresh(self) -> None:
         raise NotImplementedError
@@ -32,7 +34,10 @@ class RefreshingSource:
         return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
+        while True:
+            wait, self.refresh_again_in = self.refresh_again_in or self.refresh_seconds, None
+            if self._stop.wait(wait):
+                break
             try:
                 self.refresh()
             except Exception:  # noqa: BLE001 - keep the current targets; try again next round
