@@ -1,7 +1,8 @@
 """The PostgreSQL event trigger that makes detection instant, and installing/removing it.
 
-The trigger function does one thing: `pg_notify` with the command tag, one object identity,
-the session user and application name, signed with a key only its owner can read. It is
+The trigger function does one thing: `pg_notify` with the command tag, the session user and
+application name, signed with a key only its owner can read, at most once a second per session
+for autocommitted statements. It is
 SECURITY DEFINER with a fixed search_path, names every function and operator by schema, and
 swallows every exception, so it can neither abort nor noticeably slow the user's DDL.
 NOTIFY is transactional: rolled-back or failed DDL never notifies. Everything lives in the
@@ -46,15 +47,37 @@ SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 # signature, which the listener reports as a bad signature; anything else is recomputed. The
 # pid is inside, so a replayed copy NOTIFYed from another session is told apart (see
 # `notifications`). `sql_drop` returns at once: `ddl_command_end` follows for the same statement.
+#
+# A notification makes its transaction take a database-wide lock and write the queue at commit,
+# which is most of what the trigger costs an autocommitted migration. So a statement that is its
+# own transaction (statement and transaction started together) sends nothing when this session
+# already notified within the same whole second of the clock (`dbmon.notified_in`, the epoch
+# second of the last send): it ends, and commits right after, at most NOTIFY_WINDOW_SECONDS after
+# a notification the listener receives, and the listener checks once more that long after the
+# last notification of a burst (`listener.Coalescer`). Statements inside an explicit transaction
+# always notify, since their commit may come much later. The setting is transactional, so a
+# rolled-back send is forgotten with its notification; a value set by the database or role
+# default names a second long past and suppresses nothing. The second is an integer, whose text
+# no setting of the user's session can change. A user who sets it to the current second before
+# each statement silences their own session's notifications: their DDL is then found by the
+# next check of any kind (another session's burst, the scheduled check), not within the window.
+NOTIFY_WINDOW_SECONDS = 1.0
+WINDOW_SETTING = "dbmon.notified_in"
 FUNCTION_BODY = f"""
 DECLARE
   body pg_catalog.text;
   slot pg_catalog.text;
   payload pg_catalog.text;
   k pg_catalog.bytea;
+  this_second pg_catalog.text;
 BEGIN
   IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
     RETURN;
+  END IF;
+  this_second := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text;
+  IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_second
+      AND pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp() THEN
+    RETURN;  -- covered by the listener's check after this session's notification of this second
   END IF;
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
     OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
@@ -79,6 +102,7 @@ BEGIN
       NULL;  -- a monitoring hook must never break the DDL it watches
     END;
   END IF;
+  PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_second, false);
   PERFORM pg_catalog.pg_notify('{CHANNEL}', payload);
 END
 """  # nosec B608 # composed only from this module's constant names

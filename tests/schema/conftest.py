@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -82,6 +83,12 @@ class SqliteFile:
         new_file = save_snapshot(f"sqlite:///{self.path}", workdir / "new.json")
         return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=f"sqlite:///{workdir / 'before.db'}",
                               new_dsn=f"sqlite:///{self.path}")
+
+
+def next_second() -> None:
+    """Wait into the next whole second of the clock: a session's autocommitted DDL notifies once
+    per second, so a test that wants a statement's own notification starts it in a fresh one."""
+    time.sleep(1.02 - time.time() % 1)
 
 
 @pytest.fixture()

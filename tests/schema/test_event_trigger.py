@@ -15,7 +15,7 @@ from monitor_app.schema.diff import diff
 from monitor_app.schema.listener import Coalescer, SchemaListener
 from monitor_app.schema.notifications import Notification, Received
 from monitor_app.schema.precheck import postgres_marker
-from tests.schema.conftest import PgScratch
+from tests.schema.conftest import PgScratch, next_second
 from tests.services import role_name
 
 
@@ -52,6 +52,7 @@ def test_it_notifies_with_tag_user_and_application(watched):
     note = notes[0]
     assert (note["tag"], note["user"], note["application_name"]) == ("CREATE TABLE", "postgres", "migrate-42")
     assert note["object"] is None and note["at"] is None  # per statement: the check's diff says what changed
+    next_second()
     db.run("SET application_name = 'migrate-43'", "DROP TABLE t")
     assert [(n["tag"], n["event"], n["application_name"]) for n in drain(listener)] == \
         [("DROP TABLE", "ddl_command_end", "migrate-43")]
@@ -68,9 +69,67 @@ def test_a_migration_in_one_transaction_notifies_once_per_command_tag(watched):
     db.conn.commit()
     db.conn.autocommit = True
     assert sorted(n["tag"] for n in drain(listener)) == ["ALTER TABLE", "CREATE INDEX", "CREATE TABLE"]
-    # Each transaction of its own still notifies: collapsing is within a transaction only.
-    db.run("CREATE TABLE n_1 (id integer)", "CREATE TABLE n_2 (id integer)")
+
+
+def test_autocommitted_ddl_notifies_once_a_second_per_session(watched):
+    db, listener = watched
+    next_second()
+    db.run(*(f"CREATE TABLE n_{i} (id integer)" for i in range(20)))
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]
+    next_second()
+    db.run("ALTER TABLE n_0 ADD COLUMN name text")
+    assert [n["tag"] for n in drain(listener)] == ["ALTER TABLE"]
+    # Another session has its own second.
+    other = PgScratch(db.url)
+    try:
+        next_second()
+        db.run("CREATE TABLE mine (id integer)")
+        other.run("CREATE TABLE theirs (id integer)")
+        assert len(drain(listener)) == 2
+    finally:
+        other.close()
+
+
+def test_an_explicit_transaction_always_notifies_and_a_rolled_back_send_is_forgotten(watched):
+    db, listener = watched
+    next_second()
+    db.run("CREATE TABLE first (id integer)")
+    db.conn.autocommit = False
+    with db.conn.cursor() as cur:  # its commit may come much later than the window
+        cur.execute("CREATE TABLE in_transaction (id integer)")
+    db.conn.commit()
+    with db.conn.cursor() as cur:
+        cur.execute("DROP TABLE first")
+    db.conn.rollback()
+    db.conn.autocommit = True
+    db.run("CREATE TABLE after_rollback (id integer)")  # within the second the committed ones notified in
     assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE", "CREATE TABLE"]
+    next_second()  # now the only send of this second is rolled back, and forgotten with it
+    db.conn.autocommit = False
+    with db.conn.cursor() as cur:
+        cur.execute("DROP TABLE first")
+    db.conn.rollback()
+    db.conn.autocommit = True
+    db.run("DROP TABLE after_rollback")
+    assert [n["tag"] for n in drain(listener)] == ["DROP TABLE"]
+
+
+def test_a_window_set_as_a_database_default_silences_nothing(watched):
+    db, listener = watched
+    with db.conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        name = cur.fetchone()[0]
+        cur.execute("SELECT floor(extract(epoch FROM clock_timestamp()))::bigint")
+        now = cur.fetchone()[0]
+    for stamp in (now - 10, now + 3600, "junk"):
+        db.run(f"ALTER DATABASE {name} SET dbmon.notified_in = '{stamp}'")
+        fresh = PgScratch(db.url)
+        try:
+            fresh.run(f"CREATE TABLE defaulted_{abs(hash(stamp))} (id integer)")
+        finally:
+            fresh.close()
+        assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"], stamp
+    db.run(f"ALTER DATABASE {name} RESET dbmon.notified_in")
 
 
 def test_it_is_silent_for_rolled_back_and_failed_ddl(watched):
@@ -181,30 +240,79 @@ def test_coalescer_waits_for_quiet_but_not_forever():
     assert c.take_due(1.5) is not None
 
 
+def test_coalescer_adds_a_trailing_batch_the_window_after_the_last_notification():
+    c = Coalescer(quiet=0.1, max_wait=0.5, trailing=1.0)
+    c.add(received("CREATE TABLE"), 0.0)
+    assert c.take_due(0.1).notifications == 1
+    assert c.wait_time(0.1) == pytest.approx(1.0)
+    assert c.take_due(1.0) is None
+    c.add(received("ALTER TABLE"), 0.9)  # a notification meanwhile moves the trailing batch
+    assert c.take_due(1.0).tags == ["ALTER TABLE"]
+    assert c.take_due(1.1) is None and c.take_due(1.99) is None
+    trailing = c.take_due(2.0)
+    assert trailing.trailing and trailing.notifications == 0 and trailing.as_context()["trailing"] is True
+    assert c.take_due(10.0) is None and c.wait_time(10.0) is None
+    late = Coalescer(quiet=0.1, max_wait=0.5, trailing=1.0)
+    late.add(received("CREATE TABLE"), 0.0)
+    assert late.take_due(5.0) is not None and late.wait_time(5.0) is None  # released after the window
+
+
 @pytest.mark.slow
-def test_a_burst_of_500_ddl_statements_becomes_one_or_two_checks(watched):
+def test_a_burst_of_autocommitted_ddl_ends_with_a_check_that_sees_its_last_statement(watched):
+    """The trigger leaves out most statements of the burst; the trailing batch comes after the
+    last one committed, and a check run for it sees that statement."""
     db, _ = watched
-    batches, done = [], threading.Event()
+    seen, done = [], threading.Event()
+    probe = psycopg2.connect(db.url)
+    probe.autocommit = True
 
     def on_batch(batch):
-        batches.append(batch)
-        if sum(b.notifications for b in batches) >= 500:
+        with probe.cursor() as cur:  # what a check started now would find
+            cur.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'burst\\_%' AND relkind = 'r'")
+            seen.append((batch, cur.fetchone()[0]))
+        if batch.trailing:
             done.set()
 
-    listener = SchemaListener(db.url, on_batch, quiet=0.3, max_wait=10.0)
+    listener = SchemaListener(db.url, on_batch, quiet=0.05, max_wait=0.5)
     listener.start()
     try:
         assert listener.listening.wait(5)
         started = time.monotonic()
-        for i in range(500):
+        for i in range(300):
             db.run(f"CREATE TABLE burst_{i} (id integer)")
         elapsed = time.monotonic() - started
-        assert done.wait(15), f"got {sum(b.notifications for b in batches)} notifications"
+        assert done.wait(10)
+        time.sleep(event_trigger.NOTIFY_WINDOW_SECONDS + 0.3)  # nothing more comes
     finally:
         listener.stop()
-    assert sum(b.notifications for b in batches) == 500
-    assert len(batches) <= 2, f"{len(batches)} batches for a {elapsed:.1f}s burst"
-    assert batches[0].tags == ["CREATE TABLE"] and batches[0].users == ["postgres"]
+        probe.close()
+    notified = sum(batch.notifications for batch, _ in seen)
+    assert 1 <= notified <= elapsed + 2, f"{notified} notifications for a {elapsed:.1f}s burst"
+    assert seen[0][0].tags == ["CREATE TABLE"] and seen[0][0].users == ["postgres"]
+    trailing = [(batch, count) for batch, count in seen if batch.trailing]
+    assert len(trailing) == 1 and seen[-1] == trailing[0] and trailing[0][1] == 300
+    assert len(seen) <= elapsed / 0.5 + 3
+
+
+def test_a_single_ddl_is_checked_promptly_then_once_more_after_the_window(watched):
+    db, _ = watched
+    batches = []
+    listener = SchemaListener(db.url, lambda b: batches.append((time.monotonic(), b)), quiet=0.05, max_wait=0.5)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        next_second()
+        committed = time.monotonic()
+        db.run("CREATE TABLE single (id integer)")
+        deadline = time.monotonic() + 5
+        while len(batches) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        listener.stop()
+    (first_at, first), (trailing_at, trailing) = batches
+    assert first.notifications == 1 and first.tags == ["CREATE TABLE"] and first_at - committed < 0.5
+    assert trailing.trailing and trailing.notifications == 0
+    assert trailing_at - committed >= event_trigger.NOTIFY_WINDOW_SECONDS
 
 
 def test_the_listener_reconnects_and_asks_for_a_check(watched):
