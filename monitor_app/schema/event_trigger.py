@@ -75,9 +75,12 @@ BEGIN
     RETURN;
   END IF;
   this_second := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text;
-  IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_second
-      AND pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp() THEN
-    RETURN;  -- covered by the listener's check after this session's notification of this second
+  IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_second THEN
+    IF pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp() THEN
+      RETURN;  -- covered by the listener's check after this session's notification of this second
+    END IF;
+  ELSE
+    PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_second, false);
   END IF;
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
     OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
@@ -102,7 +105,6 @@ BEGIN
       NULL;  -- a monitoring hook must never break the DDL it watches
     END;
   END IF;
-  PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_second, false);
   PERFORM pg_catalog.pg_notify('{CHANNEL}', payload);
 END
 """  # nosec B608 # composed only from this module's constant names
