@@ -71,14 +71,16 @@ DECLARE
   k pg_catalog.bytea;
   this_second pg_catalog.text;
 BEGIN
-  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
-    RETURN;
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop'
+      OR pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=)
+         pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text
+      AND pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp() THEN
+    RETURN;  -- sql_drop: ddl_command_end follows; or covered by the listener's check after this
+             -- session's notification of this second
   END IF;
   this_second := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text;
   IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_second THEN
-    IF pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp() THEN
-      RETURN;  -- covered by the listener's check after this session's notification of this second
-    END IF;
+    NULL;  -- an explicit transaction: it notifies, the second is recorded already
   ELSE
     PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_second, false);
   END IF;
