@@ -39,11 +39,9 @@ SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 # The notification is `v1.<hex signature>.<json>`; the signature is
 # sha256(key || sha256(key || json)), a keyed hash without length extension that plain
 # PostgreSQL can compute (no pgcrypto). The json names the command tag, the session user, the
-# application name and the sender's pid, nothing that changes from one statement to the next:
-# PostgreSQL collapses identical NOTIFYs in a transaction, so a migration run as one
-# transaction sends one notification per command tag, and the signed payload can be kept in a
-# session setting (`dbmon.notify_<tag>`) and reused instead of reading the key and hashing on
-# every statement. The user can overwrite that setting, but only to the same json with another
+# application name and the sender's pid, nothing that changes from one statement to the next,
+# so the signed payload can be kept in a session setting (`dbmon.notify_<tag>`) and reused
+# instead of reading the key and hashing on every statement. The user can overwrite that setting, but only to the same json with another
 # signature, which the listener reports as a bad signature; anything else is recomputed. The
 # pid is inside, so a replayed copy NOTIFYed from another session is told apart (see
 # `notifications`). `sql_drop` returns at once: `ddl_command_end` follows for the same statement.
@@ -54,15 +52,18 @@ SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 # already notified within the same whole second of the clock (`dbmon.notified_in`, the epoch
 # second of the last send): it ends, and commits right after, at most NOTIFY_WINDOW_SECONDS after
 # a notification the listener receives, and the listener checks once more that long after the
-# last notification of a burst (`listener.Coalescer`). Statements inside an explicit transaction
-# always notify, since their commit may come much later. The setting is transactional, so a
-# rolled-back send is forgotten with its notification; a value set by the database or role
-# default names a second long past and suppresses nothing. The second is an integer, whose text
-# no setting of the user's session can change. A user who sets it to the current second before
-# each statement silences their own session's notifications: their DDL is then found by the
+# last notification of a burst (`listener.Coalescer`). In an explicit transaction, whose commit
+# may come much later, the first DDL statement notifies and the rest return at once
+# (`dbmon.notified_xact`, set for the transaction only, holds its id): one notification per
+# transaction, delivered at its commit. Both settings are transactional, so a rolled-back send
+# (a savepoint's too) is forgotten with its notification; a value set by the database or role
+# default names a second long past or another transaction and suppresses nothing. The second is an integer, whose text
+# no setting of the user's session can change. A user who sets them to the current second or
+# transaction before each statement silences their own session's notifications: their DDL is then found by the
 # next check of any kind (another session's burst, the scheduled check), not within the window.
 NOTIFY_WINDOW_SECONDS = 1.0
 WINDOW_SETTING = "dbmon.notified_in"
+XACT_SETTING = "dbmon.notified_xact"
 FUNCTION_BODY = f"""
 DECLARE
   body pg_catalog.text;
@@ -72,11 +73,15 @@ DECLARE
   this_second pg_catalog.text;
 BEGIN
   IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop'
-      OR pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=)
-         pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text
-      AND pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp() THEN
+      OR pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()
+      AND pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=)
+          pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text THEN
     RETURN;  -- sql_drop: ddl_command_end follows; or covered by the listener's check after this
              -- session's notification of this second
+  END IF;
+  IF pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=)
+      pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text THEN
+    RETURN;  -- this transaction has notified: its commit delivers that notification
   END IF;
   this_second := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text;
   IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_second THEN
@@ -84,6 +89,7 @@ BEGIN
   ELSE
     PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_second, false);
   END IF;
+  PERFORM pg_catalog.set_config('{XACT_SETTING}', pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, true);
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
     OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
     OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
