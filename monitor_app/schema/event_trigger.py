@@ -1,7 +1,7 @@
 """The PostgreSQL event trigger that makes detection instant, and installing/removing it.
 
 The trigger function does one thing: `pg_notify` with the command tag, the session user and
-application name, signed with a key only its owner can read, at most once a second per session
+application name, signed with a key only its owner can read, at most once per quarter-second window per session
 for autocommitted statements. It is
 SECURITY DEFINER with a fixed search_path, names every function and operator by schema, and
 swallows every exception, so it can neither abort nor noticeably slow the user's DDL.
@@ -49,20 +49,24 @@ SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 # A notification makes its transaction take a database-wide lock and write the queue at commit,
 # which is most of what the trigger costs an autocommitted migration. So a statement that is its
 # own transaction (statement and transaction started together) sends nothing when this session
-# already notified within the same whole second of the clock (`dbmon.notified_in`, the epoch
-# second of the last send): it ends, and commits right after, at most NOTIFY_WINDOW_SECONDS after
-# a notification the listener receives, and the listener checks once more that long after the
+# already notified within the same window of the clock (NOTIFY_WINDOW_SECONDS long, numbered
+# from the epoch; `dbmon.notified_in` holds the window of the last send): it ends, and commits
+# right after, at most NOTIFY_WINDOW_SECONDS after a notification the listener receives, and the listener checks once more that long after the
 # last notification of a burst (`listener.Coalescer`). In an explicit transaction, whose commit
 # may come much later, the first DDL statement notifies and the rest return at once
 # (`dbmon.notified_xact`, set for the transaction only, holds its id): one notification per
 # transaction, delivered at its commit. Both settings are transactional, so a rolled-back send
 # (a savepoint's too) is forgotten with its notification; a value set by the database or role
-# default names a second long past or another transaction and suppresses nothing. The second is an integer, whose text
-# no setting of the user's session can change. A user who sets them to the current second or
-# transaction before each statement silences their own session's notifications: their DDL is then found by the
+# default names a window long past or another transaction and suppresses nothing. The window is
+# an integer, whose text no setting of the user's session can change. The window is short so
+# that a statement it leaves out is still stored well within a second of its commit. A user who
+# sets them to the current window or transaction before each statement silences their own session's notifications: their DDL is then found by the
 # next check of any kind (another session's burst, the scheduled check), not within the window.
-NOTIFY_WINDOW_SECONDS = 1.0
+NOTIFY_WINDOW_SECONDS = 0.25
 WINDOW_SETTING = "dbmon.notified_in"
+# The number of the clock's current window since the epoch, as text.
+WINDOW_NOW = ("pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) "
+              f"OPERATOR(pg_catalog./) {NOTIFY_WINDOW_SECONDS}::pg_catalog.float8))::pg_catalog.text")
 XACT_SETTING = "dbmon.notified_xact"
 FUNCTION_BODY = f"""
 DECLARE
@@ -70,24 +74,23 @@ DECLARE
   slot pg_catalog.text;
   payload pg_catalog.text;
   k pg_catalog.bytea;
-  this_second pg_catalog.text;
+  this_window pg_catalog.text;
 BEGIN
   IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop'
       OR pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()
-      AND pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=)
-          pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text THEN
+      AND pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) {WINDOW_NOW} THEN
     RETURN;  -- sql_drop: ddl_command_end follows; or covered by the listener's check after this
-             -- session's notification of this second
+             -- session's notification in this window
   END IF;
   IF pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=)
       pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text THEN
     RETURN;  -- this transaction has notified: its commit delivers that notification
   END IF;
-  this_second := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())))::pg_catalog.text;
-  IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_second THEN
-    NULL;  -- an explicit transaction: it notifies, the second is recorded already
+  this_window := {WINDOW_NOW};
+  IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_window THEN
+    NULL;  -- an explicit transaction: it notifies, the window is recorded already
   ELSE
-    PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_second, false);
+    PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_window, false);
   END IF;
   PERFORM pg_catalog.set_config('{XACT_SETTING}', pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, true);
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)

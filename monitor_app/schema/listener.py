@@ -1,7 +1,7 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
 A migration sends one notification per command tag when run as one transaction, and, when
-autocommitted, one per session and second of the clock (the trigger leaves out statements that
+autocommitted, one per session and quarter-second window of the clock (the trigger leaves out statements that
 commit within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
 follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet
 period, capped by a maximum wait so a never-ending stream still gets checked, and a trailing

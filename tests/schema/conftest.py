@@ -85,10 +85,26 @@ class SqliteFile:
                               new_dsn=f"sqlite:///{self.path}")
 
 
-def next_second() -> None:
-    """Wait into the next whole second of the clock: a session's autocommitted DDL notifies once
-    per second, so a test that wants a statement's own notification starts it in a fresh one."""
-    time.sleep(1.02 - time.time() % 1)
+def next_window() -> None:
+    """Wait into the clock's next notification window: a session's autocommitted DDL notifies
+    once per window, so a test that wants a statement's own notification starts it in a fresh one."""
+    from monitor_app.schema.event_trigger import NOTIFY_WINDOW_SECONDS as window
+
+    time.sleep(window + 0.01 - time.time() % window)
+
+
+def in_one_window(steps, attempts: int = 5) -> None:
+    """Run `steps()` from the start of a window until it finished within that window (a loaded
+    machine can stretch a few statements past its end); fails after `attempts`."""
+    from monitor_app.schema.event_trigger import NOTIFY_WINDOW_SECONDS as window
+
+    for _ in range(attempts):
+        next_window()
+        started = time.time() // window
+        steps()
+        if time.time() // window == started:
+            return
+    raise AssertionError(f"the steps never fit in one {window} s window")
 
 
 @pytest.fixture()
