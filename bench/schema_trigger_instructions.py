@@ -6,7 +6,7 @@ under valgrind's callgrind (every backend counted from its start to its exit), a
 of the 452-statement migration is one new session whose total is read from its output file.
 Compared per mode: no trigger, an empty function installed the same way (SECURITY DEFINER,
 pinned search_path: what any trigger costs before doing anything), the function of the
-release before the once-a-second window, and the current one. Catalogues are vacuumed after
+release before the notification window, and the current one. Catalogues are vacuumed after
 every run, and the kinds alternate, so no kind runs on a more bloated catalogue than another.
 
     python bench/schema_trigger_instructions.py [--runs 1]
