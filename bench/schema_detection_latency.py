@@ -25,11 +25,12 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg2
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor_app.schema.check import run_check  # noqa: E402
 from monitor_app.schema.listener import SchemaListener  # noqa: E402
-from monitor_app.schema.postgres_snapshot import connect  # noqa: E402
 from monitor_app.store import Store  # noqa: E402
 from monitor_app.store.migrate import upgrade  # noqa: E402
 from tests.schema.conftest import add_asset, make_runtime, pg_connection  # noqa: E402
@@ -53,7 +54,7 @@ def measure(mode: str, ddl_count: int, interval: float, workdir: Path) -> dict:
     store = Store(store_url)
     rt = make_runtime(store, workdir, {"schema": {"event_triggers": mode == "trigger"}})
     asset_id = add_asset(store, name=f"bench-{mode}", engine="postgresql", connection=pg_connection(url))
-    db = connect(url)
+    db = psycopg2.connect(url)  # a user's session: dbmon's connect() pins search_path to pg_catalog
     db.autocommit = True
     stored_version = [1]
     changed = threading.Condition()
@@ -124,7 +125,7 @@ def measure_pipeline(mode: str, ddl_count: int, workdir: Path) -> dict:
             asset_id = s.scalar(select(Asset.id).where(Asset.name == "bench"))
         d.scan("schema.check", {"asset_id": asset_id})
         d.start("watcher", "watcher", "--source", "pg_notify")
-        db = connect(url)
+        db = psycopg2.connect(url)  # a user's session: dbmon's connect() pins search_path to pg_catalog
         db.autocommit = True
 
         def stored() -> int:

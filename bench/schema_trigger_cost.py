@@ -5,7 +5,10 @@ drops, renames) runs in a fresh schema, once as one transaction and once as auto
 statements, alternately with the trigger installed and without it (interleaved pairs, the
 order flipped every other pair), with nobody listening. Reported per mode: median wall time
 and median CPU time of the migration's backend (`/proc/<pid>/schedstat`, less disturbed by
-other work on a shared machine), and the overhead as the median of the per-pair ratios.
+other work on a shared machine), and the overhead as the median of the per-pair ratios, with
+their quartiles and the machine's load average before and after, to say how noisy it was.
+Autocommitted, the trigger notifies at most once a second per session, so most statements
+of that mode send nothing.
 
     python bench/schema_trigger_cost.py [--pairs 9] [--url postgresql://...]
 
@@ -16,6 +19,7 @@ Writes bench/results/schema_trigger_cost.json.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -94,12 +98,22 @@ class Runner:
             event_trigger.uninstall(self.dsn)
 
 
+def ratios(with_: list[float], without: list[float]) -> list[float]:
+    return [100 * (w / wo - 1) for w, wo in zip(with_, without, strict=True)]
+
+
 def overhead(with_: list[float], without: list[float]) -> float:
-    return round(100 * statistics.median(w / wo - 1 for w, wo in zip(with_, without, strict=True)), 2)
+    return round(statistics.median(ratios(with_, without)), 2)
+
+
+def quartiles(with_: list[float], without: list[float]) -> list[float]:
+    q1, _, q3 = statistics.quantiles(ratios(with_, without), n=4)
+    return [round(q1, 1), round(q3, 1)]
 
 
 def measure(runner: Runner, mode: str, pairs: int) -> dict:
     samples: dict[bool, dict[str, list]] = {on: {"wall": [], "cpu": []} for on in (True, False)}
+    load_before = os.getloadavg()[0]
     runner.set_trigger(False)
     runner.once(mode)  # warm-up
     for pair in range(pairs):
@@ -109,7 +123,8 @@ def measure(runner: Runner, mode: str, pairs: int) -> dict:
             samples[on]["wall"].append(wall)
             samples[on]["cpu"].append(cpu)
     runner.set_trigger(False)
-    result: dict = {"statements": len(migration("s")), "pairs": pairs}
+    result: dict = {"statements": len(migration("s")), "pairs": pairs,
+                    "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
     for kind in ("wall", "cpu"):
         with_, without = samples[True][kind], samples[False][kind]
         if None in with_:
@@ -117,12 +132,13 @@ def measure(runner: Runner, mode: str, pairs: int) -> dict:
         result[kind] = {"without_ms": round(1000 * statistics.median(without), 1),
                         "with_ms": round(1000 * statistics.median(with_), 1),
                         "overhead_pct": overhead(with_, without),
+                        "overhead_quartiles_pct": quartiles(with_, without),
                         "per_statement_us": round(1e6 * (statistics.median(with_) - statistics.median(without))
                                                   / len(migration("s")), 1),
                         "without_samples_ms": [round(1000 * v, 1) for v in without],
                         "with_samples_ms": [round(1000 * v, 1) for v in with_]}
-    print(mode, {k: {kk: vv for kk, vv in v.items() if not kk.endswith("samples_ms")}
-                 for k, v in result.items() if isinstance(v, dict)}, flush=True)
+    print(mode, result["load_average"], {k: {kk: vv for kk, vv in v.items() if not kk.endswith("samples_ms")}
+                                         for k, v in result.items() if isinstance(v, dict)}, flush=True)
     return result
 
 

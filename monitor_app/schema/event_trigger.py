@@ -1,7 +1,8 @@
 """The PostgreSQL event trigger that makes detection instant, and installing/removing it.
 
-The trigger function does one thing: `pg_notify` with the command tag, one object identity,
-the session user and application name, signed with a key only its owner can read. It is
+The trigger function does one thing: `pg_notify` with the command tag, the session user and
+application name, signed with a key only its owner can read, at most once per quarter-second window per session
+for autocommitted statements. It is
 SECURITY DEFINER with a fixed search_path, names every function and operator by schema, and
 swallows every exception, so it can neither abort nor noticeably slow the user's DDL.
 NOTIFY is transactional: rolled-back or failed DDL never notifies. Everything lives in the
@@ -38,24 +39,60 @@ SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 # The notification is `v1.<hex signature>.<json>`; the signature is
 # sha256(key || sha256(key || json)), a keyed hash without length extension that plain
 # PostgreSQL can compute (no pgcrypto). The json names the command tag, the session user, the
-# application name and the sender's pid, nothing that changes from one statement to the next:
-# PostgreSQL collapses identical NOTIFYs in a transaction, so a migration run as one
-# transaction sends one notification per command tag, and the signed payload can be kept in a
-# session setting (`dbmon.notify_<tag>`) and reused instead of reading the key and hashing on
-# every statement. The user can overwrite that setting, but only to the same json with another
+# application name and the sender's pid, nothing that changes from one statement to the next,
+# so the signed payload can be kept in a session setting (`dbmon.notify_<tag>`) and reused
+# instead of reading the key and hashing on every statement. The user can overwrite that setting, but only to the same json with another
 # signature, which the listener reports as a bad signature; anything else is recomputed. The
 # pid is inside, so a replayed copy NOTIFYed from another session is told apart (see
 # `notifications`). `sql_drop` returns at once: `ddl_command_end` follows for the same statement.
+#
+# A notification makes its transaction take a database-wide lock and write the queue at commit,
+# which is most of what the trigger costs an autocommitted migration. So a statement that is its
+# own transaction (statement and transaction started together) sends nothing when this session
+# already notified within the same window of the clock (NOTIFY_WINDOW_SECONDS long, numbered
+# from the epoch; `dbmon.notified_in` holds the window of the last send): it ends, and commits
+# right after, at most NOTIFY_WINDOW_SECONDS after a notification the listener receives, and the listener checks once more that long after the
+# last notification of a burst (`listener.Coalescer`). In an explicit transaction, whose commit
+# may come much later, the first DDL statement notifies and the rest return at once
+# (`dbmon.notified_xact`, set for the transaction only, holds its id): one notification per
+# transaction, delivered at its commit. Both settings are transactional, so a rolled-back send
+# (a savepoint's too) is forgotten with its notification; a value set by the database or role
+# default names a window long past or another transaction and suppresses nothing. The window is
+# an integer, whose text no setting of the user's session can change. The window is short so
+# that a statement it leaves out is still stored well within a second of its commit. A user who
+# sets them to the current window or transaction before each statement silences their own session's notifications: their DDL is then found by the
+# next check of any kind (another session's burst, the scheduled check), not within the window.
+NOTIFY_WINDOW_SECONDS = 0.25
+WINDOW_SETTING = "dbmon.notified_in"
+# The number of the clock's current window since the epoch, as text.
+WINDOW_NOW = ("pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) "
+              f"OPERATOR(pg_catalog./) {NOTIFY_WINDOW_SECONDS}::pg_catalog.float8))::pg_catalog.text")
+XACT_SETTING = "dbmon.notified_xact"
 FUNCTION_BODY = f"""
 DECLARE
   body pg_catalog.text;
   slot pg_catalog.text;
   payload pg_catalog.text;
   k pg_catalog.bytea;
+  this_window pg_catalog.text;
 BEGIN
-  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
-    RETURN;
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop'
+      OR pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()
+      AND pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) {WINDOW_NOW} THEN
+    RETURN;  -- sql_drop: ddl_command_end follows; or covered by the listener's check after this
+             -- session's notification in this window
   END IF;
+  IF pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=)
+      pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text THEN
+    RETURN;  -- this transaction has notified: its commit delivers that notification
+  END IF;
+  this_window := {WINDOW_NOW};
+  IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_window THEN
+    NULL;  -- an explicit transaction: it notifies, the window is recorded already
+  ELSE
+    PERFORM pg_catalog.set_config('{WINDOW_SETTING}', this_window, false);
+  END IF;
+  PERFORM pg_catalog.set_config('{XACT_SETTING}', pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, true);
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
     OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
     OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))

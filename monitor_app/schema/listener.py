@@ -1,9 +1,12 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration of 500 autocommitted statements sends 500 notifications (in one transaction, one
-per command tag); the check that follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet period, capped by
-a maximum wait so a never-ending stream still gets checked); `SchemaListener` runs it on a
-thread with its own connection and reconnects with back-off. After a reconnect it reports
+A migration sends one notification per command tag when run as one transaction, and, when
+autocommitted, one per session and quarter-second window of the clock (the trigger leaves out statements that
+commit within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
+follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet
+period, capped by a maximum wait so a never-ending stream still gets checked, and a trailing
+check the window after the last notification, for the statements that sent none);
+`SchemaListener` runs it on a thread with its own connection and reconnects with back-off. After a reconnect it reports
 a batch with `reconnected=True`: notifications sent while it was away are lost, so a
 check must run anyway.
 
@@ -26,7 +29,7 @@ import psycopg2
 
 from monitor_app.assets.connection_budget import BudgetExhausted, close_fully
 from monitor_app.schema import notifications, trigger_integrity
-from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, SEARCH_PATH
+from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, NOTIFY_WINDOW_SECONDS, SEARCH_PATH
 from monitor_app.schema.notifications import Received, RejectedNotification
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class Batch:
     first_at: str | None = None
     last_at: str | None = None
     reconnected: bool = False
+    trailing: bool = False  # no notification: the check after a burst's window (see Coalescer)
 
     def add(self, received: Received) -> None:
         note = received.note
@@ -91,6 +95,7 @@ class Batch:
         return {"source": "trigger", "notifications": self.notifications, "command_tags": self.tags,
                 "users": self.users, "application_names": self.application_names, "objects": self.objects,
                 "first_at": self.first_at, "last_at": self.last_at, "reconnected": self.reconnected,
+                "trailing": self.trailing,
                 "attribution": {
                     "verified": self.notifications > 0 and unverified == 0,
                     "verified_notifications": self.verified, "unverified_notifications": unverified,
@@ -101,18 +106,27 @@ class Batch:
 
 
 class Coalescer:
-    """Release a batch once notifications pause for `quiet` s, or `max_wait` s after the first."""
+    """Release a batch once notifications pause for `quiet` s, or `max_wait` s after the first;
+    then one trailing batch `trailing + quiet` s after the last notification.
 
-    def __init__(self, quiet: float = 0.05, max_wait: float = 0.5):
-        self.quiet, self.max_wait = quiet, max_wait
+    The trigger sends nothing for an autocommitted statement that ends within `trailing` s of its
+    session's previous notification, so such a statement commits before the trailing batch is
+    due; its check sees it. A notification arriving meanwhile starts a batch and moves the
+    trailing one later. `trailing=0` turns it off."""
+
+    def __init__(self, quiet: float = 0.05, max_wait: float = 0.5, trailing: float = 0.0):
+        self.quiet, self.max_wait, self.trailing = quiet, max_wait, trailing
         self.batch: Batch | None = None
         self._first = self._last = 0.0
+        self._trailing_at: float | None = None
 
     def add(self, received: Received, now: float) -> None:
         if self.batch is None:
             self.batch, self._first = Batch(), now
         self.batch.add(received)
         self._last = now
+        if self.trailing > 0:
+            self._trailing_at = now + self.trailing + self.quiet
 
     def mark_reconnected(self, now: float) -> None:
         if self.batch is None:
@@ -121,15 +135,22 @@ class Coalescer:
 
     def wait_time(self, now: float) -> float | None:
         """Seconds until the pending batch is due; None when nothing is pending."""
-        if self.batch is None:
-            return None
-        return max(0.0, min(self._last + self.quiet, self._first + self.max_wait) - now)
+        if self.batch is not None:
+            return max(0.0, min(self._last + self.quiet, self._first + self.max_wait) - now)
+        if self._trailing_at is not None:
+            return max(0.0, self._trailing_at - now)
+        return None
 
     def take_due(self, now: float) -> Batch | None:
         wait = self.wait_time(now)
         if wait is None or wait > 0:
             return None
+        if self.batch is None:
+            self._trailing_at = None
+            return Batch(trailing=True)
         batch, self.batch = self.batch, None
+        if self._trailing_at is not None and self._trailing_at <= now:
+            self._trailing_at = None  # released late enough to cover the window itself
         return batch
 
 
@@ -140,14 +161,14 @@ class SchemaListener:
     anything unexpected), `on_recovery(seconds_down)` once it works again."""
 
     def __init__(self, dsn: str, on_batch: Callable[[Batch], None], *, quiet: float = 0.05,
-                 max_wait: float = 0.5, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = "",
+                 max_wait: float = 0.5, trailing: float = NOTIFY_WINDOW_SECONDS, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = "",
                  on_failure: Callable[[str], None] | None = None,
                  on_recovery: Callable[[float], None] | None = None, budget=None, server: str = ""):
         self.dsn, self.on_batch = dsn, on_batch
         # With a budget, the connection holds one of the server's slots for as long as it listens.
         self.budget, self.server = budget, server
         self.on_failure, self.on_recovery = on_failure, on_recovery
-        self.coalescer = Coalescer(quiet, max_wait)
+        self.coalescer = Coalescer(quiet, max_wait, trailing)
         self.idle_timeout, self.max_backoff = idle_timeout, max_backoff
         self.name = name or "schema-listener"
         self._stop = threading.Event()

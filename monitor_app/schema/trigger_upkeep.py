@@ -18,11 +18,13 @@ from monitor_app.platform.event_log import record_event
 from monitor_app.schema import event_trigger, trigger_integrity
 
 TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"
-# The function bodies of earlier releases: before signed notifications (no key table yet), and
-# signing every statement before the per-session payload. Finding exactly one of those, and
-# nothing else amiss, is an upgrade to do, not a tampering to report.
+# The function bodies of earlier releases: before signed notifications (no key table yet),
+# signing every statement before the per-session payload, and notifying every autocommitted
+# statement before the once-a-second window. Finding exactly one of those, and nothing else
+# amiss, is an upgrade to do, not a tampering to report.
 PREVIOUS_BODY_SHA256 = {"47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d",
-                        "7796f14bbf08469f2da855ed75d3dcfd4bef220a33f8f607b7c63704ceeda615"}
+                        "7796f14bbf08469f2da855ed75d3dcfd4bef220a33f8f607b7c63704ceeda615",
+                        "fd836291aabaac3958528decd08690884864ce7ae3cbd5874288cb9e9c680a00"}
 PREVIOUS_RELEASE_GAPS = (f"function {event_trigger.FUNCTION}() body is not dbmon's",
                          f"table {event_trigger.KEY_TABLE} is missing")
 

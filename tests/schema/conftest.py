@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -103,6 +104,28 @@ class SqliteFile:
         new_file = save_snapshot(f"sqlite:///{self.path}", workdir / "new.json")
         return diff_every_way(old_file=old_file, new_file=new_file, old_dsn=f"sqlite:///{workdir / 'before.db'}",
                               new_dsn=f"sqlite:///{self.path}")
+
+
+def next_window() -> None:
+    """Wait into the clock's next notification window: a session's autocommitted DDL notifies
+    once per window, so a test that wants a statement's own notification starts it in a fresh one."""
+    from monitor_app.schema.event_trigger import NOTIFY_WINDOW_SECONDS as window
+
+    time.sleep(window + 0.01 - time.time() % window)
+
+
+def in_one_window(steps, attempts: int = 5) -> None:
+    """Run `steps()` from the start of a window until it finished within that window (a loaded
+    machine can stretch a few statements past its end); fails after `attempts`."""
+    from monitor_app.schema.event_trigger import NOTIFY_WINDOW_SECONDS as window
+
+    for _ in range(attempts):
+        next_window()
+        started = time.time() // window
+        steps()
+        if time.time() // window == started:
+            return
+    raise AssertionError(f"the steps never fit in one {window} s window")
 
 
 @pytest.fixture()

@@ -217,3 +217,19 @@ def test_the_migration_goes_down_and_up_again(tmp_path):
     assert {"schema_snapshots", "schema_change_sets", "schema_changes", "schema_watch_state"} <= set(
         sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_a_trailing_check_after_a_burst_uses_the_pre_check(pg_asset, store):
+    build, db = pg_asset
+    rt, asset_id = build()
+    db.run("CREATE TABLE burst_first (id integer)")
+    trailing = {"source": "trigger", "notifications": 0, "trailing": True}
+    assert run_check(rt, asset_id, {"source": "trigger", "notifications": 1})["baseline"]
+    assert run_check(rt, asset_id, trailing)["skipped"] == "pre-check marker unchanged"
+    db.run("CREATE TABLE burst_last (id integer)")  # committed without a notification of its own
+    outcome = run_check(rt, asset_id, trailing)
+    assert outcome["changed"] and outcome["source"] == "trigger"
+    with store.session() as s:
+        change_set = s.scalar(select(SchemaChangeSet))
+        assert change_set.context["trailing"] is True
+        assert [c.object for c in s.scalars(select(SchemaChange))] == ["public.burst_last"]

@@ -17,7 +17,7 @@ from monitor_app.schema import event_trigger
 from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener
 from monitor_app.store.models import Event
-from tests.schema.conftest import PgScratch, add_asset, make_runtime, pg_connection
+from tests.schema.conftest import PgScratch, add_asset, make_runtime, next_window, pg_connection
 from tests.services import role_name
 
 GOOD_SHAPE = '{"tag": "CREATE TABLE", "event": "ddl_command_end", "user": %s}'
@@ -101,7 +101,7 @@ def test_hostile_payloads_never_stop_the_listener(listening):
     db, mallory, listener, recorder = listening
     for payload in HOSTILE.values():
         mallory.notify(payload)
-    time.sleep(0.5)
+    next_window()
     db.run("CREATE TABLE still_detected (id integer)")
     batch = recorder.wait_for(lambda b: b.verified > 0)
     assert batch.tags == ["CREATE TABLE"] and batch.notifications == 1
@@ -114,6 +114,7 @@ def capture_signed_payload(db) -> str:
     spy = psycopg2.connect(db.url)
     spy.autocommit = True
     spy.cursor().execute(f"LISTEN {event_trigger.CHANNEL}")
+    next_window()
     db.run("CREATE TABLE replay_source (id integer)")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -145,6 +146,7 @@ def test_forged_and_replayed_attribution_is_marked_unverified(listening):
             "signed, but re-sent by another session"} == set(context["attribution"]["unverified_because"])
     # The real trigger's notification, from the session that ran the DDL, is verified.
     recorder.batches.clear()
+    next_window()
     db.run("SET application_name = 'deploy-9'", "CREATE TABLE genuine (id integer)")
     genuine = recorder.wait_for(lambda b: "deploy-9" in b.application_names).as_context()
     assert genuine["users"] == ["postgres"] and genuine["application_names"] == ["deploy-9"]
@@ -182,6 +184,7 @@ def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypa
 
     db, mallory, listener, recorder = listening
     monkeypatch.setattr(listener_module, "KEY_REREAD_SECONDS", 0.0)
+    next_window()
     db.run("CREATE TABLE before_reinstall (id integer)")  # this session now reuses a payload signed with the old key
     recorder.wait_for(lambda b: b.verified > 0)
     recorder.batches.clear()
@@ -195,6 +198,7 @@ def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypa
         fresh.close()
     assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
     recorder.batches.clear()
+    next_window()
     db.run("CREATE TABLE after_reinstall (id integer)")  # still the old key's signature
     context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
     assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
@@ -211,6 +215,7 @@ def test_a_listener_that_cannot_read_the_key_verifies_nothing(listening):
     plain.start()
     try:
         assert plain.listening.wait(5)
+        next_window()
         db.run("CREATE TABLE seen_unverified (id integer)")
         context = recorder.wait_for(lambda b: "CREATE TABLE" in b.unverified_tags).as_context()
     finally:
@@ -230,6 +235,7 @@ def test_a_forged_cached_payload_still_reaches_the_check_marked_a_bad_signature(
         for forged in ("0" * 64 + ".", "z" * 64 + "!"):
             cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', %s, false)",
                         (event_trigger.SIGNED_PREFIX + forged + body,))
+            next_window()
             cur.execute("CREATE TABLE IF NOT EXISTS forged_cache (id integer)")
             context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
             recorder.batches.clear()
@@ -238,6 +244,7 @@ def test_a_forged_cached_payload_still_reaches_the_check_marked_a_bad_signature(
             assert context["attribution"]["unverified_command_tags"] == ["CREATE TABLE"]
         # Anything but that shape is ignored and the payload signed afresh.
         cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', 'v1.junk', false)")
+        next_window()
         cur.execute("CREATE TABLE IF NOT EXISTS forged_cache (id integer)")
     context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
     assert context["attribution"]["verified"] is True and context["users"] == [mallory.role]

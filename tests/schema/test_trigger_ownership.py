@@ -93,7 +93,7 @@ def test_the_trigger_function_names_every_function_operator_and_type_by_schema()
     body = event_trigger.FUNCTION_BODY
     calls = re.findall(r"([\w.]+)\s*\(", body)
     assert calls and all(c.startswith("pg_catalog.") or c in {"OPERATOR", "LIMIT"} for c in calls), calls
-    assert set(re.findall(r"OPERATOR\(([^)]+)\)", body)) == {"pg_catalog.=", "pg_catalog.||"}
+    assert set(re.findall(r"OPERATOR\(([^)]+)\)", body)) == {"pg_catalog.=", "pg_catalog.||", "pg_catalog./"}
     assert not re.search(r"[^)]\s(=|\|\|)\s", body.replace(":=", "")), "an unqualified operator"
     assert all(t.startswith("pg_catalog.") for t in re.findall(r"::([\w.]+)", body))
     # The one object outside pg_catalog is dbmon's own key, named by schema.

@@ -175,3 +175,62 @@ def test_the_per_statement_signing_release_is_upgraded_without_an_alarm(owned, s
         conn.close()
     assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
     assert tampered_events(sqlite_store) == [] and intact(owned)
+
+
+# The function body of the release that notified every autocommitted statement, verbatim.
+PREVIOUS_PER_SESSION_BODY = """
+DECLARE
+  body pg_catalog.text;
+  slot pg_catalog.text;
+  payload pg_catalog.text;
+  k pg_catalog.bytea;
+BEGIN
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+    RETURN;
+  END IF;
+  body := '{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
+    OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
+    OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
+    OPERATOR(pg_catalog.||) ',"pid":' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.||) '}';
+  slot := 'dbmon.notify_' OPERATOR(pg_catalog.||) pg_catalog.translate(TG_TAG, ' ', '_');
+  payload := pg_catalog.current_setting(slot, true);
+  IF payload OPERATOR(pg_catalog.=) body OR pg_catalog.starts_with(payload, 'v1.')
+      AND pg_catalog.substr(payload, 69) OPERATOR(pg_catalog.=) body THEN
+    NULL;  -- this session's payload for this tag, already signed
+  ELSE
+    payload := body;
+    BEGIN
+      SELECT key INTO k FROM _dbmon.notify_key LIMIT 1;
+      IF k IS NOT NULL THEN
+        payload := 'v1.' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
+          k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
+          'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
+      END IF;
+      PERFORM pg_catalog.set_config(slot, payload, false);
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a monitoring hook must never break the DDL it watches
+    END;
+  END IF;
+  PERFORM pg_catalog.pg_notify('dbmon_schema', payload);
+END
+"""
+
+
+def test_the_notify_every_statement_release_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    owned.run("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+              f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn${PREVIOUS_PER_SESSION_BODY}$fn$")
+    conn = owned.connect()
+    try:
+        assert trigger_integrity.inspect(conn).problems == [f"function {FN} body is not dbmon's"]
+    finally:
+        conn.close()
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
+    conn = owned.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)", (FN,))
+            assert cur.fetchone()[0] == event_trigger.FUNCTION_BODY
+    finally:
+        conn.close()

@@ -1,0 +1,161 @@
+"""The event trigger's cost in instructions: the same migration as `schema_trigger_cost`, counted.
+
+On a shared machine the CPU time of a backend moves by tens of percent from run to run, far
+more than the few percent being measured. Instruction counts do not: a private cluster runs
+under valgrind's callgrind (every backend counted from its start to its exit), and each run
+of the 452-statement migration is one new session whose total is read from its output file.
+Compared per mode: no trigger, an empty function installed the same way (SECURITY DEFINER,
+pinned search_path: what any trigger costs before doing anything), the function of the
+release before the notification window, and the current one. Catalogues are vacuumed after
+every run, and the kinds alternate, so no kind runs on a more bloated catalogue than another.
+
+    python bench/schema_trigger_instructions.py [--runs 1]
+
+Needs valgrind and root (the cluster runs as postgres via runuser); about 30 s per run.
+Writes bench/results/schema_trigger_instructions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg2  # noqa: E402
+
+from bench.schema_trigger_cost import MODES, migration  # noqa: E402
+from bench.stats import write  # noqa: E402
+from monitor_app.schema import event_trigger  # noqa: E402
+from tests.posture.clusters import PG_BIN  # noqa: E402
+from tests.services import free_port  # noqa: E402
+
+KINDS = ("none", "empty", "release", "current")
+TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.M)
+# The body of the release that notified every autocommitted statement, for comparison.
+RELEASE_BODY = (Path(__file__).resolve().parent.parent
+                / "tests/schema/test_trigger_tampering.py").read_text().split(
+    'PREVIOUS_PER_SESSION_BODY = """', 1)[1].split('"""', 1)[0]
+
+
+def as_postgres(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, **kwargs)
+
+
+class CountedCluster:
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="dbmon-callgrind-"))
+        shutil.chown(self.root, "postgres", "postgres")
+        self.data, self.port = self.root / "data", free_port()
+        done = as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        assert done.returncode == 0, done.stderr
+        log = open(self.root / "log", "w")  # noqa: SIM115 - the server's log for its lifetime
+        self.server = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", "valgrind", "--tool=callgrind", "--trace-children=yes",
+             f"--callgrind-out-file={self.root}/cg.%p", str(PG_BIN / "postgres"), "-D", str(self.data),
+             "-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=", "-c", "autovacuum=off",
+             "-c", "fsync=off"], stdout=log, stderr=subprocess.STDOUT)
+        self.dsn = f"host={self.root} port={self.port} user=postgres dbname=postgres"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                psycopg2.connect(self.dsn).close()
+                return
+            except psycopg2.OperationalError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(1)
+
+    def instructions(self, pid: int) -> int:
+        path = self.root / f"cg.{pid}"
+        for _ in range(600):
+            found = TOTAL.search(path.read_text()) if path.exists() else None
+            if found:
+                return int(found.group(1))
+            time.sleep(0.2)
+        raise RuntimeError(f"no callgrind output for backend {pid}")
+
+    def stop(self) -> None:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "stop", "-m", "fast", "-t", "120")
+        try:
+            self.server.wait(30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def set_trigger(dsn: str, kind: str) -> None:
+    event_trigger.uninstall(dsn)
+    if kind == "none":
+        return
+    event_trigger.install(dsn)
+    body = {"empty": "BEGIN RETURN; END", "release": RELEASE_BODY}.get(kind)
+    if body is not None:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE OR REPLACE FUNCTION {event_trigger.FUNCTION}() RETURNS event_trigger "
+                        f"LANGUAGE plpgsql SECURITY DEFINER SET search_path = {event_trigger.SEARCH_PATH} "
+                        f"AS $fn${body}$fn$")
+        conn.close()
+
+
+def once(cluster: CountedCluster, mode: str, schema: str) -> int:
+    conn = psycopg2.connect(cluster.dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+        cur.execute(f"CREATE SCHEMA {schema}")
+        conn.autocommit = mode == "autocommit"
+        for statement in migration(schema):
+            cur.execute(statement)
+        conn.commit()
+    conn.close()
+    counted = cluster.instructions(pid)
+    cleanup = psycopg2.connect(cluster.dsn)
+    cleanup.autocommit = True
+    with cleanup.cursor() as cur:
+        cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        cur.execute("VACUUM")
+    cleanup.close()
+    return counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1, help="runs per kind and mode")
+    args = parser.parse_args()
+    cluster = CountedCluster()
+    results: dict = {}
+    try:
+        once(cluster, "autocommit", "warm_up")
+        n = 0
+        for mode in MODES:
+            counts: dict[str, list[int]] = {kind: [] for kind in KINDS}
+            for run in range(args.runs):
+                for kind in KINDS if run % 2 == 0 else KINDS[::-1]:
+                    set_trigger(cluster.dsn, kind)
+                    n += 1
+                    counts[kind].append(once(cluster, mode, f"bench_trigger_{n}"))
+            base = min(counts["none"])
+            results[mode] = {kind: {"million_instructions": [round(c / 1e6, 1) for c in counted],
+                                    "overhead_pct": round(100 * (min(counted) / base - 1), 1),
+                                    "per_statement_instructions": round((min(counted) - base) / len(migration("s")))}
+                             for kind, counted in counts.items()}
+            print(mode, {kind: r["overhead_pct"] for kind, r in results[mode].items()}, flush=True)
+    finally:
+        cluster.stop()
+    print(write("schema_trigger_instructions", {"server": "private cluster under callgrind", "modes": results}))
+
+
+if __name__ == "__main__":
+    main()
