@@ -125,12 +125,14 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
             a = s.get(Asset, asset_id)
             assert password_for(a, box) == PASSWORD
             assert can_probe(a)
+            # Both probes before the write: a connection slot is a row in this same SQLite store,
+            # which this session's uncommitted write would hold locked.
             outcome = probe(a, password_for(a, box), 5, connection_budget)
             assert outcome.up, outcome.error
-            assert apply_probe(s, a, outcome, 30) == "up"
-            assert outcome.server_version.split(".")[0] == bindir.split("/")[-2]
             wrong = probe(a, "not-the-password", 5, connection_budget)
             assert not wrong.up and "password authentication failed" in wrong.error, wrong.error
+            assert apply_probe(s, a, outcome, 30) == "up"
+            assert outcome.server_version.split(".")[0] == bindir.split("/")[-2]
 
         # Stopped on request: planned die, `asset.stopped`; the port and the login fail, and that is no outage.
         runner.client.api.stop(cid, timeout=5)
@@ -139,10 +141,10 @@ def test_a_postgresql_container_is_discovered_connected_and_reachable(sqlite_sto
         with sqlite_store.session() as s:
             a = s.get(Asset, asset_id)
             assert a.status == "stopped"
+            login = probe(a, password_for(a, box), 3, connection_budget)
             refresh_asset(s, docker_engine, a, containers_config, box)
             assert a.details["endpoints"] == eps  # kept: a stopped container is probed where it served
             apply(s, a, probe_endpoints(a.details["endpoints"], "postgresql", 2), thresholds=[30, 7, 1], interval=30)
-            login = probe(a, password_for(a, box), 3, connection_budget)
             assert not login.up and apply_probe(s, a, login, 30) is None and a.status == "stopped"
             events = list(s.scalars(select(Event).where(Event.asset_id == asset_id).order_by(Event.id)))
         types = [e.type for e in events]
