@@ -4,6 +4,10 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 LOCK := requirements.lock
+
+# Some shells (container images among them) set this; without cached bytecode every test worker
+# and every process a test starts compiles dbmon, its tests and their assertion rewrites again.
+unexport PYTHONDONTWRITEBYTECODE
 LOCK_VENV ?= .venv-lock
 
 .PHONY: run install lock audit test test-fast test-compose bench lint clean compose-check

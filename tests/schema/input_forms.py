@@ -30,6 +30,13 @@ def _cli_diff(old: str, new: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def diff_files(old_file: str, new_file: str) -> list[dict]:
+    """The change records of two snapshot files, through the CLI as a user runs it."""
+    exit_code, text = _cli_diff(old_file, new_file)
+    assert exit_code == (1 if json.loads(text) else 0), text
+    return json.loads(text)
+
+
 def diff_every_way(*, old_file: str, new_file: str, old_dsn: str, new_dsn: str) -> list[dict]:
     """The change records, after checking that all three input forms agree on them."""
     inputs = {"file/file": (old_file, new_file), "file/dsn": (old_file, new_dsn), "dsn/dsn": (old_dsn, new_dsn)}

@@ -1,7 +1,8 @@
 """One test per row of the risk rubric: make the change on a real database, read the rating.
 
-Each case names the rubric row it exercises and the risk docs/schema.md gives it; every
-change runs through the three diff input forms (see input_forms.py). A rubric row without
+Each case names the rubric row it exercises and the risk docs/schema.md gives it. A PostgreSQL
+change is diffed from two snapshot files through the CLI; that the other input forms agree is
+what the diff suites (test_postgres_diff.py, test_sqlite.py) check, over every object kind. A rubric row without
 a PostgreSQL case, or one the docs table does not list with the same risk, fails here.
 """
 
@@ -200,7 +201,7 @@ def _rated(changes: list[dict], c: Case) -> tuple[str, str]:
 
 @pytest.mark.parametrize("c", PG_CASES, ids=lambda c: c.rule)
 def test_it_rates_each_rubric_row_on_postgresql(pg, c):
-    changes = pg.changes(*c.statements, setup=PG_BASE + c.setup)
+    changes = pg.changes(*c.statements, setup=PG_BASE + c.setup, every_form=False)
     assert _rated(changes, c) == (c.risk, c.rule)
 
 
@@ -220,7 +221,7 @@ def test_it_rates_each_rubric_row_on_sqlite(tmp_path, c):
 def test_it_rates_a_rewrite_of_a_large_table_one_level_higher(pg):
     changes = pg.changes("ALTER TABLE big_t ALTER COLUMN n TYPE bigint",
                          "ALTER TABLE big_t ADD COLUMN token uuid DEFAULT gen_random_uuid()",
-                         "ALTER TABLE big_t SET UNLOGGED", setup=BIG)
+                         "ALTER TABLE big_t SET UNLOGGED", setup=BIG, every_form=False)
     rated = {c["object"]: (c["risk"], c["detail"]["rule"]) for c in changes}
     assert rated == {"public.big_t.n": ("high", "type-widened-rewrite"), "public.big_t.token": ("high", "add-column-rewrite"),
                      "public.big_t": ("high", "set-logged")}
@@ -230,14 +231,15 @@ def test_it_rates_a_rewrite_of_a_large_table_one_level_higher(pg):
 @pytest.mark.parametrize("default", ["random()", "gen_random_uuid()::text", "nextval('s')"])
 def test_it_knows_other_volatile_defaults_rewrite(pg, default):
     changes = pg.changes(f"ALTER TABLE full_t ADD COLUMN x text DEFAULT {default}",
-                         setup=PG_BASE + ("CREATE SEQUENCE s",))
+                         setup=PG_BASE + ("CREATE SEQUENCE s",), every_form=False)
     assert _rated(changes, case("add-column-rewrite", "medium", (), "public.full_t.x")) == \
         ("medium", "add-column-rewrite")
 
 
 @pytest.mark.parametrize("default", ["CURRENT_TIMESTAMP", "'2026-01-01'::date", "now() + interval '1 day'"])
 def test_it_knows_constant_and_once_evaluated_defaults_do_not(pg, default):
-    changes = pg.changes(f"ALTER TABLE full_t ADD COLUMN x timestamptz DEFAULT {default}", setup=PG_BASE)
+    changes = pg.changes(f"ALTER TABLE full_t ADD COLUMN x timestamptz DEFAULT {default}", setup=PG_BASE,
+                         every_form=False)
     risk, rule = _rated(changes, case("", "", (), "public.full_t.x"))
     assert risk == "low" and rule in ("add-column-stable-default", "add-column-constant-default")
 
