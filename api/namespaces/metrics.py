@@ -11,7 +11,7 @@ from api.auth import require_role
 from api.context import runtime
 from api.query import bounded_int, exact_or_prefix, paginate, paged_parser, row_id, timestamp
 from monitor_app.metrics.series_query import MAX_BUCKETS, Query, read_series
-from monitor_app.metrics.views import bucket_dict, series_dict
+from monitor_app.metrics.views import bucket_dicts, series_dict
 from monitor_app.store.base import iso, utcnow
 from monitor_app.store.models import MetricSample, MetricSeries
 
@@ -100,5 +100,6 @@ class SeriesRange(Resource):
         if missing:
             abort(404, f"no series {missing[0]}")
         tier, found = read_series(rt.store, ids, q, now)
+        times: dict[int, str | None] = {}
         return {"start": iso(args.start), "end": iso(end), "step": args.step, "tier": tier.name,
-                "series": [{**described[i], "points": [bucket_dict(b) for b in found[i]]} for i in ids]}
+                "series": [{**described[i], "points": bucket_dicts(found[i], times)} for i in ids]}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -44,7 +45,7 @@ def pick_tier(q: Query, now: datetime) -> Tier:
     return tier
 
 
-def read_series(store: Store, series_ids: list[int], q: Query, now: datetime) -> tuple[Tier, dict[int, list[Bucket]]]:
+def read_series(store: Store, series_ids: list[int], q: Query, now: datetime) -> tuple[Tier, dict[int, SeriesBuckets]]:
     """Buckets of `q.step` per series over [start, end), read from the tier `pick_tier` chose."""
     tier = pick_tier(q, now)
     window = _Window(epoch_ms(q.start), epoch_ms(q.end), q.step // timedelta(milliseconds=1))
@@ -57,12 +58,15 @@ def read_series(store: Store, series_ids: list[int], q: Query, now: datetime) ->
         points = s.execute(select(MetricPoint.series_id, MetricPoint.at, MetricPoint.value).where(
             MetricPoint.series_id.in_(series_ids), MetricPoint.at >= q.start, MetricPoint.at < q.end,
         ).order_by(MetricPoint.series_id, MetricPoint.at)).all()
+    # A bucket's last value is from late in its width: ordered there, a late sample still waiting to
+    # be packed into that hour does not become the bucket's last.
+    last_offset = 0 if tier is RAW else tier.width // timedelta(milliseconds=1) - 1
     for series_id, start, payload in chunks:
         if tier is RAW:
             times, values = chunk_codec.sample_columns(start, payload)
             found[series_id].add_samples(times, values)
         else:
-            found[series_id].add_buckets(*chunk_codec.bucket_columns(start, payload))
+            found[series_id].add_buckets(*chunk_codec.bucket_columns(start, payload), last_offset=last_offset)
     unpacked: dict[int, tuple[list[int], list[float]]] = {}
     for series_id, at, value in points:
         times, values = unpacked.setdefault(series_id, ([], []))
@@ -70,7 +74,24 @@ def read_series(store: Store, series_ids: list[int], q: Query, now: datetime) ->
         values.append(value)
     for series_id, (times, values) in unpacked.items():
         found[series_id].add_samples(times, values)
-    return tier, {i: steps.buckets() for i, steps in found.items()}
+    return tier, {i: steps.result() for i, steps in found.items()}
+
+
+class SeriesBuckets(NamedTuple):
+    """One series' buckets as columns, oldest first; iterating gives `Bucket`s. Columns, because an
+    overview of 100 series at one-minute steps is 144,000 buckets, and an object with a datetime for
+    each costs more than reading them did."""
+
+    times: list[int]  # epoch milliseconds of each step's start
+    mins: list[float]
+    maxs: list[float]
+    sums: list[float]
+    lasts: list[float]
+    counts: list[int]
+
+    def buckets(self) -> list[Bucket]:
+        return [Bucket(from_epoch_ms(t), *rest) for t, *rest in
+                zip(self.times, self.mins, self.maxs, self.sums, self.lasts, self.counts, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -81,34 +102,90 @@ class _Window:
 
 
 class _Steps:
-    """One series' buckets of the query's step, keyed by epoch milliseconds: whole chunks are folded
-    in without building an object per sample (a 100-series overview reads some 300,000 of them)."""
+    """One series' buckets of the query's step. Each chunk (and the unpacked rows) becomes a segment
+    of columns in step order without an object per sample (a 100-series overview reads some 300,000
+    of them); segments that follow each other are joined by extending lists, and only overlapping
+    ones (a late sample inside a packed hour) are merged step by step."""
 
     def __init__(self, window: _Window):
         self.window = window
-        self.acc: dict[int, list] = {}  # step start -> [min, max, sum, last, count, time of last]
+        self.segments: list[tuple[list, ...]] = []  # (steps, mins, maxs, sums, lasts, counts, time of last)
 
     def add_samples(self, times: list[int], values: list[float]) -> None:
         self.add_buckets(times, values, values, values, values, None)
 
-    def add_buckets(self, times, mins, maxs, sums, lasts, counts) -> None:
-        # Sorted times: each step's run of items is found by bisection and folded with the built-in
-        # min/max/sum over slices, not item by item.
-        step, acc = self.window.step, self.acc
+    def add_buckets(self, times, mins, maxs, sums, lasts, counts, *, last_offset: int = 0) -> None:
+        step = self.window.step
         i, hi = bisect_left(times, self.window.start), bisect_left(times, self.window.end)
+        if i >= hi:
+            return
+        width = last_offset + 1  # a rollup's buckets are aligned to its width, and so are steps
+        if counts is not None and step == width:
+            self.segments.append((times[i:hi], mins[i:hi], maxs[i:hi], sums[i:hi], lasts[i:hi], list(counts[i:hi]),
+                                  [t + last_offset for t in times[i:hi]]))
+            return
+        aligned = bisect_left(times, times[i] + (-times[i]) % step, i, hi)
+        k = step // width
+        if counts is not None and step % width == 0 and hi - aligned >= k \
+                and times[hi - 1] - times[aligned] == (hi - 1 - aligned) * width:
+            # A rollup chunk without gaps read at a multiple of its width: every step is the same
+            # number of consecutive buckets, folded a column at a time.
+            whole = aligned + (hi - aligned) // k * k
+            self._by_bisection(times, mins, maxs, sums, lasts, counts, last_offset, i, aligned)
+            self.segments.append((times[aligned:whole:k], _groups(min, mins, aligned, whole, k),
+                                  _groups(max, maxs, aligned, whole, k), _groups(sum, sums, aligned, whole, k),
+                                  lasts[aligned + k - 1:whole:k], _groups(sum, counts, aligned, whole, k),
+                                  [t + last_offset for t in times[aligned + k - 1:whole:k]]))
+            self._by_bisection(times, mins, maxs, sums, lasts, counts, last_offset, whole, hi)
+        else:
+            self._by_bisection(times, mins, maxs, sums, lasts, counts, last_offset, i, hi)
+
+    def _by_bisection(self, times, mins, maxs, sums, lasts, counts, last_offset: int, i: int, hi: int) -> None:
+        """Sorted times: each step's run of items is found by bisection and folded with the built-in
+        min/max/sum over slices, not item by item."""
+        step = self.window.step
+        rows = []
         while i < hi:
             key = times[i] - times[i] % step
             j = bisect_left(times, key + step, i + 1, hi)
-            fold = [min(mins[i:j]), max(maxs[i:j]), sum(sums[i:j]), lasts[j - 1],
-                    sum(counts[i:j]) if counts is not None else j - i, times[j - 1]]
-            a = acc.get(key)
-            if a is None:
-                acc[key] = fold
-            else:
-                later = fold[5] >= a[5]
-                acc[key] = [min(a[0], fold[0]), max(a[1], fold[1]), a[2] + fold[2], fold[3] if later else a[3],
-                            a[4] + fold[4], max(a[5], fold[5])]
+            rows.append((key, min(mins[i:j]), max(maxs[i:j]), sum(sums[i:j]), lasts[j - 1],
+                         sum(counts[i:j]) if counts is not None else j - i, times[j - 1] + last_offset))
             i = j
+        if rows:
+            self.segments.append(tuple(list(column) for column in zip(*rows, strict=True)))
 
-    def buckets(self) -> list[Bucket]:
-        return [Bucket(from_epoch_ms(k), a[0], a[1], a[2], a[3], a[4]) for k, a in sorted(self.acc.items())]
+    def result(self) -> SeriesBuckets:
+        out: list[list] = [[], [], [], [], [], [], []]
+        for segment in self.segments:
+            steps = segment[0]
+            if out[0] and steps[0] <= out[0][-1]:
+                if steps[0] < out[0][-1]:
+                    return self._merged()
+                # Two chunks share a step across their boundary: fold its two halves.
+                row = _combined([c[-1] for c in out], [c[0] for c in segment])
+                for column, value in zip(out, row, strict=True):
+                    column[-1] = value
+                segment = tuple(c[1:] for c in segment)
+            for column, part in zip(out, segment, strict=True):
+                column.extend(part)
+        return SeriesBuckets(*out[:6])
+
+    def _merged(self) -> SeriesBuckets:
+        acc: dict[int, list] = {}
+        for segment in self.segments:
+            for row in zip(*segment, strict=True):
+                before = acc.get(row[0])
+                acc[row[0]] = list(row) if before is None else _combined(before, row)
+        rows = [acc[k] for k in sorted(acc)]
+        return SeriesBuckets(*([row[c] for row in rows] for c in range(6)))
+
+
+def _combined(a, b) -> list:
+    """Two folds of one step: (step, min, max, sum, last, count, time of last)."""
+    later = b[6] >= a[6]
+    return [a[0], min(a[1], b[1]), max(a[2], b[2]), a[3] + b[3], b[4] if later else a[4], a[5] + b[5], max(a[6], b[6])]
+
+
+def _groups(fold, column, start: int, end: int, k: int) -> list:
+    """`fold` of each run of k consecutive items of column[start:end] (whose length k divides)."""
+    return list(map(fold, zip(*[iter(column[start:end])] * k, strict=True)))

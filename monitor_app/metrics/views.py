@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from monitor_app.metrics.chunk_codec import Bucket
+from monitor_app.metrics.chunk_codec import from_epoch_ms
+from monitor_app.metrics.series_query import SeriesBuckets
 from monitor_app.store.base import iso
 from monitor_app.store.models import MetricSeries
 
@@ -12,5 +13,13 @@ def series_dict(s: MetricSeries) -> dict:
             "last_value": s.last_value, "last_at": iso(s.last_at)}
 
 
-def bucket_dict(b: Bucket) -> dict:
-    return {"t": iso(b.start), "min": b.min, "max": b.max, "avg": b.avg, "last": b.last, "count": b.samples}
+def bucket_dicts(buckets: SeriesBuckets, times: dict[int, str | None]) -> list[dict]:
+    """A series' buckets as JSON rows; `times` caches the text of each step's start, which every
+    series of a query shares."""
+    out = []
+    for t, lo, hi, total, last, count in zip(*buckets, strict=True):
+        text = times.get(t)
+        if text is None:
+            text = times[t] = iso(from_epoch_ms(t))
+        out.append({"t": text, "min": lo, "max": hi, "avg": total / count, "last": last, "count": count})
+    return out

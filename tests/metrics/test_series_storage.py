@@ -102,14 +102,14 @@ def test_finished_hours_are_packed_rolled_up_and_read_back_the_same(store):
     for k in range(19):
         vals = [values(i) for i in range(60 * k, min(60 * (k + 1), len(samples)))]
         expected.append((T0 + timedelta(minutes=10 * k), min(vals), max(vals), sum(vals) / len(vals), vals[-1], len(vals)))
-    assert [(b.start, b.min, b.max, b.avg, b.last, b.samples) for b in got[series_id]] == expected
+    assert [(b.start, b.min, b.max, b.avg, b.last, b.samples) for b in got[series_id].buckets()] == expected
 
     # Raw samples at 10 s for the last hour and a half: packed and unpacked alike.
     q = Query(now - timedelta(minutes=90), now, timedelta(seconds=10))
     tier, got = read_series(store, [series_id], q, now)
     assert tier.name == "raw"
     first = 95 * 6  # the sample at 01:35
-    assert [b.last for b in got[series_id]] == [values(i) for i in range(first, len(samples))]
+    assert [b.last for b in got[series_id].buckets()] == [values(i) for i in range(first, len(samples))]
 
 
 def test_late_samples_join_their_packed_hour(store):
@@ -123,8 +123,25 @@ def test_late_samples_join_their_packed_hour(store):
         series_id = s.scalar(select(MetricSeries.id))
     _, got = read_series(store, [series_id], Query(T0, T0 + timedelta(hours=1), timedelta(hours=1)),
                          T0 + timedelta(days=10))
-    (hour,) = got[series_id]
+    (hour,) = got[series_id].buckets()
     assert (hour.samples, hour.max) == (361, 5000.0)
+
+
+def test_a_late_sample_not_yet_packed_is_read_inside_its_step_and_the_last_value_stays_the_latest(store):
+    asset = add_asset(store)
+    writer = SeriesWriter(store)
+    writer.write(steady(asset, T0, 360))
+    compact(store, T0 + timedelta(hours=1, minutes=1))
+    writer.write([SeriesSample(asset, "pg.xact_commit", 5000.0, T0 + timedelta(seconds=5)),
+                  SeriesSample(asset, "pg.other", 1.0, T0 + timedelta(days=3))])
+    with store.session() as s:
+        ids = dict(s.execute(select(MetricSeries.name, MetricSeries.id)).all())
+    q = Query(T0, T0 + timedelta(hours=1), timedelta(minutes=10))
+    _, got = read_series(store, list(ids.values()), q, T0 + timedelta(hours=2))
+    first, *rest = got[ids["pg.xact_commit"]].buckets()
+    assert (first.samples, first.max, first.min, first.last) == (61, 5000.0, 1000.0, 1000.0 + 3 * 59)
+    assert [b.samples for b in rest] == [60] * 5 and rest[-1].last == 1000.0 + 3 * 359
+    assert got[ids["pg.other"]].buckets() == [] and got[ids["pg.other"]].times == []
 
 
 def test_the_tier_follows_the_range_and_the_step():
