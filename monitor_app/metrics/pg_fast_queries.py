@@ -20,6 +20,8 @@ import psycopg2
 
 MIN_VERSION = 130000
 OWN_SESSIONS = "coalesce(application_name, '') NOT LIKE 'dbmon%' AND pid <> pg_backend_pid()"
+# A session of another role, seen without pg_read_all_stats: its database shows, its type does not.
+HIDDEN_SESSION = "(backend_type IS NULL AND datname IS NOT NULL)"
 MAX_ROWS = 100
 LABEL_CHARS = 63
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9 _.:()/@-]{1,63}$")
@@ -41,10 +43,10 @@ SELECT current_setting('server_version_num')::int,
        extract(epoch FROM pg_postmaster_start_time())::float8,
        pg_is_in_recovery(),
        current_setting('max_connections')::int,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND {own}),
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND state IS NULL AND {own}),
+       (SELECT count(*) FROM pg_stat_activity WHERE (backend_type = 'client backend' OR {hidden}) AND {own}),
+       (SELECT count(*) FROM pg_stat_activity WHERE {hidden} AND {own}),
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
-""".format(own=OWN_SESSIONS)
+""".format(own=OWN_SESSIONS, hidden=HIDDEN_SESSION)
 
 
 def database_sql(version: int) -> str:
