@@ -31,7 +31,7 @@ class MetricsConfig(ConfigSection):
     assets: dict[str, MetricsAssetConfig] = Field(default_factory=dict)
 
     def for_asset(self, name: str) -> MetricsAssetConfig:
-        return self.assets.get(name) or MetricsAssetConfig()
+        return self.assets.get(name) or MetricsAssetConfig(fast_interval=None)
 
     def fast_interval_for(self, name: str) -> float:
         return self.for_asset(name).fast_interval or self.fast_interval

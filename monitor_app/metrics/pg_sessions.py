@@ -108,13 +108,13 @@ class PersistentSessions:
             self._discard(conn, lease)
             return
         with self._lock:
-            if server not in self._kept:
+            keep = server not in self._kept
+            if keep:
                 self._kept[server] = _Kept(key, conn, lease, time.monotonic())
-                conn, lease = None, None
-        if conn is not None:
-            self._discard(conn, lease)
-        else:
+        if keep:
             self._start_reaper()
+        else:
+            self._discard(conn, lease)
 
     def _slot_to_spare(self, server: str) -> bool:
         """True while another slot of the server is free besides the one this connection holds."""

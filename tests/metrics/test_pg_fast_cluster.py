@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 
-import psycopg2
 import pytest
 
 from monitor_app.errors import DbmonError
