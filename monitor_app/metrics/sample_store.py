@@ -51,15 +51,28 @@ _LATEST_UPDATE = (update(_SERIES)
                   .where(_SERIES.c.id == bindparam("b_id"),
                          (_SERIES.c.last_at.is_(None)) | (_SERIES.c.last_at < bindparam("b_at")))
                   .values(last_value=bindparam("b_value"), last_at=bindparam("b_at")))
+_POINTS_INSERT = sqlite.insert(MetricPoint.__table__).on_conflict_do_nothing(index_elements=["series_id", "at"])
+_PG_POINTS = "INSERT INTO metric_points (series_id, at, value) VALUES %s ON CONFLICT (series_id, at) DO NOTHING"
+_PG_LATEST = ("UPDATE metric_series m SET last_value = v.value, last_at = v.at "
+              "FROM (VALUES %s) AS v (id, value, at) WHERE m.id = v.id AND (m.last_at IS NULL OR m.last_at < v.at)")
 
 
-_POINTS_INSERT = {name: dialect.insert(MetricPoint.__table__).on_conflict_do_nothing(index_elements=["series_id", "at"])
-                  for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+def _write_points(session, points: list[tuple[int, datetime, float]], latest: list[tuple[int, float, datetime]]):
+    """The points and each series' latest value, in two statements whatever the number of series:
+    a statement per row (an ORM UPDATE, or executemany on psycopg2) cost a collector more CPU than
+    everything else it does."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        from psycopg2.extras import execute_values
 
-
-def _points_insert(session):
-    # One statement for many rows, compiled once: a multi-row VALUES is compiled anew for every write.
-    return _POINTS_INSERT["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+        with connection.connection.cursor() as cur:
+            execute_values(cur, _PG_POINTS, points, page_size=1000)
+            execute_values(cur, _PG_LATEST, latest, template="(%s::bigint, %s::float8, %s::timestamptz)",
+                           page_size=1000)
+        return
+    # SQLite runs in-process: executemany is one compiled statement stepped per row.
+    connection.execute(_POINTS_INSERT, [{"series_id": i, "at": at, "value": v} for i, at, v in points])
+    connection.execute(_LATEST_UPDATE, [{"b_id": i, "b_value": v, "b_at": at} for i, v, at in latest])
 
 
 class SeriesWriter:
@@ -74,17 +87,15 @@ class SeriesWriter:
             return 0
         with self.store.session() as s:
             ids = self._series_ids(s, samples)
-            rows = [{"series_id": ids[i], "at": x.at, "value": float(x.value)} for i, x in enumerate(samples)]
-            s.connection().execute(_points_insert(s), rows)
             # The first sample written for a time is the one kept, in the rows and in the latest value.
+            points: dict[tuple[int, datetime], float] = {}
             latest: dict[int, SeriesSample] = {}
             for i, x in enumerate(samples):
+                points.setdefault((ids[i], x.at), float(x.value))
                 if ids[i] not in latest or x.at > latest[ids[i]].at:
                     latest[ids[i]] = x
-            # One statement executed for many rows, in Core: an ORM UPDATE per series cost a
-            # collector more CPU than everything else it does.
-            s.connection().execute(_LATEST_UPDATE, [{"b_id": series_id, "b_value": float(x.value), "b_at": x.at}
-                                                    for series_id, x in latest.items()])
+            _write_points(s, [(i, at, v) for (i, at), v in points.items()],
+                          [(i, float(x.value), x.at) for i, x in latest.items()])
         return len(samples)
 
     def _series_ids(self, s, samples: list[SeriesSample]) -> list[int]:

@@ -10,9 +10,11 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import func, select
 
 from monitor_app.errors import DbmonError
 from monitor_app.metrics.pg_fast import run_poll
+from monitor_app.store.models import MetricSeries
 from tests.metrics.pg_fast_helpers import all_latest, commits_and_rollbacks, health_events, latest, poll
 from tests.posture.clusters import PG_BIN, PrivateCluster, _as_postgres
 from tests.schema.conftest import add_asset, make_runtime
@@ -119,7 +121,19 @@ def test_a_role_without_pg_monitor_is_a_clear_status_while_the_rest_is_still_col
         cluster.run(f'GRANT pg_monitor TO "{role}"')
         assert poll(rt, asset_id)["problems"] == []
         assert health_events(rt.store) == ["metrics.pg_fast.check_failed", "metrics.pg_fast.check_recovered"]
+        # A query the role may not run loses its own group only.
+        cluster.run("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+        problems = poll(rt, asset_id)["problems"]
+        assert problems and all("permission denied for function pg_current_wal_lsn" in p for p in problems)
+        assert {p.split(":")[0] for p in problems} == {"wal", "pg_stat_replication", "pg_replication_slots"}
+        with rt.store.session() as s:
+            fresh = {x.name for x in s.scalars(select(MetricSeries).where(
+                MetricSeries.asset_id == asset_id,
+                MetricSeries.last_at == select(func.max(MetricSeries.last_at)).scalar_subquery()))}
+        assert {"pg.sessions", "pg.locks", "pg.xact_commit", "pg.transactions_per_second"} <= fresh
+        assert "pg.wal_position_bytes" not in fresh
     finally:
+        cluster.run("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
         other.close()
         rt.pg_sessions.close()
 
