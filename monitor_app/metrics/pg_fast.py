@@ -20,7 +20,7 @@ from monitor_app.assets.config_assets import password_for
 from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.metrics.counter_rates import CounterPoll, interval
-from monitor_app.metrics.pg_fast_queries import FastReading, GroupFailed, read_fast
+from monitor_app.metrics.pg_fast_queries import FastReading, GroupFailed, prepare_fast, read_fast
 from monitor_app.metrics.pg_fast_rates import derived
 from monitor_app.metrics.pg_sessions import connection_key
 from monitor_app.metrics.sample_store import SeriesSample
@@ -104,6 +104,11 @@ def _connector(dsn: str, settings, timeout: float):
         except psycopg2.Error as exc:
             raise DbmonError(failure_reason(exc)) from None
         conn.autocommit = True
+        try:
+            prepare_fast(conn)
+        except psycopg2.Error as exc:
+            conn.close()
+            raise DbmonError(failure_reason(exc)) from None
         return conn
 
     return connect
