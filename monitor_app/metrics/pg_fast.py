@@ -160,12 +160,16 @@ def _store(rt, asset_id: int, name: str, reading: FastReading, previous: Counter
     samples += [SeriesSample(asset_id, f"pg.{counter}", value, now) for counter, value in reading.counters.items()]
     if span is not None:
         samples += [SeriesSample(asset_id, metric, value, now) for metric, value in derived(span)]
-    rt.series_writer.write(samples)
     error = "; ".join(reading.problems) or None
-    with rt.store.session() as s:
-        state = _state(s, asset_id)
-        state.polled_at, state.counters = now, current.as_json()
-        _report(rt, s, asset_id, name, error)
+    try:
+        with rt.store.session() as s:  # samples, counters and health in one unit of work
+            rt.series_writer.write_in(s, samples)
+            state = _state(s, asset_id)
+            state.polled_at, state.counters = now, current.as_json()
+            _report(rt, s, asset_id, name, error)
+    except Exception:
+        rt.series_writer.forget()
+        raise
     return {"asset_id": asset_id, "samples": len(samples), "version": reading.version,
             "rates": dropped or "interval", "problems": reading.problems}
 

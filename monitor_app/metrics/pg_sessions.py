@@ -7,8 +7,9 @@ database through this process reuses it.
 
 The budget's cap still holds whatever the number of processes, since a kept connection keeps its
 slot. So that kept connections never starve other work (schema checks, other processes' polls),
-one is kept only while at least one other slot of its server is free when the poll ends, at
-most one per server and process, and never longer than `idle_seconds` without use. A kept
+one is kept only while at least one other slot of its server is free (counted when it is first
+kept, then every `recheck_seconds`), at most one per server and process, and never longer than
+`idle_seconds` without use. A kept
 connection that went stale (the server restarted, an idle timeout) is replaced once, silently.
 """
 
@@ -50,6 +51,8 @@ class PersistentSessions:
         self._kept: dict[str, _Kept] = {}  # server -> its kept connection
         self._lock = threading.Lock()
         self._reaper: threading.Thread | None = None
+        self._checked: dict[str, float] = {}  # server -> when its spare slot was last confirmed
+        self.recheck_seconds = 15.0
         self.opened = 0  # connections opened, for tests and the bench: reuse shows as fewer
 
     def run(self, server: str, key: str, purpose: str, connect: Callable[[], object], work: Callable[[object], T]) -> T:
@@ -66,7 +69,7 @@ class PersistentSessions:
             except BaseException:
                 self._discard(conn, lease)
                 raise
-            self._checkin(server, key, conn, lease)
+            self._checkin(server, key, conn, lease, reused)
             return result
         raise AssertionError("unreachable")
 
@@ -103,8 +106,8 @@ class PersistentSessions:
         self.opened += 1
         return conn, lease, False
 
-    def _checkin(self, server: str, key: str, conn, lease: Lease) -> None:
-        if lease.lost.is_set() or getattr(conn, "closed", True) or not self._slot_to_spare(server):
+    def _checkin(self, server: str, key: str, conn, lease: Lease, reused: bool) -> None:
+        if lease.lost.is_set() or getattr(conn, "closed", True) or not self._slot_to_spare(server, reused):
             self._discard(conn, lease)
             return
         with self._lock:
@@ -116,8 +119,12 @@ class PersistentSessions:
         else:
             self._discard(conn, lease)
 
-    def _slot_to_spare(self, server: str) -> bool:
-        """True while another slot of the server is free besides the one this connection holds."""
+    def _slot_to_spare(self, server: str, reused: bool) -> bool:
+        """True while another slot of the server is free besides the one this connection holds.
+        A connection already kept is re-checked every `recheck_seconds`, not at every poll."""
+        if reused and time.monotonic() - self._checked.get(server, -1e9) < self.recheck_seconds:
+            return True
+        self._checked[server] = time.monotonic()
         try:
             now = self.budget.clock()
             with self.budget.store.session() as s:

@@ -81,11 +81,26 @@ class SeriesWriter:
     def __init__(self, store: Store):
         self.store = store
         self._ids: dict[tuple[int, str, str], int] = {}
+        self._keys: dict[tuple, tuple[int, str, str]] = {}
 
     def write(self, samples: list[SeriesSample]) -> int:
         if not samples:
             return 0
-        with self.store.session() as s:
+        try:
+            with self.store.session() as s:
+                return self.write_in(s, samples)
+        except Exception:
+            self.forget()
+            raise
+
+    def forget(self) -> None:
+        """After a unit of work that wrote through `write_in` rolled back: series it created are gone."""
+        self._ids.clear()
+
+    def write_in(self, s, samples: list[SeriesSample]) -> int:
+        """`write` inside the caller's unit of work, so a collector stores its samples and its own
+        state in one transaction."""
+        if samples:
             ids = self._series_ids(s, samples)
             # The first sample written for a time is the one kept, in the rows and in the latest value.
             points: dict[tuple[int, datetime], float] = {}
@@ -99,7 +114,7 @@ class SeriesWriter:
         return len(samples)
 
     def _series_ids(self, s, samples: list[SeriesSample]) -> list[int]:
-        keys = [(x.asset_id, x.name, labels_key(x.labels)) for x in samples]
+        keys = [self._key(x) for x in samples]
         unknown = {k: x for k, x in zip(keys, samples, strict=True) if k not in self._ids}
         if unknown:
             _insert_ignoring_duplicates(s, MetricSeries, [
@@ -109,6 +124,17 @@ class SeriesWriter:
                 self._ids[(a, n, k)] = s.scalar(select(MetricSeries.id).where(
                     MetricSeries.asset_id == a, MetricSeries.name == n, MetricSeries.labels_key == k))
         return [self._ids[k] for k in keys]
+
+    def _key(self, x: SeriesSample) -> tuple[int, str, str]:
+        # Most samples have no labels or a few short ones: their digest is remembered, not recomputed.
+        try:
+            cheap = (x.asset_id, x.name, tuple(sorted(x.labels.items())))
+            key = self._keys.get(cheap)
+        except TypeError:  # a label value that cannot be hashed: digest it every time
+            return (x.asset_id, x.name, labels_key(x.labels))
+        if key is None:
+            key = self._keys[cheap] = (x.asset_id, x.name, labels_key(x.labels))
+        return key
 
 
 def compact(store: Store, now: datetime) -> dict:
