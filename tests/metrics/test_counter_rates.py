@@ -50,3 +50,16 @@ def test_a_damaged_stored_poll_is_a_first_poll_not_a_crash(stored):
 def test_a_stored_poll_comes_back_as_it_was():
     p = poll(12.5, started=3.0, reset=4.0, xact_commit=9)
     assert CounterPoll.from_json(p.as_json()) == p
+
+
+def test_a_bad_metrics_setting_is_named_by_its_field():
+    from monitor_app.config.declarative import parse_config
+    from monitor_app.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"metrics": {"fast_interval": 0, "assets": {"orders-db": {"fast_interval": "often"}},
+                                  "tier": "x"}})
+    fields = [path for path, _ in info.value.errors]
+    assert fields == ["metrics.fast_interval", "metrics.assets.orders-db.fast_interval", "metrics.tier"]
+    config = parse_config({"metrics": {"assets": {"orders-db": {"fast_interval": 30}}}})
+    assert (config.metrics.fast_interval_for("orders-db"), config.metrics.fast_interval_for("other")) == (30, 10)

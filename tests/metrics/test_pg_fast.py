@@ -165,3 +165,16 @@ def test_due_assets_spread_polls_and_honour_per_asset_overrides(store, tmp_path)
     assert due_assets(rt, t0 + timedelta(seconds=1)) == []  # sent: not again before its next slot
     sent = [a for step in range(1, 61) for a in due_assets(rt, t0 + timedelta(seconds=step))]
     assert sent.count(fast) == 6 and sent.count(slow) <= 1
+
+
+def test_a_poll_that_waited_past_its_interval_is_skipped_for_the_newer_one(target):
+    from datetime import timedelta
+
+    from monitor_app.metrics.pg_fast import run_poll
+    from monitor_app.store.base import iso, utcnow
+
+    rt, asset_id, _ = target
+    result = run_poll(rt, asset_id, due_at=iso(utcnow() - timedelta(seconds=30)))
+    assert result == {"asset_id": asset_id, "skipped": "a later poll superseded this one"}
+    assert rt.pg_sessions.opened == 0
+    assert run_poll(rt, asset_id, due_at=iso(utcnow()))["rates"] == "first poll"
