@@ -13,9 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor_app.metrics import chunk_codec
@@ -46,12 +46,12 @@ def _insert_ignoring_duplicates(session, model, rows: list[dict], keys: list[str
     session.execute(dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
 
 
-_SERIES = MetricSeries.__table__
+_SERIES = cast(Table, MetricSeries.__table__)
 _LATEST_UPDATE = (update(_SERIES)
                   .where(_SERIES.c.id == bindparam("b_id"),
                          (_SERIES.c.last_at.is_(None)) | (_SERIES.c.last_at < bindparam("b_at")))
                   .values(last_value=bindparam("b_value"), last_at=bindparam("b_at")))
-_POINTS_INSERT = sqlite.insert(MetricPoint.__table__).on_conflict_do_nothing(index_elements=["series_id", "at"])
+_POINTS_INSERT = sqlite.insert(cast(Table, MetricPoint.__table__)).on_conflict_do_nothing(index_elements=["series_id", "at"])
 _PG_POINTS = "INSERT INTO metric_points (series_id, at, value) VALUES %s ON CONFLICT (series_id, at) DO NOTHING"
 _PG_LATEST = ("UPDATE metric_series m SET last_value = v.value, last_at = v.at "
               "FROM (VALUES %s) AS v (id, value, at) WHERE m.id = v.id AND (m.last_at IS NULL OR m.last_at < v.at)")
