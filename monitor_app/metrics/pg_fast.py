@@ -130,7 +130,9 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
     dsn = postgres_dsn(connection, password)
     try:
         reading = rt.pg_sessions.run(server_key(connection), connection_key(dsn), "metrics fast tier",
-                                     _connector(dsn, settings, rt.settings.probe_timeout), read_fast)
+                                     _connector(dsn, settings, rt.settings.probe_timeout), read_fast,
+                                     # A slot that comes later than half an interval serves the next poll.
+                                     wait=min(rt.connection_budget.wait, poll_interval / 2))
     except BudgetExhausted:
         raise  # deferred: the server has no slot to spare; not a failure of the target
     except (DbmonError, psycopg2.Error, GroupFailed) as exc:

@@ -264,7 +264,7 @@ def _activity(cur, reading: FastReading) -> None:
     by_state, by_wait, idle_in_xact, idle_oldest, longest_xact, longest_query, blocked = cur.fetchone()
     by_state, by_wait = by_state or {}, by_wait or {}
     for state in sorted(set(STATES) | set(by_state)):
-        reading.gauge("pg.sessions", by_state.get(state, 0), {"state": label(state)})
+        reading.gauge("pg.sessions_by_state", by_state.get(state, 0), {"state": label(state)})
     for wait in sorted(set(WAIT_EVENT_TYPES) | set(by_wait)):
         reading.gauge("pg.sessions_waiting", by_wait.get(wait, 0), {"wait_event_type": label(wait)})
     reading.gauge("pg.idle_in_transaction", idle_in_xact)

@@ -55,10 +55,12 @@ class PersistentSessions:
         self.recheck_seconds = 15.0
         self.opened = 0  # connections opened, for tests and the bench: reuse shows as fewer
 
-    def run(self, server: str, key: str, purpose: str, connect: Callable[[], object], work: Callable[[object], T]) -> T:
-        """`work(conn)` on a kept connection of `key` or a new one in a slot of `server`."""
+    def run(self, server: str, key: str, purpose: str, connect: Callable[[], object], work: Callable[[object], T],
+            *, wait: float | None = None) -> T:
+        """`work(conn)` on a kept connection of `key` or a new one in a slot of `server`, waiting
+        up to `wait` seconds for a slot (BudgetExhausted after that)."""
         for attempt in (1, 2):
-            conn, lease, reused = self._checkout(server, key, purpose, connect)
+            conn, lease, reused = self._checkout(server, key, purpose, connect, wait)
             try:
                 result = work(conn)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
@@ -85,7 +87,7 @@ class PersistentSessions:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _checkout(self, server: str, key: str, purpose: str, connect):
+    def _checkout(self, server: str, key: str, purpose: str, connect, wait: float | None):
         with self._lock:
             kept = self._kept.pop(server, None)
         if kept is not None:
@@ -97,7 +99,7 @@ class PersistentSessions:
             else:
                 # Another database of the same server: its slot serves the new connection.
                 close_fully(kept.conn)
-        lease = kept.lease if kept is not None else self.budget.acquire(server, purpose)
+        lease = kept.lease if kept is not None else self.budget.acquire(server, purpose, wait=wait)
         try:
             conn = self.budget.open(server, purpose, connect, lease)
         except BaseException:

@@ -86,9 +86,9 @@ def test_a_blocked_session_shows_as_blocked_waiting_on_a_lock_while_dbmon_sessio
         assert latest(store, asset_id, "pg.locks", mode="ShareLock") >= 1  # the waiter on the holder's xid
         # The holder, not dbmon's own session idle in a transaction too.
         assert latest(store, asset_id, "pg.idle_in_transaction") == 1
-        assert latest(store, asset_id, "pg.sessions", state="idle in transaction") == 1
+        assert latest(store, asset_id, "pg.sessions_by_state", state="idle in transaction") == 1
         assert latest(store, asset_id, "pg.longest_transaction_seconds") > 0
-        assert latest(store, asset_id, "pg.sessions", state="active") == 1
+        assert latest(store, asset_id, "pg.sessions_by_state", state="active") == 1
     finally:
         holder.rollback()
         blocked.join(timeout=10)
@@ -178,3 +178,28 @@ def test_a_poll_that_waited_past_its_interval_is_skipped_for_the_newer_one(targe
     assert result == {"asset_id": asset_id, "skipped": "a later poll superseded this one"}
     assert rt.pg_sessions.opened == 0
     assert run_poll(rt, asset_id, due_at=iso(utcnow()))["rates"] == "first poll"
+
+
+def test_a_server_with_no_slot_to_spare_defers_the_poll_without_calling_the_target_failing(store, tmp_path,
+                                                                                           pg_database):
+    from monitor_app.assets.connection_budget import BudgetExhausted, server_key
+
+    name, url = pg_database
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    rt = make_runtime(store, tmp_path / "a", {"metrics": {"fast_interval": 2}})
+    other = make_runtime(store, tmp_path / "b")
+    connection = pg_connection(url)
+    asset_id = add_asset(store, name="orders-db", engine="postgresql", connection=connection)
+    # Another process holds the one slot dbmon may use on a server whose limits it has not read yet.
+    lease = other.connection_budget.acquire(server_key(connection), "schema check", wait=0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(BudgetExhausted):
+            poll(rt, asset_id)
+        assert time.monotonic() - started < 5  # half the 2 s interval, not the budget's 30 s wait
+        assert health_events(store) == [] and rt.pg_sessions.opened == 0
+    finally:
+        other.connection_budget.release(lease)
+    poll(rt, asset_id)
+    rt.pg_sessions.close()

@@ -130,7 +130,7 @@ def test_a_role_without_pg_monitor_is_a_clear_status_while_the_rest_is_still_col
             fresh = {x.name for x in s.scalars(select(MetricSeries).where(
                 MetricSeries.asset_id == asset_id,
                 MetricSeries.last_at == select(func.max(MetricSeries.last_at)).scalar_subquery()))}
-        assert {"pg.sessions", "pg.locks", "pg.xact_commit", "pg.transactions_per_second"} <= fresh
+        assert {"pg.sessions_by_state", "pg.locks", "pg.xact_commit", "pg.transactions_per_second"} <= fresh
         assert "pg.wal_position_bytes" not in fresh
     finally:
         cluster.run("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
