@@ -38,6 +38,7 @@ DATABASE_COUNTERS = ("xact_commit", "xact_rollback", "blks_read", "blks_hit", "t
 SESSION_COUNTERS = ("sessions", "sessions_abandoned", "sessions_fatal", "sessions_killed", "session_time",
                     "active_time", "idle_in_transaction_time")  # 14+; the times are milliseconds
 
+# The queries below are composed only from this module's constants (hence `nosec B608`).
 SERVER_SQL = """
 SELECT current_setting('server_version_num')::int,
        extract(epoch FROM pg_postmaster_start_time())::float8,
@@ -46,13 +47,13 @@ SELECT current_setting('server_version_num')::int,
        (SELECT count(*) FROM pg_stat_activity WHERE (backend_type = 'client backend' OR {hidden}) AND {own}),
        (SELECT count(*) FROM pg_stat_activity WHERE {hidden} AND {own}),
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
-""".format(own=OWN_SESSIONS, hidden=HIDDEN_SESSION)
+""".format(own=OWN_SESSIONS, hidden=HIDDEN_SESSION)  # nosec B608
 
 
 def database_sql(version: int) -> str:
     columns = DATABASE_COUNTERS + (SESSION_COUNTERS if version >= 140000 else ())
     return (f"SELECT extract(epoch FROM stats_reset)::float8, {', '.join(c + '::float8' for c in columns)} "
-            "FROM pg_stat_database WHERE datname = current_database()")
+            "FROM pg_stat_database WHERE datname = current_database()")  # nosec B608
 
 
 ACTIVITY_SQL = """
@@ -73,15 +74,15 @@ SELECT (SELECT coalesce(json_object_agg(s, n), '{{}}') FROM
        (SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8
           FROM a WHERE state = 'active'),
        (SELECT count(*) FROM a WHERE wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0)
-""".format(own=OWN_SESSIONS, rows=MAX_ROWS)
+""".format(own=OWN_SESSIONS, rows=MAX_ROWS)  # nosec B608
 
+OWN_SESSIONS_OF_A = OWN_SESSIONS.replace("application_name", "a.application_name").replace("pid <>", "a.pid <>")
 LOCKS_SQL = """
 SELECT l.mode, l.granted, count(*)
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE a.datname = current_database() AND a.backend_type = 'client backend' AND {own}
 GROUP BY l.mode, l.granted LIMIT {rows}
-""".format(own=OWN_SESSIONS.replace("application_name", "a.application_name").replace("pid <>", "a.pid <>"),
-           rows=MAX_ROWS)
+""".format(own=OWN_SESSIONS_OF_A, rows=MAX_ROWS)  # nosec B608
 
 # On a standby the WAL position is what has been replayed; pg_current_wal_lsn() refuses there.
 WAL_POSITION = ("CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END")
@@ -94,7 +95,7 @@ SELECT pg_wal_lsn_diff({WAL_POSITION}, '0/0')::float8,
        CASE WHEN NOT pg_is_in_recovery() THEN NULL
             ELSE greatest(coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), 0)
        END::float8
-"""
+"""  # nosec B608
 
 # A standby that has replayed everything sent has no lag, whatever replay_lag last said.
 REPLICATION_SQL = f"""
@@ -102,13 +103,13 @@ SELECT coalesce(nullif(application_name, ''), host(client_addr), pid::text), sta
        greatest(pg_wal_lsn_diff({WAL_POSITION}, replay_lsn), 0)::float8,
        CASE WHEN replay_lsn >= sent_lsn THEN 0 ELSE coalesce(extract(epoch FROM replay_lag), 0) END::float8
 FROM pg_stat_replication ORDER BY 1 LIMIT {MAX_ROWS}
-"""
+"""  # nosec B608
 
 SLOTS_SQL = f"""
 SELECT slot_name, slot_type, active,
        greatest(pg_wal_lsn_diff({WAL_POSITION}, restart_lsn), 0)::float8
 FROM pg_replication_slots ORDER BY slot_name LIMIT {MAX_ROWS}
-"""
+"""  # nosec B608
 
 
 def statements(version: int) -> dict[str, str]:
