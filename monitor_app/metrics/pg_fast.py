@@ -94,8 +94,9 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def _connector(dsn: str, settings, timeout: float):
-    options = (f"-c statement_timeout={int(settings.statement_timeout * 1000)} "
-               f"-c lock_timeout={int(settings.lock_timeout * 1000)}")
+    # At least 1 ms each: 0 would mean no timeout at all.
+    options = (f"-c statement_timeout={max(1, int(settings.statement_timeout * 1000))} "
+               f"-c lock_timeout={max(1, int(settings.lock_timeout * 1000))}")
 
     def connect():
         try:

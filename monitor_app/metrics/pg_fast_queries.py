@@ -100,8 +100,10 @@ SELECT pg_wal_lsn_diff({WAL_POSITION}, '0/0')::float8,
 # A standby that has replayed everything sent has no lag, whatever replay_lag last said.
 REPLICATION_SQL = f"""
 SELECT coalesce(nullif(application_name, ''), host(client_addr), pid::text), state,
-       greatest(pg_wal_lsn_diff({WAL_POSITION}, replay_lsn), 0)::float8,
-       CASE WHEN replay_lsn >= sent_lsn THEN 0 ELSE coalesce(extract(epoch FROM replay_lag), 0) END::float8
+       CASE WHEN replay_lsn IS NULL THEN NULL  -- left out until the standby reports a position
+            ELSE greatest(pg_wal_lsn_diff({WAL_POSITION}, replay_lsn), 0) END::float8,
+       CASE WHEN replay_lsn IS NULL THEN NULL WHEN replay_lsn >= sent_lsn THEN 0
+            ELSE coalesce(extract(epoch FROM replay_lag), 0) END::float8
 FROM pg_stat_replication ORDER BY 1 LIMIT {MAX_ROWS}
 """  # nosec B608
 
