@@ -20,7 +20,7 @@ from monitor_app.assets.config_assets import password_for
 from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.metrics.counter_rates import CounterPoll, interval
-from monitor_app.metrics.pg_fast_queries import FastReading, GroupFailed, prepare_fast, read_fast
+from monitor_app.metrics.pg_fast_queries import FastReading, UnsupportedServer, prepare_fast, read_fast
 from monitor_app.metrics.pg_fast_rates import derived
 from monitor_app.metrics.pg_sessions import connection_key
 from monitor_app.metrics.sample_store import SeriesSample
@@ -136,7 +136,8 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
                                      wait=min(rt.connection_budget.wait, poll_interval / 2))
     except BudgetExhausted:
         raise  # deferred: the server has no slot to spare; not a failure of the target
-    except (DbmonError, psycopg2.Error, GroupFailed) as exc:
+    except (DbmonError, psycopg2.Error, UnsupportedServer, TypeError, ValueError) as exc:
+        # TypeError and ValueError: an answer that is not what PostgreSQL sends (a proxy, a fork).
         error = exc.message if isinstance(exc, DbmonError) else failure_reason(exc)
         with rt.store.session() as s:
             _report(rt, s, asset_id, name, error)

@@ -156,8 +156,8 @@ class FastReading:
             self.gauges.append((name, number, labels or {}))
 
 
-class GroupFailed(Exception):
-    pass
+class UnsupportedServer(Exception):
+    """The server is older than 13, or does not say which version it is."""
 
 
 def _finite(value) -> float | None:
@@ -235,7 +235,7 @@ def _server(cur, reading: FastReading) -> None:
     cur.execute("EXECUTE fast_server")
     version, started, in_recovery, max_connections, connections, hidden, reads_all = cur.fetchone()
     if not isinstance(version, int) or version < MIN_VERSION:
-        raise GroupFailed(f"PostgreSQL {version} is older than 13, which the fast tier does not read")
+        raise UnsupportedServer(f"PostgreSQL {version} is older than 13, which the fast tier does not read")
     reading.version, reading.started = version, _finite(started)
     reading.gauge("pg.in_recovery", 1 if in_recovery else 0)
     reading.gauge("pg.max_connections", max_connections)
@@ -265,7 +265,8 @@ def _database(cur, reading: FastReading) -> None:
 def _activity(cur, reading: FastReading) -> None:
     cur.execute("EXECUTE fast_activity")
     by_state, by_wait, idle_in_xact, idle_oldest, longest_xact, longest_query, blocked = cur.fetchone()
-    by_state, by_wait = by_state or {}, by_wait or {}
+    by_state = by_state if isinstance(by_state, dict) else {}
+    by_wait = by_wait if isinstance(by_wait, dict) else {}
     for state in sorted(set(STATES) | set(by_state)):
         reading.gauge("pg.sessions_by_state", by_state.get(state, 0), {"state": label(state)})
     for wait in sorted(set(WAIT_EVENT_TYPES) | set(by_wait)):

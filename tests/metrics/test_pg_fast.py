@@ -203,3 +203,34 @@ def test_a_server_with_no_slot_to_spare_defers_the_poll_without_calling_the_targ
         other.connection_budget.release(lease)
     poll(rt, asset_id)
     rt.pg_sessions.close()
+
+
+def test_a_port_that_does_not_speak_postgresql_is_a_failing_poll_not_a_crash(store, tmp_path):
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_junk():
+        for _ in range(4):
+            try:
+                peer, _ = listener.accept()
+            except OSError:
+                return
+            with peer:
+                peer.recv(1024)
+                peer.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + b"\xff" * 64)
+
+    server = threading.Thread(target=answer_junk, daemon=True)
+    server.start()
+    rt = make_runtime(store, tmp_path)
+    asset_id = add_asset(store, name="not-postgres", engine="postgresql",
+                         connection={"host": "127.0.0.1", "port": port, "database": "x", "user": "postgres",
+                                     "sslmode": "disable", "insecure": True})
+    try:
+        error = failed_poll(rt, asset_id)
+        assert error.split(":")[0] in ("refused", "error") and len(error) <= 520
+        assert health_events(store) == ["metrics.pg_fast.check_failed"]
+    finally:
+        listener.close()
+        rt.pg_sessions.close()
