@@ -18,6 +18,7 @@ from monitor_app.config.password_source import resolve_password
 from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
 from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SslMode, default_sslmode, weak_sslmode_error
+from monitor_app.metrics.config import MetricsConfig
 from monitor_app.schema.config import SchemaConfig
 
 ENGINES_WITH_DSN = ("postgresql",)
@@ -85,6 +86,7 @@ class DbmonConfig(ConfigSection):
     containers: ContainersConfig = Field(default_factory=ContainersConfig)
     schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
     alerting: AlertingSection = Field(default_factory=AlertingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @field_validator("assets")
     @classmethod

@@ -40,6 +40,20 @@ class Runtime:
         return ConnectionBudget.from_settings(self.store, self.settings)
 
     @cached_property
+    def pg_sessions(self):
+        """Connections to monitored PostgreSQL kept across metric polls, each holding a budget slot."""
+        from monitor_app.metrics.pg_sessions import PersistentSessions, idle_seconds_for
+
+        return PersistentSessions(self.connection_budget, idle_seconds=idle_seconds_for(self.config.metrics.fast_interval))
+
+    @cached_property
+    def series_writer(self):
+        """One per process: it remembers series ids, so a steady collector resolves each series once."""
+        from monitor_app.metrics.sample_store import SeriesWriter
+
+        return SeriesWriter(self.store)
+
+    @cached_property
     def credentials(self) -> CredentialBox:
         return CredentialBox(self.settings.secret_keys())
 
@@ -101,6 +115,8 @@ class Runtime:
         self.store.event_listeners.append(listener)
 
     def close(self) -> None:
+        if "pg_sessions" in self.__dict__:
+            self.pg_sessions.close()
         if "connection_budget" in self.__dict__:
             self.connection_budget.close()
         if "store" in self.__dict__:

@@ -24,6 +24,7 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "discovery": ScanKind("containers.reconcile", "none", "list and inspect Docker containers, register databases"),
     "config": ScanKind("assets.sync_config", "none", "load assets from the config file"),
     "schema": ScanKind("schema.check", "required", "snapshot a database schema and report changes"),
+    "pg-fast": ScanKind("metrics.pg_fast", "required", "poll a PostgreSQL asset's fast-tier metrics now"),
     "posture": ScanKind("posture.check", "optional",
                         "check PostgreSQL security posture (pg_hba, ssl, roles, version...) and report changes"),
 }

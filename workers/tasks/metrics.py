@@ -1,4 +1,4 @@
-"""Host resource samples; packing finished hours of metric series into chunks and rollups."""
+"""Host resource samples, the PostgreSQL fast tier, and packing finished hours of series into chunks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
-from monitor_app.metrics import sample_store
+from monitor_app.metrics import pg_fast, sample_store
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
@@ -36,6 +36,18 @@ def host_sample(rt: Runtime) -> dict:
     report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname),
            rt.settings.collector_failures_before_event)
     return {"asset_id": host_id, "samples": {m.name + _suffix(m.labels): m.value for m in samples}}
+
+
+@dbmon_task("metrics.pg_fast", time_limit=60, max_retries=0)
+def pg_fast_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
+    """Poll one PostgreSQL asset's fast tier: gauges, raw counters and the interval's rates."""
+    return pg_fast.run_poll(rt, asset_id, due_at=due_at)
+
+
+@dbmon_task("metrics.pg_fast_due", time_limit=30)
+def pg_fast_due(rt: Runtime) -> dict:
+    """Send one fast-tier poll per PostgreSQL asset whose slot in its interval has come."""
+    return pg_fast.dispatch_due(rt)
 
 
 @dbmon_task("metrics.compact", time_limit=600)

@@ -59,3 +59,16 @@ class MetricChunk(Base):
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(Integer)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MetricPollState(Base):
+    """Where one collector tier stands on one asset: when it was last sent and polled, and the raw
+    counters of that poll, which the next poll's rates are computed against."""
+
+    __tablename__ = "metric_poll_state"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counters: Mapped[dict] = mapped_column(JSONType, default=dict)
