@@ -55,7 +55,7 @@ def test_it_notifies_with_tag_user_and_application(watched):
     next_window()
     db.run("SET application_name = 'migrate-43'", "DROP TABLE t")
     assert [(n["tag"], n["event"], n["application_name"]) for n in drain(listener)] == \
-        [("DROP TABLE", "ddl_command_end", "migrate-43")]
+        [("DROP TABLE", "ddl_command_start", "migrate-43")]
 
 
 def test_a_migration_in_one_transaction_notifies_once(watched):

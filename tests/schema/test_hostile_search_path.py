@@ -35,7 +35,7 @@ def test_a_hostile_search_path_runs_none_of_the_owners_functions(owned):
     conn = owned.connect()
     try:
         assert keep_trigger(conn, was_installed=True).action == "verified"
-        owned.run("DROP EVENT TRIGGER dbmon_schema_sql_drop")
+        owned.run("DROP EVENT TRIGGER dbmon_schema_ddl_start")
         assert keep_trigger(conn, was_installed=True).action == "repaired"
     finally:
         conn.close()
