@@ -88,13 +88,10 @@ NOTIFIED_SETTING = "dbmon.notified"
 # The number of the clock's current window since the epoch, as text.
 WINDOW_NOW = ("pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) "
               f"OPERATOR(pg_catalog./) {NOTIFY_WINDOW_SECONDS}::pg_catalog.float8))::pg_catalog.text")
-AUTOCOMMITTED = "pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()"
 FUNCTION_BODY = f"""
 BEGIN
-  IF pg_catalog.current_setting('{NOTIFIED_SETTING}', true) OPERATOR(pg_catalog.=) (CASE WHEN {AUTOCOMMITTED}
-      THEN {WINDOW_NOW}
-      ELSE 'x' OPERATOR(pg_catalog.||) pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text END) THEN
-    RETURN;  -- this transaction, or this autocommitting session in this window, has notified
+  IF pg_catalog.current_setting('{NOTIFIED_SETTING}', true) OPERATOR(pg_catalog.=) {WINDOW_NOW} THEN
+    RETURN;  -- this session notified in this window: the listener's trailing check covers the statement
   END IF;
   PERFORM {SENDER}(TG_TAG);
 END
@@ -106,12 +103,7 @@ DECLARE
   payload pg_catalog.text;
   k pg_catalog.bytea;
 BEGIN
-  IF {AUTOCOMMITTED} THEN
-    PERFORM pg_catalog.set_config('{NOTIFIED_SETTING}', {WINDOW_NOW}, false);
-  ELSE  -- for this transaction only; its end restores the session's window
-    PERFORM pg_catalog.set_config('{NOTIFIED_SETTING}',
-      'x' OPERATOR(pg_catalog.||) pg_catalog.pg_current_xact_id()::pg_catalog.text, true);
-  END IF;
+  PERFORM pg_catalog.set_config('{NOTIFIED_SETTING}', {WINDOW_NOW}, false);
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(tag)
     OPERATOR(pg_catalog.||) ',"event":"{EVENT}","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
     OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
