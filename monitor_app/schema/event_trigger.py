@@ -84,14 +84,20 @@ EVENT = "ddl_command_start"
 # transaction before each statement silences their own session's notifications: their DDL is
 # then found by the next check of any kind (another session's burst, the scheduled check).
 NOTIFY_WINDOW_SECONDS = 0.25
-NOTIFIED_SETTING = "dbmon.notified"
+WINDOW_SETTING = "dbmon.notified_in"
 # The number of the clock's current window since the epoch, as text.
 WINDOW_NOW = ("pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) "
               f"OPERATOR(pg_catalog./) {NOTIFY_WINDOW_SECONDS}::pg_catalog.float8))::pg_catalog.text")
+XACT_SETTING = "dbmon.notified_xact"
+XACT_NOW = "pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text"
 FUNCTION_BODY = f"""
 BEGIN
-  IF pg_catalog.current_setting('{NOTIFIED_SETTING}', true) OPERATOR(pg_catalog.=) {WINDOW_NOW} THEN
-    RETURN;  -- this session notified in this window: the listener's trailing check covers the statement
+  IF pg_catalog.pg_current_xact_id_if_assigned() IS NULL THEN
+    IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) {WINDOW_NOW} THEN
+      RETURN;  -- this session notified in this window: the listener's trailing check covers the statement
+    END IF;
+  ELSIF pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=) {XACT_NOW} THEN
+    RETURN;  -- this transaction has notified: its commit delivers that notification
   END IF;
   PERFORM {SENDER}(TG_TAG);
 END
@@ -102,8 +108,19 @@ DECLARE
   slot pg_catalog.text;
   payload pg_catalog.text;
   k pg_catalog.bytea;
+  this_xact pg_catalog.text;
+  started pg_catalog.text;
 BEGIN
-  PERFORM pg_catalog.set_config('{NOTIFIED_SETTING}', {WINDOW_NOW}, false);
+  this_xact := {XACT_NOW};
+  started := 's' OPERATOR(pg_catalog.||) pg_catalog.transaction_timestamp()::pg_catalog.text;
+  IF this_xact IS NOT NULL AND pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=) started THEN
+    -- This transaction notified before it had an id; the sender must not assign one, as some
+    -- commands refuse to run in a transaction that has one. Remember the id, send no more.
+    PERFORM pg_catalog.set_config('{XACT_SETTING}', this_xact, true);
+    RETURN;
+  END IF;
+  PERFORM pg_catalog.set_config('{WINDOW_SETTING}', {WINDOW_NOW}, false);
+  PERFORM pg_catalog.set_config('{XACT_SETTING}', COALESCE(this_xact, started), true);
   body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(tag)
     OPERATOR(pg_catalog.||) ',"event":"{EVENT}","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
     OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))

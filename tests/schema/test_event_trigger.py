@@ -109,19 +109,29 @@ def test_an_explicit_transaction_notifies_and_a_rolled_back_send_is_forgotten(wa
 
     def committed_then_rolled_back():
         i = next(attempt)
-        db.run(f"CREATE TABLE first_{i} (id integer)")
         db.conn.autocommit = False
         with db.conn.cursor() as cur:  # its commit may come much later than the window
             cur.execute(f"CREATE TABLE in_transaction_{i} (id integer)")
+            cur.execute(f"ALTER TABLE in_transaction_{i} ADD COLUMN name text")
         db.conn.commit()
         with db.conn.cursor() as cur:
-            cur.execute(f"DROP TABLE first_{i}")
+            cur.execute(f"DROP TABLE in_transaction_{i}")
         db.conn.rollback()
         db.conn.autocommit = True
-        db.run(f"CREATE TABLE after_rollback_{i} (id integer)")  # in the window the committed ones notified in
+        db.run(f"CREATE TABLE after_rollback_{i} (id integer)")  # in the window the transaction notified in
 
     in_one_window(committed_then_rolled_back)
-    assert [n["tag"] for n in drain(listener)][-2:] == ["CREATE TABLE", "CREATE TABLE"]
+    assert [n["tag"] for n in drain(listener)][-1:] == ["CREATE TABLE"]
+    # A transaction that wrote before its DDL has an id from its start: still one notification.
+    next_window()
+    db.conn.autocommit = False
+    with db.conn.cursor() as cur:
+        cur.execute("INSERT INTO after_rollback_0 VALUES (1)")
+        cur.execute("CREATE TABLE after_a_write (id integer)")
+        cur.execute("ALTER TABLE after_a_write ADD COLUMN name text")
+    db.conn.commit()
+    db.conn.autocommit = True
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]
 
     def only_a_rolled_back_send():
         i = next(attempt)
