@@ -1,17 +1,18 @@
 """The PostgreSQL event trigger that makes detection instant, and installing/removing it.
 
-The trigger function does one thing: `pg_notify` with the command tag, the session user and
-application name, signed with a key only its owner can read, at most once per quarter-second window per session
-for autocommitted statements. It is
-SECURITY DEFINER with a fixed search_path, names every function and operator by schema, and
-swallows every exception, so it can neither abort nor noticeably slow the user's DDL.
-NOTIFY is transactional: rolled-back or failed DDL never notifies. Everything lives in the
-`_dbmon` schema, which snapshots ignore, so installing the trigger is not itself a change.
+One event trigger on `ddl_command_start` calls a small function that decides whether to send;
+the sender does one thing: `pg_notify` with the command tag, the session user and application
+name, signed with a key only its owner can read, once per transaction and at most once per
+quarter-second window per session. Both functions are SECURITY DEFINER and name every
+function, operator and type by schema; the sender also pins its search_path and swallows every
+exception, so neither can abort nor noticeably slow the user's DDL. NOTIFY is transactional:
+rolled-back or failed DDL never notifies. Everything lives in the `_dbmon` schema, which
+snapshots ignore, so installing the trigger is not itself a change.
 
-Every user's DDL, a superuser's included, runs that function. Whoever owns it or its schema
-could rewrite it and act with the rights of the next superuser who runs DDL, so an install
-refuses any `_dbmon` object it did not create itself, and checks the result before committing
-(`trigger_integrity`).
+Every user's DDL, a superuser's included, runs those functions. Whoever owns them or their
+schema could rewrite them and act with the rights of the next superuser who runs DDL, so an
+install refuses any `_dbmon` object it did not create itself, and checks the result before
+committing (`trigger_integrity`).
 """
 
 from __future__ import annotations
@@ -64,25 +65,28 @@ EVENT = "ddl_command_start"
 # calls only decides whether to send, with everything named by schema (so the caller's
 # search_path cannot change what it runs, and it needs no search_path of its own: setting and
 # restoring one on every call cost a quarter of the budget). Sending is `SENDER`, SECURITY
-# DEFINER with the pinned search_path, called at most once per transaction.
+# DEFINER with the pinned search_path, called about once per transaction or window.
 #
-# A notification makes its transaction take a database-wide lock and write the queue at commit,
-# so a statement that is its own transaction (statement and transaction started together) sends
-# nothing when this session already notified within the same window of the clock
-# (NOTIFY_WINDOW_SECONDS long, numbered from the epoch; `dbmon.notified_in` holds the window of
-# the last send). Such a statement starts at most NOTIFY_WINDOW_SECONDS after a notification the
-# listener receives; the listener checks once more that long after the last notification of a
-# burst, and first waits for every session that sent one to be outside a transaction, so a long
-# statement left out is seen once it has committed (`listener.Coalescer`). In an explicit
-# transaction, whose commit may come much later, the first DDL statement notifies and the rest
-# return at once (`dbmon.notified_xact`, set for the transaction only, holds its id, assigned by
-# the sender if the transaction had none): one notification per transaction, delivered at its
-# commit. Both settings are transactional, so a rolled-back send (a savepoint's too) is
-# forgotten with its notification; a value set by the database or role default names a window
-# long past or another transaction and suppresses nothing. The window is an integer, whose text
-# no setting of the user's session can change. A user who sets them to the current window or
-# transaction before each statement silences their own session's notifications: their DDL is
-# then found by the next check of any kind (another session's burst, the scheduled check).
+# A notification makes its transaction take a database-wide lock and write the queue at commit.
+# So a statement that starts before its transaction has an id (every autocommitted statement,
+# and the first DDL of a transaction that has written nothing) sends nothing when this session
+# already notified within the same window of the clock (NOTIFY_WINDOW_SECONDS long, numbered
+# from the epoch; `dbmon.notified_in` holds the window of the last send). Such a statement
+# starts at most NOTIFY_WINDOW_SECONDS after a notification the listener receives; the listener
+# checks once more that long after the last notification of a burst, and first waits for every
+# session that sent one to be outside a transaction, so a long statement or transaction left
+# out is seen once it has committed (`listener.Coalescer`). A statement of a transaction that
+# has an id sends nothing when the transaction has notified (`dbmon.notified_xact`, set for the
+# transaction only: its id, or, when it notified before it had one, 's' and its start time,
+# replaced by the id at its next statement): one notification per transaction, delivered at its
+# commit. The sender never assigns an id itself: DROP INDEX CONCURRENTLY and the like refuse to
+# run in a transaction that has one. Both settings are transactional, so a rolled-back send (a
+# savepoint's too) is forgotten with its notification; a value set by the database or role
+# default names a window long past or another transaction and suppresses nothing. The window
+# is an integer, whose text no setting of the user's session can change. A user who sets them
+# to the current window or transaction before each statement silences their own session's
+# notifications: their DDL is then found by the next check of any kind (another session's
+# burst, the scheduled check).
 NOTIFY_WINDOW_SECONDS = 0.25
 WINDOW_SETTING = "dbmon.notified_in"
 # The number of the clock's current window since the epoch, as text.

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 from monitor_app.schema.event_trigger import (EARLIER_TRIGGERS, FUNCTION, FUNCTION_BODY, KEY_TABLE, SEARCH_PATH,
-                                              SENDER, SENDER_BODY, SENDER_SIGNATURE, TRIGGERS, pinned_search_path)
+                                              SENDER_BODY, SENDER_SIGNATURE, TRIGGERS, pinned_search_path)
 from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA
 
 MAX_LISTED = 10  # names come from whoever created the objects: keep messages short
