@@ -1,15 +1,16 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration sends one notification per command tag when run as one transaction, and, when
-autocommitted, one per session and quarter-second window of the clock (the trigger leaves out statements that
-commit within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
+A migration sends one notification when run as one transaction, and, when autocommitted, one
+per session and quarter-second window of the clock (the trigger leaves out statements that
+start within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
 follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet
 period, capped by a maximum wait so a never-ending stream still gets checked, and a trailing
-check the window after the last notification, for the statements that sent none);
-The trigger fires when a statement starts, so a statement it left out may still be running when
-that trailing check is due: the check first waits until every session that sent a notification
-of the burst is outside a transaction (`pg_locks`, which any role may read), backing off to
-`MAX_FOLLOW_INTERVAL`, for at most `FOLLOW_LIMIT_SECONDS`.
+check the window after the last notification, for the statements that sent none). The
+trigger fires when a statement starts, so a statement it left out may still be running, or its
+transaction open, when that trailing check is due: the check first waits until every session
+that sent a notification of the burst is outside a transaction (`pg_locks`, which any role may
+read), asking again after a growing interval up to `MAX_FOLLOW_INTERVAL`, for at most
+`FOLLOW_LIMIT_SECONDS`.
 `SchemaListener` runs it on a thread with its own connection and reconnects with back-off. After a reconnect it reports
 a batch with `reconnected=True`: notifications sent while it was away are lost, so a
 check must run anyway.
