@@ -9,7 +9,7 @@ Compared per mode: no trigger; the current install with an empty trigger functio
 triggers, on `ddl_command_end` and `sql_drop`); the current install; and the current install
 with its notification window scaled by how much slower the migration runs under callgrind.
 
-Under callgrind the migration runs about 50 times slower, so it spans about 50 times as many
+Under callgrind the migration runs 15 to 20 times slower, so it spans that many times as many
 0.25 s windows and notifies every few statements instead of a handful of times: the plain
 `current` figure counts far more notifications than a native run sends. `current_scaled`
 multiplies the window by the measured slowdown (the migration's wall time under callgrind
