@@ -4,10 +4,18 @@ On a shared machine the CPU time of a backend moves by tens of percent from run 
 more than the few percent being measured. Instruction counts do not: a private cluster runs
 under valgrind's callgrind (every backend counted from its start to its exit), and each run
 of the 452-statement migration is one new session whose total is read from its output file.
-Compared per mode: no trigger, an empty function installed the same way (SECURITY DEFINER,
-pinned search_path: what any trigger costs before doing anything), the function of the
-release before the notification window, and the current one. Catalogues are vacuumed after
-every run, and the kinds alternate, so no kind runs on a more bloated catalogue than another.
+Compared per mode: no trigger; the current install with an empty trigger function (what any
+`plpgsql` trigger of this shape costs before doing anything); the previous release (two
+triggers, on `ddl_command_end` and `sql_drop`); the current install; and the current install
+with its notification window scaled by how much slower the migration runs under callgrind.
+
+Under callgrind the migration runs 15 to 20 times slower, so it spans that many times as many
+0.25 s windows and notifies every few statements instead of a handful of times: the plain
+`current` figure counts far more notifications than a native run sends. `current_scaled`
+multiplies the window by the measured slowdown (the migration's wall time under callgrind
+over its wall time on a plain private cluster, medians), so it notifies as often per
+statement as the migration does natively. Catalogues are vacuumed after every run, and the
+kinds alternate, so no kind runs on a more bloated catalogue than another.
 
     python bench/schema_trigger_instructions.py [--runs 1]
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,12 +45,13 @@ from monitor_app.schema import event_trigger  # noqa: E402
 from tests.posture.clusters import PG_BIN  # noqa: E402
 from tests.services import free_port  # noqa: E402
 
-KINDS = ("none", "empty", "release", "current")
+KINDS = ("none", "empty", "release", "current", "current_scaled")
 TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.M)
-# The body of the release that notified every autocommitted statement, for comparison.
+# The body of the release with two triggers (ddl_command_end and sql_drop), for comparison.
 RELEASE_BODY = (Path(__file__).resolve().parent.parent
                 / "tests/schema/test_trigger_tampering.py").read_text().split(
-    'PREVIOUS_PER_SESSION_BODY = """', 1)[1].split('"""', 1)[0]
+    'PREVIOUS_TWO_TRIGGER_BODY = """', 1)[1].split('"""', 1)[0]
+WINDOW = f"{event_trigger.NOTIFY_WINDOW_SECONDS}::pg_catalog.float8"
 
 
 def as_postgres(*argv: str, **kwargs) -> subprocess.CompletedProcess:
@@ -92,23 +102,57 @@ class CountedCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def set_trigger(dsn: str, kind: str) -> None:
+def set_trigger(dsn: str, kind: str, slowdown: float = 1.0) -> None:
     event_trigger.uninstall(dsn)
     if kind == "none":
         return
     event_trigger.install(dsn)
-    body = {"empty": "BEGIN RETURN; END", "release": RELEASE_BODY}.get(kind)
-    if body is not None:
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE OR REPLACE FUNCTION {event_trigger.FUNCTION}() RETURNS event_trigger "
-                        f"LANGUAGE plpgsql SECURITY DEFINER SET search_path = {event_trigger.SEARCH_PATH} "
-                        f"AS $fn${body}$fn$")
-        conn.close()
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        if kind == "empty":
+            cur.execute(event_trigger.FUNCTION_SQL.replace(event_trigger.FUNCTION_BODY, "BEGIN RETURN; END"))
+        elif kind == "release":
+            for name in event_trigger.TRIGGERS:
+                cur.execute(f"DROP EVENT TRIGGER {name}")
+            cur.execute(f"DROP FUNCTION {event_trigger.FUNCTION}()")
+            cur.execute(f"CREATE FUNCTION {event_trigger.FUNCTION}() RETURNS event_trigger LANGUAGE plpgsql "
+                        f"SECURITY DEFINER SET search_path = {event_trigger.SEARCH_PATH} AS $fn${RELEASE_BODY}$fn$")
+            for name, event in (("dbmon_schema_ddl_end", "ddl_command_end"), ("dbmon_schema_sql_drop", "sql_drop")):
+                cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {event_trigger.FUNCTION}()")
+        elif kind == "current_scaled":
+            scaled = f"{event_trigger.NOTIFY_WINDOW_SECONDS * slowdown:.3f}::pg_catalog.float8"
+            cur.execute(event_trigger.SENDER_SQL.replace(WINDOW, scaled))
+            cur.execute(event_trigger.FUNCTION_SQL.replace(WINDOW, scaled))
+    conn.close()
 
 
-def once(cluster: CountedCluster, mode: str, schema: str) -> int:
+def native_seconds(mode: str, runs: int = 5) -> float:
+    """The migration's median wall time on a plain private cluster, without a trigger."""
+    from tests.posture.clusters import PrivateCluster
+
+    cluster = PrivateCluster()
+    cluster.start(listen="")
+    try:
+        timings = []
+        for run in range(runs + 1):
+            conn = psycopg2.connect(cluster.dsn())
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE SCHEMA native_{run}")
+                conn.autocommit = mode == "autocommit"
+                started = time.perf_counter()
+                for statement in migration(f"native_{run}"):
+                    cur.execute(statement)
+                conn.commit()
+                timings.append(time.perf_counter() - started)
+            conn.close()
+        return statistics.median(timings[1:])  # the first warms the cluster up
+    finally:
+        cluster.stop()
+
+
+def once(cluster: CountedCluster, mode: str, schema: str, timings: list | None = None) -> int:
     conn = psycopg2.connect(cluster.dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -116,9 +160,12 @@ def once(cluster: CountedCluster, mode: str, schema: str) -> int:
         pid = cur.fetchone()[0]
         cur.execute(f"CREATE SCHEMA {schema}")
         conn.autocommit = mode == "autocommit"
+        started = time.perf_counter()
         for statement in migration(schema):
             cur.execute(statement)
         conn.commit()
+        if timings is not None:
+            timings.append(time.perf_counter() - started)
     conn.close()
     counted = cluster.instructions(pid)
     cleanup = psycopg2.connect(cluster.dsn)
@@ -134,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="runs per kind and mode")
     args = parser.parse_args()
+    native = {mode: native_seconds(mode) for mode in MODES}
     cluster = CountedCluster()
     results: dict = {}
     try:
@@ -141,17 +189,28 @@ def main() -> None:
         n = 0
         for mode in MODES:
             counts: dict[str, list[int]] = {kind: [] for kind in KINDS}
+            timings: list[float] = []
+            set_trigger(cluster.dsn, "none")
+            n += 1
+            once(cluster, mode, f"bench_trigger_{n}", timings)  # the slowdown, for current_scaled
             for run in range(args.runs):
                 for kind in KINDS if run % 2 == 0 else KINDS[::-1]:
-                    set_trigger(cluster.dsn, kind)
+                    slowdown = statistics.median(timings) / native[mode]
+                    set_trigger(cluster.dsn, kind, slowdown)
                     n += 1
-                    counts[kind].append(once(cluster, mode, f"bench_trigger_{n}"))
+                    counts[kind].append(once(cluster, mode, f"bench_trigger_{n}",
+                                             timings if kind == "none" else None))
             base = min(counts["none"])
             results[mode] = {kind: {"million_instructions": [round(c / 1e6, 1) for c in counted],
                                     "overhead_pct": round(100 * (min(counted) / base - 1), 1),
                                     "per_statement_instructions": round((min(counted) - base) / len(migration("s")))}
                              for kind, counted in counts.items()}
-            print(mode, {kind: r["overhead_pct"] for kind, r in results[mode].items()}, flush=True)
+            results[mode]["native_seconds"] = round(native[mode], 3)
+            results[mode]["callgrind_seconds"] = round(statistics.median(timings), 1)
+            results[mode]["scaled_window_seconds"] = round(
+                event_trigger.NOTIFY_WINDOW_SECONDS * statistics.median(timings) / native[mode], 2)
+            print(mode, {kind: r["overhead_pct"] if isinstance(r, dict) else r for kind, r in results[mode].items()},
+                  flush=True)
     finally:
         cluster.stop()
     print(write("schema_trigger_instructions", {"server": "private cluster under callgrind", "modes": results}))

@@ -1,11 +1,16 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration sends one notification per command tag when run as one transaction, and, when
-autocommitted, one per session and quarter-second window of the clock (the trigger leaves out statements that
-commit within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
+A migration sends one notification when run as one transaction, and, when autocommitted, one
+per session and quarter-second window of the clock (the trigger leaves out statements that
+start within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
 follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet
 period, capped by a maximum wait so a never-ending stream still gets checked, and a trailing
-check the window after the last notification, for the statements that sent none);
+check the window after the last notification, for the statements that sent none). The
+trigger fires when a statement starts, so a statement it left out may still be running, or its
+transaction open, when that trailing check is due: the check first waits until every session
+that sent a notification of the burst is outside a transaction (`pg_locks`, which any role may
+read), asking again after a growing interval up to `MAX_FOLLOW_INTERVAL`, for at most
+`FOLLOW_LIMIT_SECONDS`.
 `SchemaListener` runs it on a thread with its own connection and reconnects with back-off. After a reconnect it reports
 a batch with `reconnected=True`: notifications sent while it was away are lost, so a
 check must run anyway.
@@ -37,6 +42,13 @@ MAX_OBJECTS_KEPT = 20
 MAX_NAMES_KEPT = 20
 KEY_REREAD_SECONDS = 5.0
 MAX_EARLIER_KEYS = 3
+MAX_FOLLOW_INTERVAL = 2.0
+FOLLOW_LIMIT_SECONDS = 3600.0
+MAX_SENDERS_FOLLOWED = 1000
+# Sessions among these pids that are inside a transaction (every transaction holds its own
+# virtual transaction id lock until its commit is visible).
+IN_TRANSACTION = ("SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'virtualxid' "
+                  "AND granted AND pid OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.int4[])")
 
 
 def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
@@ -109,24 +121,44 @@ class Coalescer:
     """Release a batch once notifications pause for `quiet` s, or `max_wait` s after the first;
     then one trailing batch `trailing + quiet` s after the last notification.
 
-    The trigger sends nothing for an autocommitted statement that ends within `trailing` s of its
-    session's previous notification, so such a statement commits before the trailing batch is
-    due; its check sees it. A notification arriving meanwhile starts a batch and moves the
-    trailing one later. `trailing=0` turns it off."""
+    The trigger sends nothing for an autocommitted statement that starts within `trailing` s of
+    its session's previous notification; the trailing batch is due after such a statement has
+    started, and the listener holds it back (`postpone_trailing`) while a session that sent a
+    notification (`senders`) is still inside a transaction. A notification arriving meanwhile
+    starts a batch and moves the trailing one later. `trailing=0` turns it off."""
 
     def __init__(self, quiet: float = 0.05, max_wait: float = 0.5, trailing: float = 0.0):
         self.quiet, self.max_wait, self.trailing = quiet, max_wait, trailing
         self.batch: Batch | None = None
         self._first = self._last = 0.0
         self._trailing_at: float | None = None
+        self.senders: set[int] = set()
+        self._postponed = 0
+        self._due_first: float | None = None
 
-    def add(self, received: Received, now: float) -> None:
+    def add(self, received: Received, now: float, sender: int | None = None) -> None:
         if self.batch is None:
             self.batch, self._first = Batch(), now
         self.batch.add(received)
         self._last = now
         if self.trailing > 0:
             self._trailing_at = now + self.trailing + self.quiet
+            self._postponed, self._due_first = 0, None
+            if sender is not None and len(self.senders) < MAX_SENDERS_FOLLOWED:
+                self.senders.add(sender)
+
+    def trailing_due(self, now: float) -> bool:
+        return self.batch is None and self._trailing_at is not None and self._trailing_at <= now
+
+    def postpone_trailing(self, now: float) -> bool:
+        """Hold the due trailing batch back a while longer (doubling, up to MAX_FOLLOW_INTERVAL);
+        False, changing nothing, once it has been held back FOLLOW_LIMIT_SECONDS."""
+        self._due_first = self._due_first if self._due_first is not None else now
+        if now - self._due_first >= FOLLOW_LIMIT_SECONDS:
+            return False
+        self._trailing_at = now + min(MAX_FOLLOW_INTERVAL, max(self.trailing, self.quiet) * 2 ** self._postponed)
+        self._postponed += 1
+        return True
 
     def mark_reconnected(self, now: float) -> None:
         if self.batch is None:
@@ -146,11 +178,13 @@ class Coalescer:
         if wait is None or wait > 0:
             return None
         if self.batch is None:
-            self._trailing_at = None
+            self._trailing_at, self._postponed, self._due_first = None, 0, None
+            self.senders = set()
             return Batch(trailing=True)
         batch, self.batch = self.batch, None
         if self._trailing_at is not None and self._trailing_at <= now:
             self._trailing_at = None  # released late enough to cover the window itself
+            self.senders = set()
         return batch
 
 
@@ -312,7 +346,12 @@ class SchemaListener:
                 log.warning("%s: dropped a malformed notification from backend %s (%s); %d so far",
                             self.name, notify.pid, exc, self.rejected)
             return
-        self.coalescer.add(received, now)
+        self.coalescer.add(received, now, notify.pid)
+
+    def _senders_in_transaction(self, conn) -> bool:
+        with conn.cursor() as cur:
+            cur.execute(IN_TRANSACTION, (sorted(self.coalescer.senders),))
+            return cur.fetchone()[0] > 0
 
     def _loop(self, conn, lease=None) -> None:
         last_heard = time.monotonic()
@@ -331,10 +370,14 @@ class SchemaListener:
                 with conn.cursor() as cur:  # a long-silent connection may be dead: find out now
                     cur.execute("SELECT 1")
                 last_heard = time.monotonic()
-            self._release()
+            self._release(conn)
 
-    def _release(self) -> None:
-        batch = self.coalescer.take_due(time.monotonic())
+    def _release(self, conn) -> None:
+        now = time.monotonic()
+        if (self.coalescer.trailing_due(now) and self.coalescer.senders and self._senders_in_transaction(conn)
+                and self.coalescer.postpone_trailing(now)):
+            return
+        batch = self.coalescer.take_due(now)
         if batch is None:
             return
         self.batches_sent += 1

@@ -33,13 +33,14 @@ Name = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00-\x1f\x
 class Notification(BaseModel):
     """What the event trigger sends; unknown keys are ignored, wrong types rejected.
 
-    The trigger sends tag, event, user, application name and pid; `object`, `objects` and `at`
-    are what releases before the per-session payload sent, still read from them."""
+    The trigger sends tag, event (`ddl_command_start`; earlier releases sent `ddl_command_end`),
+    user, application name and pid; `object`, `objects` and `at` are what releases before the
+    per-session payload sent, still read from them."""
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     tag: Name
-    event: Literal["ddl_command_end", "sql_drop"]
+    event: Literal["ddl_command_start", "ddl_command_end", "sql_drop"]
     object: Text | None = None
     objects: int = Field(0, ge=0, le=2**31)
     user: Name | None = None

@@ -1,8 +1,10 @@
 """Is the installed event trigger still exactly what dbmon installed?
 
-The catalogue says who owns the `_dbmon` schema, the function and its key, whether the function
-is still SECURITY DEFINER with the pinned search_path and dbmon's body, who may use them, and
-whether both event triggers still exist, are enabled and call that function. Every deviation is
+The catalogue says who owns the `_dbmon` schema, the two functions and the key, whether the
+functions are still SECURITY DEFINER with dbmon's bodies and settings (the trigger's function
+none, the sender the pinned search_path), who may use them, and whether the event trigger still
+exists, is enabled and calls that function. The triggers of earlier releases, if still there, are
+reported as such (an install drops them). Every deviation is
 a problem worded for an operator. The fingerprint covers the row versions read, so a new
 tampering is a new fingerprint while an unchanged one is recognised on the next check.
 """
@@ -13,18 +15,21 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from monitor_app.schema.event_trigger import (FUNCTION, FUNCTION_BODY, KEY_TABLE, SEARCH_PATH, TRIGGERS,
-                                              pinned_search_path)
+from monitor_app.schema.event_trigger import (EARLIER_TRIGGERS, FUNCTION, FUNCTION_BODY, KEY_TABLE, SEARCH_PATH,
+                                              SENDER_BODY, SENDER_SIGNATURE, TRIGGERS, pinned_search_path)
 from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA
 
 MAX_LISTED = 10  # names come from whoever created the objects: keep messages short
+# The events the triggers of earlier releases fired on, to tell a leftover from a tampered one.
+EARLIER_EVENTS = {"dbmon_schema_ddl_end": "ddl_command_end", "dbmon_schema_sql_drop": "sql_drop"}
+SENDER_SETTINGS = [f"search_path={SEARCH_PATH}"]
 ENABLED = {"O": "enabled", "A": "always enabled", "R": "enabled only in replica sessions", "D": "disabled"}
 
 
 @dataclass
 class TriggerState:
     present: bool = False       # anything of dbmon's trigger exists
-    complete: bool = False      # schema, key, function and both triggers exist
+    complete: bool = False      # schema, key, both functions and the trigger exist
     owner: str | None = None
     problems: list[str] = field(default_factory=list)
     fingerprint: str = ""
@@ -69,10 +74,14 @@ def foreign_grants(cur) -> list[tuple[str, str, str]]:
                aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
          WHERE p.oid = to_regprocedure(%(f)s || '()') AND a.grantee <> p.proowner
         UNION ALL
+        SELECT 'FUNCTION', %(g)s, a.grantee FROM pg_proc p,
+               aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+         WHERE p.oid = to_regprocedure(%(g)s) AND a.grantee <> p.proowner
+        UNION ALL
         SELECT 'TABLE', %(k)s, a.grantee FROM pg_class c,
                aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
          WHERE c.oid = to_regclass(%(k)s) AND a.grantee <> c.relowner""",
-                {"s": DBMON_SCHEMA, "f": FUNCTION, "k": KEY_TABLE})
+                {"s": DBMON_SCHEMA, "f": FUNCTION, "g": SENDER_SIGNATURE, "k": KEY_TABLE})
     found = []
     for kind, obj, grantee in cur.fetchall():
         if grantee == 0:
@@ -94,29 +103,32 @@ def inspect(conn) -> TriggerState:
         schema = _rows(cur, "SELECT n.oid, pg_get_userbyid(n.nspowner) AS owner, r.rolsuper, n.xmin::text "
                             "FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = %s",
                        (DBMON_SCHEMA,))
-        function = _rows(cur, "SELECT p.oid, pg_get_userbyid(p.proowner) AS owner, p.prosecdef, p.proconfig, "
-                              "p.prosrc, l.lanname, p.xmin::text FROM pg_proc p JOIN pg_language l "
-                              "ON l.oid = p.prolang WHERE p.oid = to_regprocedure(%s)", (FUNCTION + "()",))
+        function, sender = (_rows(cur, "SELECT p.oid, pg_get_userbyid(p.proowner) AS owner, p.prosecdef, "
+                                       "p.proconfig, p.prosrc, l.lanname, p.xmin::text FROM pg_proc p JOIN "
+                                       "pg_language l ON l.oid = p.prolang WHERE p.oid = to_regprocedure(%s)",
+                                  (signature,)) for signature in (FUNCTION + "()", SENDER_SIGNATURE))
         key = _rows(cur, "SELECT pg_get_userbyid(c.relowner) AS owner, c.relkind, c.xmin::text FROM pg_class c "
                          "WHERE c.oid = to_regclass(%s)", (KEY_TABLE,))
         triggers = {r["evtname"]: r for r in _rows(
             cur, "SELECT evtname, evtevent, pg_get_userbyid(evtowner) AS owner, evtfoid, evtenabled, "
-                 "evttags::text, xmin::text FROM pg_event_trigger WHERE evtname = ANY(%s)", (list(TRIGGERS),))}
+                 "evttags::text, xmin::text FROM pg_event_trigger WHERE evtname = ANY(%s)",
+            ([*TRIGGERS, *EARLIER_TRIGGERS],))}
         grants = foreign_grants(cur) if schema else []
-    state = TriggerState(present=bool(schema or function or triggers),
-                         complete=bool(schema and function and key and len(triggers) == len(TRIGGERS)))
-    observed = {"schema": schema, "function": function, "key": key, "triggers": triggers, "grants": grants}
+    state = TriggerState(present=bool(schema or function or sender or triggers),
+                         complete=bool(schema and function and sender and key and set(TRIGGERS) <= set(triggers)))
+    observed = {"schema": schema, "function": function, "sender": sender, "key": key, "triggers": triggers,
+                "grants": grants}
     state.fingerprint = hashlib.sha256(json.dumps(observed, sort_keys=True, default=str).encode()).hexdigest()
     if not state.present:
         return state
     state.owner = schema[0]["owner"] if schema else None
     if function:
         state.body_sha256 = hashlib.sha256(function[0]["prosrc"].encode()).hexdigest()
-    state.problems = _problems(schema, function, key, triggers, grants)
+    state.problems = _problems(schema, function, sender, key, triggers, grants)
     return state
 
 
-def _problems(schema, function, key, triggers, grants) -> list[str]:
+def _problems(schema, function, sender, key, triggers, grants) -> list[str]:
     """Every way the install differs from what dbmon creates, one check per object of the install."""
     if not schema:
         return [f"schema {DBMON_SCHEMA} is missing"]
@@ -124,30 +136,42 @@ def _problems(schema, function, key, triggers, grants) -> list[str]:
     problems = []
     if not schema[0]["rolsuper"]:
         problems.append(f"schema {DBMON_SCHEMA} is owned by {owner}, who is not a superuser")
-    problems += _function_problems(function, owner)
+    problems += _function_problems(function, FUNCTION + "()", FUNCTION_BODY, [], owner)
+    problems += _function_problems(sender, SENDER_SIGNATURE, SENDER_BODY, SENDER_SETTINGS, owner)
     problems += _key_table_problems(key, owner)
     function_oid = function[0]["oid"] if function else None
     for name, event in TRIGGERS.items():
         problems += _trigger_problems(name, event, triggers.get(name), function_oid, owner)
+    for name in EARLIER_TRIGGERS:
+        if name in triggers:
+            problems += (_trigger_problems(name, EARLIER_EVENTS[name], triggers[name], function_oid, owner)
+                         or [earlier_release(name)])
     problems.extend(f"{grantee} holds privileges on {kind.lower()} {obj}" for kind, obj, grantee in grants[:MAX_LISTED])
     if len(grants) > MAX_LISTED:
         problems.append(f"and {len(grants) - MAX_LISTED} more holders of privileges")
     return problems
 
 
-def _function_problems(function, owner: str) -> list[str]:
+def earlier_release(name: str) -> str:
+    return f"event trigger {name} is left from an earlier release"
+
+
+def settings_problem(name: str, found: list[str] | None, wanted: list[str]) -> str:
+    return f"function {name} has settings {found or 'none'}, not {', '.join(wanted) or 'none'}"
+
+
+def _function_problems(function, name: str, body: str, settings: list[str], owner: str) -> list[str]:
     if not function:
-        return [f"function {FUNCTION}() is missing"]
+        return [f"function {name} is missing"]
     fn, problems = function[0], []
     if fn["owner"] != owner:
-        problems.append(f"function {FUNCTION}() is owned by {fn['owner']}, not by {owner}")
+        problems.append(f"function {name} is owned by {fn['owner']}, not by {owner}")
     if not fn["prosecdef"]:
-        problems.append(f"function {FUNCTION}() is SECURITY INVOKER, not SECURITY DEFINER")
-    if (fn["proconfig"] or []) != [f"search_path={SEARCH_PATH}"]:
-        problems.append(f"function {FUNCTION}() has settings {fn['proconfig'] or 'none'}, "
-                        f"not search_path={SEARCH_PATH}")
-    if fn["lanname"] != "plpgsql" or fn["prosrc"] != FUNCTION_BODY:
-        problems.append(f"function {FUNCTION}() body is not dbmon's")
+        problems.append(f"function {name} is SECURITY INVOKER, not SECURITY DEFINER")
+    if (fn["proconfig"] or []) != settings:
+        problems.append(settings_problem(name, fn["proconfig"], settings))
+    if fn["lanname"] != "plpgsql" or fn["prosrc"] != body:
+        problems.append(f"function {name} body is not dbmon's")
     return problems
 
 

@@ -109,7 +109,7 @@ def test_it_installs_the_event_trigger_when_allowed(pg_asset, store):
         assert s.get(SchemaWatchState, asset_id).trigger_installed is True
     with db.conn.cursor() as cur:
         cur.execute("SELECT evtname FROM pg_event_trigger ORDER BY 1")
-        assert [r[0] for r in cur.fetchall()] == ["dbmon_schema_ddl_end", "dbmon_schema_sql_drop"]
+        assert [r[0] for r in cur.fetchall()] == ["dbmon_schema_ddl_start"]
     # Installing the trigger is not itself a schema change.
     assert run_check(rt, asset_id, {"source": "trigger"})["changed"] is False
 

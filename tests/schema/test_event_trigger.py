@@ -55,7 +55,7 @@ def test_it_notifies_with_tag_user_and_application(watched):
     next_window()
     db.run("SET application_name = 'migrate-43'", "DROP TABLE t")
     assert [(n["tag"], n["event"], n["application_name"]) for n in drain(listener)] == \
-        [("DROP TABLE", "ddl_command_end", "migrate-43")]
+        [("DROP TABLE", "ddl_command_start", "migrate-43")]
 
 
 def test_a_migration_in_one_transaction_notifies_once(watched):
@@ -109,19 +109,29 @@ def test_an_explicit_transaction_notifies_and_a_rolled_back_send_is_forgotten(wa
 
     def committed_then_rolled_back():
         i = next(attempt)
-        db.run(f"CREATE TABLE first_{i} (id integer)")
         db.conn.autocommit = False
         with db.conn.cursor() as cur:  # its commit may come much later than the window
             cur.execute(f"CREATE TABLE in_transaction_{i} (id integer)")
+            cur.execute(f"ALTER TABLE in_transaction_{i} ADD COLUMN name text")
         db.conn.commit()
         with db.conn.cursor() as cur:
-            cur.execute(f"DROP TABLE first_{i}")
+            cur.execute(f"DROP TABLE in_transaction_{i}")
         db.conn.rollback()
         db.conn.autocommit = True
-        db.run(f"CREATE TABLE after_rollback_{i} (id integer)")  # in the window the committed ones notified in
+        db.run(f"CREATE TABLE after_rollback_{i} (id integer)")  # in the window the transaction notified in
 
     in_one_window(committed_then_rolled_back)
-    assert [n["tag"] for n in drain(listener)][-2:] == ["CREATE TABLE", "CREATE TABLE"]
+    assert [n["tag"] for n in drain(listener)][-1:] == ["CREATE TABLE"]
+    # A transaction that wrote before its DDL has an id from its start: still one notification.
+    next_window()
+    db.conn.autocommit = False
+    with db.conn.cursor() as cur:
+        cur.execute("INSERT INTO after_rollback_0 VALUES (1)")
+        cur.execute("CREATE TABLE after_a_write (id integer)")
+        cur.execute("ALTER TABLE after_a_write ADD COLUMN name text")
+    db.conn.commit()
+    db.conn.autocommit = True
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]
 
     def only_a_rolled_back_send():
         i = next(attempt)
@@ -359,3 +369,83 @@ def test_the_listener_reconnects_and_asks_for_a_check(watched):
     finally:
         listener.stop()
     assert batches and batches[0].reconnected
+
+
+def test_the_trailing_batch_waits_while_a_sender_is_in_a_transaction():
+    c = Coalescer(quiet=0.05, max_wait=0.5, trailing=0.25)
+    c.add(received("CREATE TABLE"), 0.0, sender=4242)
+    assert c.take_due(0.05).notifications == 1 and c.senders == {4242}
+    assert not c.trailing_due(0.2) and c.trailing_due(0.3)
+    assert c.postpone_trailing(0.3)  # the listener found the sender inside a transaction
+    assert not c.trailing_due(0.5) and c.trailing_due(0.55)
+    assert c.postpone_trailing(0.55) and c.wait_time(0.55) == pytest.approx(0.5)  # backing off
+    for step in range(10):
+        c.postpone_trailing(1.0 + step)
+    assert c.wait_time(11.0) <= 2.0
+    trailing = c.take_due(20.0)
+    assert trailing.trailing and c.senders == set() and c.wait_time(20.0) is None
+    c.add(received("ALTER TABLE"), 30.0, sender=7)
+    c.take_due(30.1)
+    assert c.postpone_trailing(30.3) and not c.postpone_trailing(30.3 + 3600)  # followed at most an hour
+
+
+def _checks_after(db, statements) -> list[tuple[float, bool, bool]]:
+    """(when, trailing, table `held` visible) for each batch a listener released while
+    `statements(db)` ran and for a while after."""
+    seen = []
+    probe = psycopg2.connect(db.url)
+    probe.autocommit = True
+
+    def on_batch(batch):
+        with probe.cursor() as cur:  # what a check started now would find
+            cur.execute("SELECT to_regclass('public.held') IS NOT NULL")
+            seen.append((time.monotonic(), batch.trailing, cur.fetchone()[0]))
+
+    listener = SchemaListener(db.url, on_batch, quiet=0.05, max_wait=0.5)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        statements(db)
+        ended = time.monotonic()
+        deadline = ended + 5
+        while not any(at >= ended and held for at, _, held in seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.stop()
+        probe.close()
+    return [(at - ended, trailing, held) for at, trailing, held in seen]
+
+
+@pytest.mark.slow
+def test_a_long_statement_left_out_by_the_window_is_checked_once_it_commits(watched):
+    """The trigger fires as a statement starts: one left out because its session notified in the
+    same window may commit long after the trailing check was due, which waits for it."""
+    db, listener = watched
+
+    def quick_then_slow(db):
+        next_window()
+        db.run("CREATE TABLE opener (id integer)", "CREATE TABLE held AS SELECT 1 AS id FROM pg_sleep(1.5)")
+
+    checks = _checks_after(db, quick_then_slow)
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]  # the slow one was left out
+    assert not any(held for at, _, held in checks if at < 0)
+    assert [(trailing, held) for at, trailing, held in checks if at >= 0] == [(True, True)], checks
+
+
+@pytest.mark.slow
+def test_an_explicit_transaction_left_out_by_the_window_is_checked_after_its_commit(watched):
+    db, listener = watched
+
+    def opener_then_held_transaction(db):
+        next_window()
+        db.run("CREATE TABLE opener (id integer)")
+        db.conn.autocommit = False
+        with db.conn.cursor() as cur:
+            cur.execute("CREATE TABLE held (id integer)")
+        time.sleep(1.0)
+        db.conn.commit()
+        db.conn.autocommit = True
+
+    checks = _checks_after(db, opener_then_held_transaction)
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]
+    assert [(trailing, held) for at, trailing, held in checks if at >= 0] == [(True, True)], checks

@@ -3,6 +3,8 @@ functions and operators there gets none of them run by dbmon's superuser session
 
 from __future__ import annotations
 
+import time
+
 from monitor_app.schema import event_trigger
 from monitor_app.schema.check import run_check
 from tests.schema.conftest import OwnedDatabase, add_asset, make_runtime, pg_connection
@@ -35,7 +37,7 @@ def test_a_hostile_search_path_runs_none_of_the_owners_functions(owned):
     conn = owned.connect()
     try:
         assert keep_trigger(conn, was_installed=True).action == "verified"
-        owned.run("DROP EVENT TRIGGER dbmon_schema_sql_drop")
+        owned.run("DROP EVENT TRIGGER dbmon_schema_ddl_start")
         assert keep_trigger(conn, was_installed=True).action == "repaired"
     finally:
         conn.close()
@@ -71,4 +73,49 @@ def test_the_listener_reads_no_key_it_cannot_trust(owned):
         assert listener.listening.wait(5)
     finally:
         listener.stop()
+    assert not owned.owner_is_superuser()
+
+
+# What the trigger's functions call, shadowed in `public` the same way: the function the trigger
+# calls sets no search_path, so it runs with the DDL session's.
+SHADOWED_FOR_THE_TRIGGER = {
+    "current_setting(text, boolean)": "text", "clock_timestamp()": "timestamptz",
+    "date_part(text, timestamptz)": "double precision", "floor(double precision)": "double precision",
+    "int8(double precision)": "bigint", "pg_current_xact_id_if_assigned()": "xid8",
+    "pg_notify(text, text)": "text", "set_config(text, text, boolean)": "text", "to_json(text)": "json",
+    "evil_text_eq(text, text)": "boolean",
+}
+
+
+def test_ddl_in_a_session_with_a_hostile_search_path_runs_none_of_the_owners_functions(owned):
+    escalate = ("LANGUAGE plpgsql AS $$ BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles "
+                "WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN "
+                f"EXECUTE 'ALTER ROLE {owned.owner} SUPERUSER'; END IF; RETURN NULL; END $$")
+    owned.run(f"ALTER DATABASE {owned.name} SET search_path = public, pg_catalog",
+              *(f"CREATE FUNCTION public.{sig} RETURNS {ret} {escalate}" for sig, ret in SHADOWED_FOR_THE_TRIGGER.items()),
+              "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_text_eq)",
+              user=owned.owner)
+    event_trigger.install(owned.url)
+    listener = owned.connect()
+    listener.autocommit = True
+    try:
+        listener.cursor().execute(f"LISTEN {event_trigger.CHANNEL}")
+        superuser = owned.connect()  # takes the database's search_path
+        superuser.autocommit = True
+        with superuser.cursor() as cur:
+            cur.execute("SHOW search_path")
+            assert cur.fetchone()[0] == "public, pg_catalog"
+            cur.execute("CREATE TABLE by_a_superuser (id integer)")
+            cur.execute("ALTER TABLE by_a_superuser ADD COLUMN name text")
+        superuser.autocommit = False
+        with superuser.cursor() as cur:
+            cur.execute("CREATE TABLE in_a_transaction (id integer)")
+            cur.execute("DROP TABLE in_a_transaction")
+        superuser.commit()
+        superuser.close()
+        time.sleep(0.2)
+        listener.poll()
+        assert [n.payload for n in listener.notifies]  # and it still notifies
+    finally:
+        listener.close()
     assert not owned.owner_is_superuser()

@@ -37,7 +37,7 @@ HOSTILE = {
     "wrong types": '{"tag": ["CREATE TABLE"], "event": 1, "objects": "many"}',
     "negative count": '{"tag": "CREATE TABLE", "event": "ddl_command_end", "objects": -1}',
     "huge number": '{"tag": "CREATE TABLE", "event": "ddl_command_end", "objects": 1e999999}',
-    "unknown event": '{"tag": "CREATE TABLE", "event": "ddl_command_start"}',
+    "unknown event": '{"tag": "CREATE TABLE", "event": "table_rewrite"}',
     "bad signature prefix": "v1.not-hex.{}",
     "not json": "\ufffe\U0001f4a5 DROP DATABASE",
     "truncated": '{"tag": "CREATE',
@@ -230,7 +230,7 @@ def test_a_forged_cached_payload_still_reaches_the_check_marked_a_bad_signature(
     db, mallory, listener, recorder = listening
     with mallory.conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
-        body = ('{"tag":"CREATE TABLE","event":"ddl_command_end","user":"%s","application_name":"","pid":%d}'
+        body = ('{"tag":"CREATE TABLE","event":"ddl_command_start","user":"%s","application_name":"","pid":%d}'
                 % (mallory.role, cur.fetchone()[0]))
         for forged in ("0" * 64 + ".", "z" * 64 + "!"):
             cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', %s, false)",

@@ -12,18 +12,26 @@ from monitor_app.store.models.schema import SchemaWatchState
 from tests.schema.conftest import add_asset, make_runtime, pg_connection
 
 FN = "_dbmon.notify_schema_change()"
+SENDER = "_dbmon.send_schema_notification(text)"
 
 TAMPERINGS = {
     "body": ("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
              "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ BEGIN NULL; END $$", "body is not dbmon's"),
-    "disabled": ("ALTER EVENT TRIGGER dbmon_schema_ddl_end DISABLE", "dbmon_schema_ddl_end is disabled"),
-    "replica only": ("ALTER EVENT TRIGGER dbmon_schema_sql_drop ENABLE REPLICA", "enabled only in replica sessions"),
-    "trigger dropped": ("DROP EVENT TRIGGER dbmon_schema_sql_drop", "dbmon_schema_sql_drop is missing"),
+    "sender body": ("CREATE OR REPLACE FUNCTION _dbmon.send_schema_notification(tag text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+                    "SET search_path = pg_catalog, pg_temp AS $$ BEGIN NULL; END $$", "body is not dbmon's"),
+    "disabled": ("ALTER EVENT TRIGGER dbmon_schema_ddl_start DISABLE", "dbmon_schema_ddl_start is disabled"),
+    "replica only": ("ALTER EVENT TRIGGER dbmon_schema_ddl_start ENABLE REPLICA", "enabled only in replica sessions"),
+    "trigger dropped": ("DROP EVENT TRIGGER dbmon_schema_ddl_start", "dbmon_schema_ddl_start is missing"),
     "security invoker": (f"ALTER FUNCTION {FN} SECURITY INVOKER", "SECURITY INVOKER"),
-    "search_path": (f"ALTER FUNCTION {FN} SET search_path = public, pg_catalog", "not search_path=pg_catalog"),
+    "sender security invoker": (f"ALTER FUNCTION {SENDER} SECURITY INVOKER", "SECURITY INVOKER"),
+    "search_path": (f"ALTER FUNCTION {SENDER} SET search_path = public, pg_catalog", "not search_path=pg_catalog"),
+    "a setting on the trigger's function": (f"ALTER FUNCTION {FN} SET search_path = public, pg_catalog",
+                                            "settings ['search_path=public, pg_catalog'], not none"),
+    "sender granted": ("GRANT EXECUTE ON FUNCTION " + SENDER + " TO {owner}", "{owner} holds privileges on function"),
     "grant": ("GRANT CREATE ON SCHEMA _dbmon TO {owner}", "{owner} holds privileges on schema _dbmon"),
-    "uninstalled": ("DROP EVENT TRIGGER dbmon_schema_ddl_end; DROP EVENT TRIGGER dbmon_schema_sql_drop; "
-                    "DROP SCHEMA _dbmon CASCADE", "gone"),
+    "an earlier release's trigger added": ("CREATE EVENT TRIGGER dbmon_schema_ddl_end ON ddl_command_end "
+                                           f"EXECUTE FUNCTION {FN}", "dbmon_schema_ddl_end is left from an earlier release"),
+    "uninstalled": ("DROP EVENT TRIGGER dbmon_schema_ddl_start; DROP SCHEMA _dbmon CASCADE", "gone"),
 }
 
 
@@ -164,17 +172,35 @@ END
 """
 
 
-def test_the_per_statement_signing_release_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
-    rt, asset_id = armed
-    owned.run("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
-              f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn${PREVIOUS_SIGNED_BODY}$fn$")
-    conn = owned.connect()
+def install_two_trigger_release(db, body: str) -> None:
+    """The shape of the releases between signed notifications and the single trigger: the signing
+    function with its own search_path, on ddl_command_end and sql_drop, nothing else."""
+    event_trigger.uninstall(db.url)
+    db.run("CREATE SCHEMA _dbmon", "CREATE TABLE _dbmon.notify_key (key bytea NOT NULL)",
+           "INSERT INTO _dbmon.notify_key VALUES ('\\x00112233'::bytea)",
+           "CREATE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+           f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn${body}$fn$",
+           "REVOKE ALL ON FUNCTION _dbmon.notify_schema_change() FROM PUBLIC",
+           "CREATE EVENT TRIGGER dbmon_schema_ddl_end ON ddl_command_end EXECUTE FUNCTION _dbmon.notify_schema_change()",
+           "CREATE EVENT TRIGGER dbmon_schema_sql_drop ON sql_drop EXECUTE FUNCTION _dbmon.notify_schema_change()")
+
+
+def event_triggers(db) -> list[str]:
+    conn = db.connect()
     try:
-        assert trigger_integrity.inspect(conn).problems == [f"function {FN} body is not dbmon's"]
+        with conn.cursor() as cur:
+            cur.execute("SELECT evtname FROM pg_event_trigger ORDER BY 1")
+            return [r[0] for r in cur.fetchall()]
     finally:
         conn.close()
+
+
+def test_the_per_statement_signing_release_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    install_two_trigger_release(owned, PREVIOUS_SIGNED_BODY)
     assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
     assert tampered_events(sqlite_store) == [] and intact(owned)
+    assert event_triggers(owned) == ["dbmon_schema_ddl_start"]
 
 
 # The function body of the release that notified every autocommitted statement, verbatim.
@@ -218,13 +244,7 @@ END
 
 def test_the_notify_every_statement_release_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
     rt, asset_id = armed
-    owned.run("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
-              f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn${PREVIOUS_PER_SESSION_BODY}$fn$")
-    conn = owned.connect()
-    try:
-        assert trigger_integrity.inspect(conn).problems == [f"function {FN} body is not dbmon's"]
-    finally:
-        conn.close()
+    install_two_trigger_release(owned, PREVIOUS_PER_SESSION_BODY)
     assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
     assert tampered_events(sqlite_store) == [] and intact(owned)
     conn = owned.connect()
@@ -234,3 +254,83 @@ def test_the_notify_every_statement_release_is_upgraded_without_an_alarm(owned, 
             assert cur.fetchone()[0] == event_trigger.FUNCTION_BODY
     finally:
         conn.close()
+
+
+# The function body of the last release with two event triggers (ddl_command_end and sql_drop,
+# one notification per transaction or window), verbatim.
+PREVIOUS_TWO_TRIGGER_BODY = """
+DECLARE
+  body pg_catalog.text;
+  slot pg_catalog.text;
+  payload pg_catalog.text;
+  k pg_catalog.bytea;
+  this_window pg_catalog.text;
+BEGIN
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop'
+      OR pg_catalog.statement_timestamp() OPERATOR(pg_catalog.=) pg_catalog.transaction_timestamp()
+      AND pg_catalog.current_setting('dbmon.notified_in', true) OPERATOR(pg_catalog.=) pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog./) 0.25::pg_catalog.float8))::pg_catalog.text THEN
+    RETURN;  -- sql_drop: ddl_command_end follows; or covered by the listener's check after this
+             -- session's notification in this window
+  END IF;
+  IF pg_catalog.current_setting('dbmon.notified_xact', true) OPERATOR(pg_catalog.=)
+      pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text THEN
+    RETURN;  -- this transaction has notified: its commit delivers that notification
+  END IF;
+  this_window := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog./) 0.25::pg_catalog.float8))::pg_catalog.text;
+  IF pg_catalog.current_setting('dbmon.notified_in', true) OPERATOR(pg_catalog.=) this_window THEN
+    NULL;  -- an explicit transaction: it notifies, the window is recorded already
+  ELSE
+    PERFORM pg_catalog.set_config('dbmon.notified_in', this_window, false);
+  END IF;
+  PERFORM pg_catalog.set_config('dbmon.notified_xact', pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, true);
+  body := '{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(TG_TAG)
+    OPERATOR(pg_catalog.||) ',"event":"ddl_command_end","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
+    OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
+    OPERATOR(pg_catalog.||) ',"pid":' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.||) '}';
+  slot := 'dbmon.notify_' OPERATOR(pg_catalog.||) pg_catalog.translate(TG_TAG, ' ', '_');
+  payload := pg_catalog.current_setting(slot, true);
+  IF payload OPERATOR(pg_catalog.=) body OR pg_catalog.starts_with(payload, 'v1.')
+      AND pg_catalog.substr(payload, 69) OPERATOR(pg_catalog.=) body THEN
+    NULL;  -- this session's payload for this tag, already signed
+  ELSE
+    payload := body;
+    BEGIN
+      SELECT key INTO k FROM _dbmon.notify_key LIMIT 1;
+      IF k IS NOT NULL THEN
+        payload := 'v1.' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
+          k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
+          'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
+      END IF;
+      PERFORM pg_catalog.set_config(slot, payload, false);
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a monitoring hook must never break the DDL it watches
+    END;
+  END IF;
+  PERFORM pg_catalog.pg_notify('dbmon_schema', payload);
+END
+"""
+
+
+def test_the_two_trigger_release_is_upgraded_to_the_single_trigger_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    install_two_trigger_release(owned, PREVIOUS_TWO_TRIGGER_BODY)
+    conn = owned.connect()
+    try:
+        state = trigger_integrity.inspect(conn)
+        assert not state.intact and "event trigger dbmon_schema_ddl_end is left from an earlier release" in state.problems
+    finally:
+        conn.close()
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
+    assert event_triggers(owned) == ["dbmon_schema_ddl_start"]
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "verified"
+
+
+def test_an_earlier_release_with_a_tampered_leftover_trigger_is_reported(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    install_two_trigger_release(owned, PREVIOUS_TWO_TRIGGER_BODY)
+    owned.run("ALTER EVENT TRIGGER dbmon_schema_sql_drop DISABLE")
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "repaired"
+    (event,) = tampered_events(sqlite_store)
+    assert "event trigger dbmon_schema_sql_drop is disabled" in event.payload["problems"]
+    assert intact(owned) and event_triggers(owned) == ["dbmon_schema_ddl_start"]
