@@ -37,7 +37,13 @@ class Runtime:
         """This process's share of every monitored server's connection cap (one holder, one renewer)."""
         from monitor_app.assets.connection_budget import ConnectionBudget
 
-        return ConnectionBudget.from_settings(self.store, self.settings)
+        return ConnectionBudget.from_settings(self.store, self.settings, overrides=self._server_budgets)
+
+    def _server_budgets(self) -> dict[str, int]:
+        try:
+            return self.config.server_budgets()
+        except ConfigUnavailable:
+            return {}
 
     @cached_property
     def credentials(self) -> CredentialBox:
