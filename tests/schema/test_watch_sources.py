@@ -119,3 +119,42 @@ def test_stopping_many_listeners_waits_once_not_once_per_listener(store, tmp_pat
     # Each listener wakes within a second; one after another, twelve would take several seconds.
     assert took < 2.0, took
     assert source.listeners == {}
+
+
+def test_the_sqlite_source_keeps_state_only_for_current_assets_and_watches_a_bounded_number_of_directories(
+        store, tmp_path, monkeypatch):
+    from sqlalchemy import update
+
+    from monitor_app.store.models import Asset
+    from workers.watch_sources import sqlite_schema
+
+    monkeypatch.setattr(sqlite_schema, "MAX_WATCHED_DIRECTORIES", 2)
+    rt = make_runtime(store, tmp_path)
+    ids = []
+    for i in range(3):
+        path = tmp_path / f"dir{i}" / "app.db"
+        path.parent.mkdir()
+        sqlite3.connect(path).execute("CREATE TABLE t (id INTEGER)").connection.close()
+        ids.append(add_asset(store, name=f"app-{i}", engine="sqlite", connection={"path": str(path)}))
+    emitted = Emitted()
+    source = SqliteSchemaSource(rt, emitted)
+    threads_before = threading.active_count()
+    source.start()
+    try:
+        assert len(source.versions) == 3 and len(source._watches) == 2 and source.unwatched_directories == 1
+        # watchdog runs two threads per watched directory (emitter, inotify reader), plus the
+        # observer and the refresher: three directories would make eight.
+        assert threading.active_count() - threads_before <= 2 * 2 + 2
+
+        with store.session() as s:
+            s.execute(update(Asset).where(Asset.id.in_(ids[:2])).values(status="gone"))
+        source.refresh()
+        assert list(source.files.values()) == [ids[2]] and len(source.versions) == 1
+        assert list(source._watches) == [str(tmp_path / "dir2")] and source.unwatched_directories == 0
+
+        db = sqlite3.connect(tmp_path / "dir2" / "app.db", isolation_level=None)
+        db.execute("ALTER TABLE t ADD COLUMN name TEXT")
+        db.close()
+        assert emitted.wait(5.0) and emitted.calls[0][1]["asset_id"] == ids[2]
+    finally:
+        source.stop()
