@@ -46,6 +46,14 @@ class Runtime:
             return {}
 
     @cached_property
+    def recent_logins(self):
+        """Logins of this process's reachability probes, each answering for its role's other
+        databases on that server for half the probe interval."""
+        from monitor_app.assets.recent_logins import RecentLogins
+
+        return RecentLogins(ttl=self.settings.reachability_interval / 2)
+
+    @cached_property
     def credentials(self) -> CredentialBox:
         return CredentialBox(self.settings.secret_keys())
 
