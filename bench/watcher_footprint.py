@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import select
 
-from bench.scale_databases import make_cluster
+from bench.scale_databases import make_cluster, private_cluster
 from bench.stats import write
 from monitor_app.schema import precheck
 from monitor_app.store.models import Asset
@@ -94,7 +94,7 @@ def burst(cluster: PrivateCluster, size: int, n: int, rng: random.Random) -> Non
 
 
 def one_size(size: int) -> dict:
-    cluster = PrivateCluster()
+    cluster = private_cluster(size)
     tmp = Path(tempfile.mkdtemp(prefix=f"dbmon-watcher-{size}-"))
     d = Deployment("embedded", tmp, {"DBMON_API_PORT": str(free_port()), "DBMON_PROBE_TIMEOUT": "5"})
     try:
