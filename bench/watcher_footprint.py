@@ -15,6 +15,7 @@ per-event growth as a rise from burst to burst.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import tempfile
@@ -25,7 +26,7 @@ import psutil
 from sqlalchemy import select
 
 from bench.scale_databases import make_cluster, private_cluster
-from bench.stats import write
+from bench.stats import RESULTS, write
 from monitor_app.schema import precheck
 from monitor_app.store.models import Asset
 from monitor_app.store.models.schema import SchemaWatchState
@@ -132,12 +133,22 @@ def one_size(size: int) -> dict:
         cluster.stop()
 
 
+def earlier_rows(sizes: list[int]) -> list[dict]:
+    """Rows of earlier runs for other sizes: `watcher_footprint 1000` keeps the row of 100."""
+    try:
+        rows = json.loads((RESULTS / "watcher_footprint.json").read_text()).get("sizes", [])
+    except (OSError, ValueError):
+        return []
+    return [r for r in rows if r.get("databases") not in sizes]
+
+
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [100, 1000]
-    results = []
+    results = earlier_rows(sizes)
     for size in sizes:
         r = one_size(size)
         results.append(r)
+        results.sort(key=lambda row: row["databases"])
         path = write("watcher_footprint", {"idle_seconds": IDLE_SECONDS, "bursts": BURSTS,
                                            "burst_databases": BURST_DATABASES, "burst_statements": BURST_STATEMENTS,
                                            "sizes": results})
