@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import psutil
-from sqlalchemy import select
 
 from bench.scale_databases import make_cluster, private_cluster
 from bench.stats import RESULTS, write
