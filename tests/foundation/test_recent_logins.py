@@ -7,12 +7,14 @@ import time
 from monitor_app.assets.connection_budget import ConnectionBudget
 from monitor_app.assets.reachability import probe_postgres
 from monitor_app.assets.recent_logins import RecentLogins
+from tests.schema.conftest import pg_connection
 from tests.services import create_pg_database, drop_pg_database, pg_admin_connect
 
 
 def connection(database: str) -> dict:
-    return {"host": "127.0.0.1", "port": 5432, "database": database, "user": "postgres", "sslmode": "disable",
-            "insecure": True}
+    from tests import services
+
+    return {**pg_connection(services.PG_ADMIN_URL), "database": database}
 
 
 def sessions(database: str) -> int:
