@@ -1,19 +1,25 @@
 """Many databases on one server: connections dbmon holds against its budget, idle CPU, detection.
 
-For each size (default 100 and 1,000; `python -m bench.scale_databases 100 300` for others): a
+For each size (default 100 and 1,000; `python -m bench.scale_databases 1000 1000` runs 1,000 twice): a
 private cluster with the default `max_connections` (100), that many databases copied from a
-template carrying the event trigger, and `dbmon up` (embedded) monitoring all of them with
+template carrying the event trigger (on tmpfs when it has room), and `dbmon up` (embedded) monitoring all of them with
 event triggers on and the default budget (3: two listeners, one slot for checks and the
 fallback pre-check). Throughout, every connection dbmon holds on the cluster is sampled from
 `pg_stat_activity` (every 50 ms). Once every database has its baseline: the CPU time of
 dbmon's processes over an idle minute, per monitored database; then DDL -> change set stored,
 for databases inside the LISTEN set and outside it (covered by the pre-check), SAMPLES each.
 Finally SIGTERM to `dbmon up` with every listener and pre-check running: time to exit.
+
+Each run is one row of the results; rows of earlier runs are kept (a run of 1,000 does not
+drop the rows of 100), and `medians` gives each size's median over its rows.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
+import statistics
 import signal
 import sys
 import tempfile
@@ -24,7 +30,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import func, select
 
-from bench.stats import summary, write
+from bench.stats import RESULTS, summary, write
 from monitor_app.schema import event_trigger
 from monitor_app.store.models import Asset
 from monitor_app.store.models.schema import SchemaChangeSet, SchemaWatchState
@@ -90,6 +96,17 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_pss_mib(pid: int) -> float:
+    total = 0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
 def latest_set(d: Deployment, asset_id: int) -> int:
     with d.runtime.store.session() as s:
         return s.scalar(select(func.max(SchemaChangeSet.id)).where(SchemaChangeSet.asset_id == asset_id)) or 0
@@ -107,8 +124,21 @@ def detection(d: Deployment, cluster: PrivateCluster, ids: dict[str, int], datab
     return took, context.get("source", "?")
 
 
+def private_cluster(size: int) -> PrivateCluster:
+    """On tmpfs when it has room (about 8 MB a database): removing a thousand databases from a
+    disk that discards freed blocks takes minutes, which only the benchmark would wait for."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > size * 16 * 2**20:
+        previous, tempfile.tempdir = tempfile.tempdir, str(shm)
+        try:
+            return PrivateCluster()
+        finally:
+            tempfile.tempdir = previous
+    return PrivateCluster()
+
+
 def one_size(size: int) -> dict:
-    cluster = PrivateCluster()
+    cluster = private_cluster(size)
     sampler = None
     tmp = Path(tempfile.mkdtemp(prefix=f"dbmon-scale-{size}-"))
     # The shipped defaults, not the test harness's short leases (whose redelivery churn a backlog of
@@ -140,6 +170,7 @@ def one_size(size: int) -> dict:
         time.sleep(IDLE_SECONDS)
         cpu = tree_cpu_seconds(up.pid) - cpu_before
         idle_cpu_pct = 100 * cpu / (time.monotonic() - wall_before)
+        idle_pss = tree_pss_mib(up.pid)
 
         inside, outside, sources = [], [], {"inside": [], "outside": []}
         rng = random.Random(size)
@@ -162,7 +193,7 @@ def one_size(size: int) -> dict:
         return {"databases": size, "create_databases_s": round(created_s, 1), "baseline_all_s": round(baseline_s, 1),
                 "budget": BUDGET, "max_connections_held": sampler.most, "too_many_clients": too_many,
                 "idle_cpu_pct_total": round(idle_cpu_pct, 2),
-                "idle_cpu_pct_per_database": round(idle_cpu_pct / size, 4),
+                "idle_cpu_pct_per_database": round(idle_cpu_pct / size, 4), "idle_pss_mib": round(idle_pss, 1),
                 "ddl_to_stored_inside_listen_s": summary(inside), "ddl_to_stored_outside_listen_s": summary(outside),
                 "detected_by": sources, "shutdown_s": round(shutdown_s, 2), "exit_code": code}
     finally:
@@ -172,14 +203,40 @@ def one_size(size: int) -> dict:
         cluster.stop()
 
 
+MEDIAN_FIELDS = ("create_databases_s", "baseline_all_s", "max_connections_held", "too_many_clients",
+                 "idle_cpu_pct_total", "idle_cpu_pct_per_database", "idle_pss_mib", "shutdown_s")
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    out = []
+    for size in sorted({r["databases"] for r in rows}):
+        runs = [r for r in rows if r["databases"] == size]
+        row = {"databases": size, "runs": len(runs)}
+        row.update({f: statistics.median(r[f] for r in runs) for f in MEDIAN_FIELDS if all(f in r for r in runs)})
+        for side in ("inside", "outside"):
+            key = f"ddl_to_stored_{side}_listen_s"
+            row[key] = {"median": statistics.median(r[key]["median"] for r in runs),
+                        "p99": statistics.median(r[key]["p99"] for r in runs)}
+        out.append(row)
+    return out
+
+
+def earlier_rows() -> list[dict]:
+    try:
+        return json.loads((RESULTS / "scale_databases.json").read_text()).get("sizes", [])
+    except (OSError, ValueError):
+        return []
+
+
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [100, 1000]
-    results = []
+    results = earlier_rows()
     for size in sizes:
         r = one_size(size)
         results.append(r)
-        # Written after each size: a larger size that does not finish keeps the smaller ones' figures.
-        path = write("scale_databases", {"samples": SAMPLES, "idle_seconds": IDLE_SECONDS, "sizes": results})
+        # Written after each run: a larger size that does not finish keeps the other rows' figures.
+        path = write("scale_databases", {"samples": SAMPLES, "idle_seconds": IDLE_SECONDS,
+                                         "medians": medians(results), "sizes": results})
         print(f"{size} databases: held at most {r['max_connections_held']} (budget {r['budget']}), "
               f"too many clients {r['too_many_clients']}, idle CPU {r['idle_cpu_pct_total']} % "
               f"({r['idle_cpu_pct_per_database']} % per database), DDL->stored inside LISTEN median "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+import time
 
 from celery.beat import EmbeddedService
 
@@ -80,9 +81,12 @@ class EmbeddedServices:
         self.stopping.set()
         if self.watcher is not None:
             self.watcher.stopping.set()
+        started = time.monotonic()
         if self.beat is not None:
             self.beat.stop()
+        deadline = started + timeout  # one wait for all, not a timeout each
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        log.info("embedded beat and watcher stopped in %.1f s", time.monotonic() - started)
         if self._lock_file is not None:
             self._lock_file.close()

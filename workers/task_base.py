@@ -65,9 +65,13 @@ class _LeaseKeeper:
 
 def fan_out(rt: Runtime, task: str, asset_ids: list[int]) -> dict:
     """One `task` per asset, so a hung target delays only its own run. The runs are recorded in
-    one ledger transaction: a thousand assets cost one INSERT, not a thousand commits."""
-    rt.dispatch_many(task, [{"asset_id": asset_id} for asset_id in asset_ids])
-    return {"dispatched": len(asset_ids), "asset_ids": asset_ids}
+    one ledger transaction: a thousand assets cost one INSERT, not a thousand commits. An asset
+    whose previous run of `task` is still queued or running gets none: with a backlog longer than
+    the sweep's period, each sweep would otherwise add another run per asset behind it."""
+    pending = rt.ledger.pending_assets(task)
+    fresh = [asset_id for asset_id in asset_ids if asset_id not in pending]
+    rt.dispatch_many(task, [{"asset_id": asset_id} for asset_id in fresh])
+    return {"dispatched": len(fresh), "asset_ids": fresh, "already_pending": len(asset_ids) - len(fresh)}
 
 
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:

@@ -119,15 +119,22 @@ class Watcher:
                     for kind, source in self.sources.items()]
         for thread in stoppers:
             thread.start()
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         for thread in stoppers:
             thread.join(max(0.0, deadline - time.monotonic()))
+        late = [thread.name for thread in stoppers if thread.is_alive()]
+        log.info("watch sources stopped in %.1f s%s", time.monotonic() - started,
+                 f"; still stopping: {', '.join(late)}" if late else "")
         self.sources.clear()
 
     @staticmethod
     def _stop_one(kind: str, source) -> None:
+        started = time.monotonic()
         try:
             source.stop()
         except Exception:  # noqa: BLE001
             log.exception("watch source %s did not stop cleanly", kind)
+        if time.monotonic() - started > 1.0:
+            log.warning("watch source %s took %.1f s to stop", kind, time.monotonic() - started)
 

@@ -132,8 +132,11 @@ class ConnectionBudget:
 
     def __init__(self, store: Store, *, budget: int = 3, share: float = 0.05, wait: float = 30.0,
                  lease_seconds: float = 30.0, refusal_backoff: float = 30.0, holder: str | None = None,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, overrides: Callable[[], dict[str, int]] | None = None):
         self.store, self.budget, self.share, self.wait = store, budget, share, wait
+        # The config file's per-server budgets ({server: budget}), read on each use: every process
+        # reads the same file, so all of them apply the same cap, and a change needs no restart.
+        self.overrides = overrides or dict
         self.lease_seconds, self.refusal_backoff, self.clock = lease_seconds, refusal_backoff, clock
         self.holder = holder or f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[tuple[str, int], Lease] = {}
@@ -143,17 +146,29 @@ class ConnectionBudget:
         self._stopping = threading.Event()  # server -> monotonic time this process last saw them fresh
 
     @classmethod
-    def from_settings(cls, store: Store, settings) -> ConnectionBudget:
+    def from_settings(cls, store: Store, settings, overrides: Callable[[], dict[str, int]] | None = None
+                      ) -> ConnectionBudget:
         return cls(store, budget=settings.server_connection_budget, share=settings.server_connection_share,
                    wait=settings.server_connection_wait, lease_seconds=settings.server_connection_lease,
-                   refusal_backoff=settings.server_refusal_backoff)
+                   refusal_backoff=settings.server_refusal_backoff, overrides=overrides)
 
     # -- the budget --------------------------------------------------------------------------
 
-    def budget_for(self, row: MonitoredServer | None) -> int:
+    def configured(self, server: str) -> tuple[int, str]:
+        """(the budget asked for this server, "config" or "setting": where it comes from)."""
+        try:
+            override = self.overrides().get(server)
+        except Exception:  # noqa: BLE001 - an unreadable config file leaves the setting in force
+            log.warning("reading the per-server connection budgets failed; using the default", exc_info=True)
+            override = None
+        return (override, "config") if override is not None else (self.budget, "setting")
+
+    def budget_for(self, row: MonitoredServer | None, server: str | None = None) -> int:
+        """The slots dbmon may hold on a server: the configured budget within the share of its limits."""
+        wanted, _ = self.configured(server or (row.server if row is not None else ""))
         if row is None or row.cap is None:
-            return min(self.budget, UNKNOWN_SERVER_BUDGET)
-        return max(1, min(self.budget, row.cap))
+            return min(wanted, UNKNOWN_SERVER_BUDGET)
+        return max(1, min(wanted, row.cap))
 
     def learn_limits(self, server: str, conn) -> None:
         """Read the server's connection limits through a connection just opened, if not read lately."""
@@ -220,7 +235,9 @@ class ConnectionBudget:
                     raise BudgetExhausted(f"{server} refused connections for lack of slots; "
                                           f"backing off until {row.backoff_until.isoformat()}")
                 taken = set(s.scalars(select(ServerConnectionSlot.slot).where(ServerConnectionSlot.server == server)))
-                free = [n for n in range(self.budget_for(row)) if n not in taken]
+                budget = self.budget_for(row, server)
+                # After a budget was lowered, slots above it stay held until given back: count them.
+                free = [n for n in range(budget) if n not in taken] if len(taken) < budget else []
                 if not free:
                     return None
                 s.add(ServerConnectionSlot(server=server, slot=free[0], holder=self.holder, purpose=purpose[:64],

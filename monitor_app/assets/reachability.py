@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from monitor_app.assets import lifecycle
 from monitor_app.assets.connection_budget import server_key
 from monitor_app.assets.pg_transport import libpq_params
+from monitor_app.assets.recent_logins import DATABASES_SQL, RecentLogins
 from monitor_app.platform import spread
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
@@ -30,8 +31,17 @@ class ProbeResult:
     server_version: str | None = None
 
 
-def probe_postgres(connection: dict, password: str | None, timeout: float, budget) -> ProbeResult:
-    """Log in and read the version, in one of the server's budgeted slots (BudgetExhausted if none is free)."""
+def probe_postgres(connection: dict, password: str | None, timeout: float, budget,
+                   logins: RecentLogins | None = None) -> ProbeResult:
+    """Log in and read the version, in one of the server's budgeted slots (BudgetExhausted if none is free).
+
+    With `logins`, a recent login of the same role on the same server that may enter this
+    database answers instead (`recent_logins`), and a login made here is remembered."""
+    key = logins.key(connection, password) if logins is not None else None
+    if logins is not None:
+        recent = logins.lookup(key, str(connection.get("database")))
+        if recent is not None:
+            return ProbeResult(True, recent.latency_ms, server_version=recent.server_version)
     started = time.perf_counter()
 
     def connect():
@@ -43,10 +53,15 @@ def probe_postgres(connection: dict, password: str | None, timeout: float, budge
     try:
         with budget.connection(server_key(connection), "probe", connect) as conn:
             with conn.cursor() as cur:
-                cur.execute("SELECT current_setting('server_version')")
-                version = cur.fetchone()[0]
-        return ProbeResult(True, (time.perf_counter() - started) * 1000, server_version=version)
+                cur.execute(DATABASES_SQL)
+                version, databases = cur.fetchone()
+        latency = (time.perf_counter() - started) * 1000
+        if logins is not None:
+            logins.remember(key, list(databases or []), version, latency)
+        return ProbeResult(True, latency, server_version=version)
     except psycopg2.Error as exc:
+        if logins is not None:
+            logins.forget(key)
         return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))
 
 
@@ -75,9 +90,10 @@ def can_probe(asset) -> bool:
     return asset.engine == "sqlite"
 
 
-def probe(asset: Asset, password: str | None, timeout: float, budget) -> ProbeResult:
+def probe(asset: Asset, password: str | None, timeout: float, budget, logins: RecentLogins | None = None
+          ) -> ProbeResult:
     if asset.engine == "postgresql":
-        return probe_postgres(asset.connection, password, timeout, budget)
+        return probe_postgres(asset.connection, password, timeout, budget, logins)
     if asset.engine == "sqlite":
         return probe_sqlite(asset.connection, timeout)
     return ProbeResult(False, 0.0, f"no probe for engine {asset.engine!r}")

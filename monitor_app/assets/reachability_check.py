@@ -43,7 +43,8 @@ def run_check(rt, asset_id: int, *, now: datetime | None = None) -> dict:
             return {"asset_id": asset_id, "skipped": "no credentials to log in; probed by its port instead"}
         password = password_for(asset, rt.credentials)
         target = _Target(asset.engine, dict(asset.connection), asset.name)
-    result = probe(target, password, rt.settings.probe_timeout, rt.connection_budget)  # type: ignore[arg-type]
+    result = probe(target, password, rt.settings.probe_timeout, rt.connection_budget,  # type: ignore[arg-type]
+                   rt.recent_logins)
     with rt.store.session() as s:
         asset = s.get(Asset, asset_id)
         changed = apply_probe(s, asset, result, rt.settings.reachability_interval, now=now or utcnow())

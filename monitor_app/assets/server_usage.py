@@ -32,8 +32,10 @@ def server_usage(store, budget: ConnectionBudget, now: datetime | None = None) -
     for server in sorted(set(rows) | set(assets) | set(held)):
         row, slots = rows.get(server), held.get(server, [])
         backing_off = row is not None and row.backoff_until is not None and row.backoff_until > now
+        configured, source = budget.configured(server)
         items.append({
-            "server": server, "budget": budget.budget_for(row), "held": len(slots), "databases": assets.get(server, 0),
+            "server": server, "budget": budget.budget_for(row, server), "configured_budget": configured,
+            "budget_from": source, "held": len(slots), "databases": assets.get(server, 0),
             "max_connections": row.max_connections if row else None,
             "reserved_connections": row.reserved_connections if row else None,
             "limits_read_at": iso(row.limits_read_at) if row else None,

@@ -24,4 +24,5 @@ def servers(as_json: bool) -> None:
     for r in rows:
         limits = f"max_connections {r['max_connections']}" if r["max_connections"] is not None else "limits not read yet"
         backoff = f", backing off until {r['backoff_until']}" if r["backoff_until"] else ""
-        click.echo(f"{r['server']:<32} {r['held']}/{r['budget']} held  {r['databases']} databases  {limits}{backoff}")
+        own = " (config file)" if r["budget_from"] == "config" else ""
+        click.echo(f"{r['server']:<32} {r['held']}/{r['budget']}{own} held  {r['databases']} databases  {limits}{backoff}")

@@ -17,6 +17,7 @@ from monitor_app.containers.config import ContainersConfig
 from monitor_app.config.password_source import resolve_password
 from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
+from monitor_app.assets.connection_budget import server_key
 from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SslMode, default_sslmode, weak_sslmode_error
 from monitor_app.metrics.config import MetricsConfig
 from monitor_app.schema.config import SchemaConfig
@@ -80,8 +81,29 @@ class WatchConfig(ConfigSection):
     recursive: bool = True
 
 
+class ServerConfig(ConfigSection):
+    """What one monitored PostgreSQL server lends dbmon, where it differs from the settings' default."""
+
+    host: str = Field(min_length=1, max_length=200)
+    port: int = Field(5432, ge=1, le=65535)
+    # Bounded like DBMON_SERVER_CONNECTION_BUDGET; the share of max_connections still caps it.
+    connection_budget: int = Field(ge=1, le=100)
+
+    @field_validator("host")
+    @classmethod
+    def _host_given(cls, host: str) -> str:
+        if not host.strip():
+            raise ValueError("host must not be blank")
+        return host
+
+    @property
+    def key(self) -> str:
+        return server_key({"host": self.host, "port": self.port})
+
+
 class DbmonConfig(ConfigSection):
     assets: list[AssetConfig] = Field(default_factory=list)
+    servers: list[ServerConfig] = Field(default_factory=list)
     watch: list[WatchConfig] = Field(default_factory=list)
     containers: ContainersConfig = Field(default_factory=ContainersConfig)
     schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
@@ -97,6 +119,20 @@ class DbmonConfig(ConfigSection):
                 raise ValueError(f"asset name {asset.name!r} is used twice")
             seen.add(asset.name)
         return assets
+
+    @field_validator("servers")
+    @classmethod
+    def _servers_once(cls, servers: list[ServerConfig]) -> list[ServerConfig]:
+        seen: dict[str, int] = {}
+        for i, server in enumerate(servers):
+            if server.key in seen:
+                raise ValueError(f"server {server.key} is listed twice (servers[{seen[server.key]}] and servers[{i}])")
+            seen[server.key] = i
+        return servers
+
+    def server_budgets(self) -> dict[str, int]:
+        """{server key: connection budget} for the servers the file sets one for."""
+        return {server.key: server.connection_budget for server in self.servers}
 
     @model_validator(mode="after")
     def _watch_assets_exist(self) -> "DbmonConfig":

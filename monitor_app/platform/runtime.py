@@ -37,7 +37,21 @@ class Runtime:
         """This process's share of every monitored server's connection cap (one holder, one renewer)."""
         from monitor_app.assets.connection_budget import ConnectionBudget
 
-        return ConnectionBudget.from_settings(self.store, self.settings)
+        return ConnectionBudget.from_settings(self.store, self.settings, overrides=self._server_budgets)
+
+    def _server_budgets(self) -> dict[str, int]:
+        try:
+            return self.config.server_budgets()
+        except ConfigUnavailable:
+            return {}
+
+    @cached_property
+    def recent_logins(self):
+        """Logins of this process's reachability probes, each answering for its role's other
+        databases on that server for half the probe interval."""
+        from monitor_app.assets.recent_logins import RecentLogins
+
+        return RecentLogins(ttl=self.settings.reachability_interval / 2)
 
     @cached_property
     def pg_sessions(self):

@@ -3,6 +3,12 @@
 A run is claimable when it is queued, or running with an expired lease (its
 worker died). A live worker keeps renewing its lease, so a lease only expires
 when nobody is working on the run any more.
+
+A queued run whose grace ran out is not always lost: with a thousand targets the queue can
+hold more than a grace period's work. Queues are first in, first out, so a queued run is
+taken as lost only once a run sent after it has started, or when nothing on its queue has
+started for a grace period (no worker, or the broker lost everything); otherwise it is waiting
+its turn and keeps its place instead of being sent again behind the backlog it is part of.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from monitor_app.store.base import Store, utcnow
 from monitor_app.store.models import TaskRun
 
 # (task name, kwargs, run id, queue) -> publishes a message; may raise if the broker is down.
 Sender = Callable[[str, dict, str, str], None]
+
+# Runs started lately that were requested longer ago than this are not looked at as evidence.
+STARTED_LOOKBACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,13 @@ class Ledger:
                  "attempts": 0, "sends": 1, "requested_by": requested_by, "requested_at": now, "lease_until": lease}
                 for run_id, kwargs in zip(run_ids, kwargs_list, strict=True)])
         return run_ids
+
+    def pending_assets(self, name: str) -> set[int]:
+        """Asset ids of `name` runs queued or running: a fan-out need not add another behind them."""
+        with self.store.session() as s:
+            kwargs = s.scalars(select(TaskRun.kwargs).where(TaskRun.status.in_(("queued", "running")),
+                                                            TaskRun.name == name)).all()
+        return {k["asset_id"] for k in kwargs if isinstance(k, dict) and isinstance(k.get("asset_id"), int)}
 
     def claim(self, run_id: str, *, name: str, kwargs: dict, queue: str) -> bool:
         """True if this delivery should run. A run unknown to the ledger (sent by beat) is adopted."""
@@ -109,14 +125,27 @@ class Ledger:
     def redeliver(self, send: Sender, now: datetime | None = None) -> dict:
         """Send again every run whose lease expired; give up on runs sent too often."""
         now = now or utcnow()
-        resent = gave_up = 0
+        resent = gave_up = waiting = 0
+        grace = timedelta(seconds=self.policy.queued_grace)
         with self.store.session() as s:
             overdue = s.scalars(
                 select(TaskRun).where(TaskRun.status.in_(("queued", "running")), TaskRun.lease_until < now)
                 .order_by(TaskRun.requested_at).limit(500).with_for_update(skip_locked=True)
             ).all()
+            # Per queue, the newest request among runs started within the grace: a queue absent
+            # here has not moved; a run sent before that request and not started was skipped.
+            newest_started = dict(s.execute(
+                select(TaskRun.queue, func.max(TaskRun.requested_at))
+                .where(TaskRun.requested_at >= now - STARTED_LOOKBACK, TaskRun.started_at >= now - grace)
+                .group_by(TaskRun.queue)).all())
             to_send = []
             for row in overdue:
+                newest = newest_started.get(row.queue)
+                sent_at = row.lease_until - grace if row.lease_until is not None else None
+                if row.status == "queued" and newest is not None and sent_at is not None and newest <= sent_at:
+                    row.lease_until = now + grace  # its queue is moving and nothing sent after it started
+                    waiting += 1
+                    continue
                 if row.sends >= self.policy.max_sends:
                     row.status, row.finished_at, row.lease_until = "failed", now, None
                     row.error = f"lost: not completed after {row.sends} deliveries"
@@ -132,7 +161,7 @@ class Ledger:
                 resent += 1
             except Exception:  # noqa: BLE001 - the broker is down; the next sweep tries again
                 pass
-        return {"resent": resent, "gave_up": gave_up}
+        return {"resent": resent, "gave_up": gave_up, "waiting": waiting}
 
     def get(self, run_id: str) -> TaskRun | None:
         with self.store.session() as s:

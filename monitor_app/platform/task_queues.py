@@ -1,12 +1,14 @@
 """The queues, and which queue a task belongs on (by its name's first part)."""
 
-QUEUES = ("discovery", "schema", "files", "metrics", "alerts", "maintenance")
+QUEUES = ("discovery", "schema", "posture", "files", "metrics", "alerts", "maintenance")
 
 _PREFIX_QUEUE = {
     "assets": "discovery",
     "containers": "discovery",
     "schema": "schema",
-    "posture": "schema",  # posture reads monitored catalogues, like schema checks
+    # Its own queue: a day's (or a start-up's) posture checks of a thousand databases must not
+    # hold up the schema check a DDL notification asked for behind them.
+    "posture": "posture",
     "files": "files",
     "metrics": "metrics",
     "alerts": "alerts",

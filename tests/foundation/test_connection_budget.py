@@ -224,3 +224,36 @@ def test_a_stopping_process_stops_waiting_for_slots_at_once(store):
     with pytest.raises(BudgetExhausted):
         stopping.acquire(SERVER, "would wait a minute", wait=60)
     assert time.monotonic() - started < 3
+
+
+def test_a_servers_own_budget_replaces_the_default_within_the_share_of_its_limits(store):
+    overrides = {SERVER: 5}
+    budget = ConnectionBudget(store, budget=3, overrides=lambda: overrides)
+    assert budget.budget_for(MonitoredServer(server=SERVER, cap=40)) == 5
+    assert budget.budget_for(MonitoredServer(server=SERVER, cap=4)) == 4  # never beyond the share
+    assert budget.budget_for(MonitoredServer(server="other:5432", cap=40)) == 3
+    assert budget.configured(SERVER) == (5, "config") and budget.configured("other:5432") == (3, "setting")
+    overrides[SERVER] = 1
+    assert budget.budget_for(MonitoredServer(server=SERVER, cap=40)) == 1
+
+
+def test_a_lowered_budget_counts_the_slots_still_held_above_it(store):
+    known(store)
+    overrides = {SERVER: 4}
+    budget = ConnectionBudget(store, budget=3, overrides=lambda: overrides)
+    leases = [budget.try_acquire(SERVER, "work") for _ in range(4)]
+    assert all(leases) and budget.try_acquire(SERVER, "fifth") is None
+    overrides[SERVER] = 2  # the config file changed while four slots are held
+    budget.release(leases[0])
+    budget.release(leases[1])
+    assert budget.try_acquire(SERVER, "while two are held above") is None
+    budget.release(leases[3])
+    assert budget.try_acquire(SERVER, "one below the new budget") is not None
+
+
+def test_an_unreadable_override_leaves_the_default_in_force(store):
+    def broken() -> dict:
+        raise RuntimeError("config gone")
+
+    budget = ConnectionBudget(store, budget=3, overrides=broken)
+    assert budget.budget_for(MonitoredServer(server=SERVER, cap=40)) == 3

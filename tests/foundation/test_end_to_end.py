@@ -204,8 +204,9 @@ def test_it_marks_a_run_failed_after_it_was_lost_too_often(store):
     run_id = ledger.record("metrics.host_sample", {}, queue="metrics")
     sent = []
     later = utcnow() + timedelta(seconds=5)
-    assert ledger.redeliver(lambda *a: sent.append(a), now=later) == {"resent": 1, "gave_up": 0}
-    assert ledger.redeliver(lambda *a: sent.append(a), now=later + timedelta(seconds=5)) == {"resent": 0, "gave_up": 1}
+    assert ledger.redeliver(lambda *a: sent.append(a), now=later) == {"resent": 1, "gave_up": 0, "waiting": 0}
+    result = ledger.redeliver(lambda *a: sent.append(a), now=later + timedelta(seconds=5))
+    assert result == {"resent": 0, "gave_up": 1, "waiting": 0}
     assert sent == [("metrics.host_sample", {}, run_id, "metrics")]
     run = ledger.get(run_id)
     assert run.status == "failed" and "2 deliveries" in run.error

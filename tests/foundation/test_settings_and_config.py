@@ -132,3 +132,21 @@ def test_env_example_documents_every_setting():
 
     documented = (ROOT / ".env.example").read_text()
     assert [n for n in Settings.model_fields if f"DBMON_{n.upper()}=" not in documented] == []
+
+
+def test_a_per_server_connection_budget_is_validated_field_by_field():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"servers": [{"host": "db1", "connection_budget": 0},
+                                  {"host": "db2", "port": 0, "connection_budget": 101},
+                                  {"port": 5432, "connection_budget": "many"},
+                                  {"host": " ", "connection_budget": 2, "budget": 2}]})
+    paths = [p for p, _ in err.value.errors]
+    assert paths == ["servers[0].connection_budget", "servers[1].port", "servers[1].connection_budget",
+                     "servers[2].host", "servers[2].connection_budget", "servers[3].host", "servers[3].budget"]
+    with pytest.raises(ConfigError) as err:
+        parse_config({"servers": [{"host": "DB1", "connection_budget": 2}, {"host": "db1", "port": 5432,
+                                                                           "connection_budget": 5}]})
+    assert err.value.errors == [("servers", "server db1:5432 is listed twice (servers[0] and servers[1])")]
+    config = parse_config({"servers": [{"host": "DB1", "connection_budget": 6},
+                                       {"host": "/run/pg", "port": 5433, "connection_budget": 1}]})
+    assert config.server_budgets() == {"db1:5432": 6, "/run/pg:5433": 1}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from monitor_app.access import audit
 from monitor_app.access.api_keys import Principal, authenticate, create_key, revoke
@@ -18,7 +18,7 @@ from monitor_app.platform.event_log import record_event
 from monitor_app.platform.task_ledger import LeasePolicy, Ledger
 from monitor_app.assets.reachability import ProbeResult, apply_probe, probe_postgres, probe_sqlite
 from monitor_app.store.base import utcnow
-from monitor_app.store.models import ApiKey, Asset, AuditEntry, Event
+from monitor_app.store.models import ApiKey, Asset, AuditEntry, Event, TaskRun
 from tests.peers import closed_port
 
 BOX = CredentialBox("unit-test-key")
@@ -170,7 +170,7 @@ def test_a_claimed_run_cannot_be_claimed_twice_until_its_lease_expires(store):
     assert ledger.claim(run_id, **args)
     assert not ledger.claim(run_id, **args)
     sent = []
-    assert ledger.redeliver(lambda *a: sent.append(a)) == {"resent": 0, "gave_up": 0}
+    assert ledger.redeliver(lambda *a: sent.append(a)) == {"resent": 0, "gave_up": 0, "waiting": 0}
     assert ledger.redeliver(lambda *a: sent.append(a), now=utcnow() + timedelta(seconds=31))["resent"] == 1
     assert ledger.claim(run_id, **args)
     ledger.finish(run_id, {"ok": True})
@@ -233,3 +233,60 @@ def test_a_fan_out_stops_publishing_when_the_broker_is_down_and_redelivery_sends
     later = utcnow() + timedelta(seconds=rt.settings.task_queued_grace + 1)
     assert rt.ledger.redeliver(lambda *m: resent.append(m[2]), now=later)["resent"] >= 10
     assert set(run_ids) <= set(resent)
+
+
+def test_a_queued_run_behind_a_moving_backlog_waits_its_turn_and_one_skipped_is_sent_again(store):
+    ledger = Ledger(store, LeasePolicy(queued_grace=60))
+    start = utcnow()
+    backlog = [ledger.record("schema.check", {"asset_id": i}, queue="schema") for i in range(4)]
+    args = dict(name="schema.check", queue="schema")
+    later = start + timedelta(seconds=61)
+    # The queue is moving: the oldest run started just now; the others wait, nothing is sent twice.
+    with store.session() as s:
+        s.execute(update(TaskRun).where(TaskRun.id == backlog[0])
+                  .values(status="running", started_at=later, lease_until=later + timedelta(seconds=30)))
+    sent = []
+    assert ledger.redeliver(lambda *a: sent.append(a[2]), now=later) == {"resent": 0, "gave_up": 0, "waiting": 3}
+    assert {ledger.get(r).sends for r in backlog} == {1}
+
+    # A run sent after backlog[1] started first: backlog[1] was skipped (lost) and is sent again.
+    ledger.finish(backlog[0], None)
+    newer = ledger.record("schema.check", {"asset_id": 9}, queue="schema")
+    even_later = later + timedelta(seconds=61)
+    with store.session() as s:
+        s.execute(update(TaskRun).where(TaskRun.id == newer).values(
+            status="running", started_at=even_later, requested_at=later + timedelta(seconds=1),
+            lease_until=even_later + timedelta(seconds=30)))
+    assert ledger.redeliver(lambda *a: sent.append(a[2]), now=even_later)["resent"] == 3
+    assert set(sent) == set(backlog[1:])
+    assert ledger.claim(backlog[1], kwargs={"asset_id": 1}, **args)
+
+
+def test_a_queue_where_nothing_started_for_a_grace_period_has_its_overdue_runs_sent_again(store):
+    ledger = Ledger(store, LeasePolicy(queued_grace=60))
+    run_id = ledger.record("schema.check", {"asset_id": 1}, queue="schema")
+    sent = []
+    result = ledger.redeliver(lambda *a: sent.append(a[2]), now=utcnow() + timedelta(seconds=61))
+    assert result == {"resent": 1, "gave_up": 0, "waiting": 0} and sent == [run_id]
+
+
+def test_a_fan_out_skips_assets_whose_previous_run_is_still_pending(store, tmp_path):
+    from tests.schema.conftest import make_runtime
+    from workers.task_base import fan_out
+
+    rt = make_runtime(store, tmp_path)
+    sent = []
+    rt._sender = lambda *message: sent.append(message[1]["asset_id"])
+    assert fan_out(rt, "schema.check", [1, 2, 3])["dispatched"] == 3
+    first = {m.kwargs["asset_id"]: m.id for m in _runs(store, "schema.check")}
+    rt.ledger.claim(first[1], name="schema.check", kwargs={"asset_id": 1}, queue="schema")
+    rt.ledger.finish(first[2], None)
+    again = fan_out(rt, "schema.check", [1, 2, 3, 4])
+    assert (again["asset_ids"], again["already_pending"]) == ([2, 4], 2)
+    assert sent == [1, 2, 3, 2, 4]
+    assert fan_out(rt, "posture.check", [1])["dispatched"] == 1  # another task's runs are its own
+
+
+def _runs(store, name: str):
+    with store.session() as s:
+        return s.scalars(select(TaskRun).where(TaskRun.name == name)).all()

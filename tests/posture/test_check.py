@@ -172,6 +172,6 @@ def test_beat_looks_for_due_checks_at_most_every_five_minutes(tmp_path):
     from monitor_app.config.settings import load_settings
 
     daily = entries(load_settings(_env_file=None, data_dir=tmp_path))["posture-checks"]
-    assert daily["task"] == "posture.check_due" and daily["schedule"] == 300 and daily["options"]["queue"] == "schema"
+    assert daily["task"] == "posture.check_due" and daily["schedule"] == 300 and daily["options"]["queue"] == "posture"
     fast = entries(load_settings(_env_file=None, data_dir=tmp_path, posture_interval=30))["posture-checks"]
     assert fast["schedule"] == 30

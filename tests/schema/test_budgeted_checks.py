@@ -56,3 +56,24 @@ def test_work_on_a_server_without_a_free_slot_is_deferred_not_failed(store, tmp_
         other_process.close()
     assert schema_check(rt, asset_id)["asset_id"] == asset_id  # once a slot is free, it runs
     assert servers_api(rt, store)["held"] == 0
+
+
+def test_a_server_given_its_own_budget_in_the_config_file_gets_it_everywhere(store, tmp_path, pg_database):
+    connection = pg_connection(pg_database[1])
+    server = server_key(connection)
+    host, port = server.rsplit(":", 1)
+    rt = make_runtime(store, tmp_path, {"servers": [{"host": host, "port": int(port), "connection_budget": 2}]})
+    asset_id = add_asset(store, name="appdb", engine="postgresql", connection=connection)
+    assert schema_check(rt, asset_id)["baseline"]  # reads the server's limits: its cap is above 2
+
+    (row,) = [item for item in servers_api(rt, store)["items"] if item["server"] == server]
+    assert (row["budget"], row["configured_budget"], row["budget_from"]) == (2, 2, "config")
+    leases = [rt.connection_budget.try_acquire(server, "work") for _ in range(3)]
+    try:
+        assert all(leases[:2]) and leases[2] is None  # the default (3) would have given a third
+    finally:
+        rt.connection_budget.close()
+
+    (rt.settings.config_file).write_text("servers: []\n")  # the default again, without a restart
+    (row,) = [item for item in servers_api(rt, store)["items"] if item["server"] == server]
+    assert (row["budget"], row["budget_from"]) == (rt.settings.server_connection_budget, "setting")

@@ -194,7 +194,7 @@ def test_the_beat_fan_out_dispatches_one_check_per_due_asset(store, tmp_path, pg
     rt = make_runtime(store, tmp_path)
     ids = [add_asset(store, name=f"db-{i}", engine="postgresql", connection=pg_connection(pg_database[1]))
            for i in range(2)]
-    assert tasks.check_due.domain_fn(rt) == {"dispatched": 2, "asset_ids": ids}
+    assert tasks.check_due.domain_fn(rt) == {"dispatched": 2, "asset_ids": ids, "already_pending": 0}
     assert tasks.check.domain_fn(rt, asset_id=ids[0])["baseline"] is True
     with store.session() as s:
         runs = s.scalars(select(TaskRun).where(TaskRun.name == "schema.check")).all()

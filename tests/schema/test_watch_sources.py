@@ -119,3 +119,97 @@ def test_stopping_many_listeners_waits_once_not_once_per_listener(store, tmp_pat
     # Each listener wakes within a second; one after another, twelve would take several seconds.
     assert took < 2.0, took
     assert source.listeners == {}
+
+
+def test_the_sqlite_source_keeps_state_only_for_current_assets_and_watches_a_bounded_number_of_directories(
+        store, tmp_path, monkeypatch):
+    from sqlalchemy import update
+
+    from monitor_app.store.models import Asset
+    from workers.watch_sources import sqlite_schema
+
+    monkeypatch.setattr(sqlite_schema, "MAX_WATCHED_DIRECTORIES", 2)
+    rt = make_runtime(store, tmp_path)
+    ids = []
+    for i in range(3):
+        path = tmp_path / f"dir{i}" / "app.db"
+        path.parent.mkdir()
+        sqlite3.connect(path).execute("CREATE TABLE t (id INTEGER)").connection.close()
+        ids.append(add_asset(store, name=f"app-{i}", engine="sqlite", connection={"path": str(path)}))
+    emitted = Emitted()
+    source = SqliteSchemaSource(rt, emitted)
+    threads_before = threading.active_count()
+    source.start()
+    try:
+        assert len(source.versions) == 3 and len(source._watches) == 2 and source.unwatched_directories == 1
+        # watchdog runs two threads per watched directory (emitter, inotify reader), plus the
+        # observer and the refresher: three directories would make eight.
+        assert threading.active_count() - threads_before <= 2 * 2 + 2
+
+        with store.session() as s:
+            s.execute(update(Asset).where(Asset.id.in_(ids[:2])).values(status="gone"))
+        source.refresh()
+        assert list(source.files.values()) == [ids[2]] and len(source.versions) == 1
+        assert list(source._watches) == [str(tmp_path / "dir2")] and source.unwatched_directories == 0
+
+        db = sqlite3.connect(tmp_path / "dir2" / "app.db", isolation_level=None)
+        db.execute("ALTER TABLE t ADD COLUMN name TEXT")
+        db.close()
+        assert emitted.wait(5.0) and emitted.calls[0][1]["asset_id"] == ids[2]
+    finally:
+        source.stop()
+
+
+def test_the_pg_notify_sources_threads_and_state_follow_the_budget_and_the_targets_not_the_events(
+        store, tmp_path, pg_database):
+    from sqlalchemy import update
+
+    from monitor_app.schema import precheck
+    from monitor_app.store.models import Asset
+    from monitor_app.store.models.schema import SchemaWatchState
+
+    rt = make_runtime(store, tmp_path, {"schema": {"event_triggers": True}})
+    rt.settings.schema_fallback_interval = 0.2
+    event_trigger.install(pg_database[1])
+    ids = [add_asset(store, name=f"db-{i}", engine="postgresql", connection=pg_connection(pg_database[1]))
+           for i in range(40)]
+    db = PgScratch(pg_database[1])
+    try:
+        import psycopg2
+
+        marker_conn = psycopg2.connect(pg_database[1])
+        marker = precheck.postgres_marker(marker_conn)
+        marker_conn.close()
+        with store.session() as s:
+            s.add_all([SchemaWatchState(asset_id=i, marker=marker) for i in ids])
+        threads_before = threading.active_count()
+        emitted = Emitted()
+        source = PgNotifySource(rt, emitted)
+        source.start()
+        try:
+            (fallback,) = source.fallbacks.values()
+            deadline = time.monotonic() + 30
+            while fallback.rounds < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert fallback.rounds >= 3
+            listeners = len(source.listeners)
+            assert 1 <= listeners <= rt.settings.server_connection_budget - 1
+            # Listeners, one pre-check thread, the refresher and the slot renewer: not one per database.
+            assert threading.active_count() - threads_before <= listeners + 3
+            for n in range(30):  # events: each moves the marker; state stays one entry per target
+                db.run(f"CREATE TABLE burst_{n} (id integer)")
+            time.sleep(1.0)
+            assert len(fallback.seen) <= 40 - listeners and len(fallback.checked_at) <= 40 - listeners
+            assert threading.active_count() - threads_before <= listeners + 3
+
+            with store.session() as s:
+                s.execute(update(Asset).where(Asset.id.in_(ids[:30])).values(status="gone"))
+            source.refresh()
+            remaining = set(ids[30:])
+            assert {t.asset_id for t in fallback.targets} | set(source.listeners) == remaining
+            for state in (fallback.seen, fallback.counted, fallback.checked_at, fallback.databases):
+                assert set(state) <= remaining
+        finally:
+            source.stop()
+    finally:
+        db.close()

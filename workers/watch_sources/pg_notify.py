@@ -78,7 +78,7 @@ class PgNotifySource(RefreshingSource):
             rows = self._server_rows(set(servers))
             if any(rows.get(server) is None or rows[server].cap is None for server in servers):
                 self.refresh_again_in = 5.0  # a server not reached yet: look again soon
-        return {server: self.budget.budget_for(rows.get(server)) for server in servers}
+        return {server: self.budget.budget_for(rows.get(server), server) for server in servers}
 
     def _server_rows(self, servers: set[str]) -> dict[str, MonitoredServer]:
         with self.runtime.store.session() as s:

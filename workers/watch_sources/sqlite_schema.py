@@ -2,6 +2,12 @@
 
 Data writes also touch the file, so the version is the filter: only a schema change (or a
 VACUUM, which the content diff then reports as nothing) reaches the queue.
+
+What the source keeps follows the assets: a removed asset's version and a directory no asset
+lives in any more are let go at the next refresh. Each watched directory costs an inotify
+instance and a thread (watchdog's emitter), and the kernel allows 128 instances per user by
+default, so at most `MAX_WATCHED_DIRECTORIES` directories are watched; SQLite assets in further
+directories are covered by their scheduled checks, and a warning says how many.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from workers.watch_sources.refreshing import RefreshingSource
 
 log = logging.getLogger("dbmon.watcher.sqlite_schema")
 SUFFIXES = ("", "-wal", "-journal")
+MAX_WATCHED_DIRECTORIES = 64
 
 
 class SqliteSchemaSource(RefreshingSource, FileSystemEventHandler):
@@ -31,7 +38,8 @@ class SqliteSchemaSource(RefreshingSource, FileSystemEventHandler):
         self.files: dict[str, int] = {}  # resolved db path -> asset id
         self.versions: dict[str, int | None] = {}
         self._observer: Observer | None = None
-        self._watched_dirs: set[str] = set()
+        self._watches: dict[str, object] = {}  # directory -> watchdog's ObservedWatch
+        self.unwatched_directories = 0
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -44,15 +52,27 @@ class SqliteSchemaSource(RefreshingSource, FileSystemEventHandler):
             rows = s.execute(select(Asset.id, Asset.connection).where(
                 Asset.engine == "sqlite", Asset.status != "gone")).all()
         files = {str(Path(conn["path"]).resolve()): asset_id for asset_id, conn in rows if conn.get("path")}
+        known = dict(self.versions)
+        versions = {path: known[path] if path in known else self._version(path) for path in files}
         with self._lock:
-            for path in files:
-                if path not in self.versions:
-                    self.versions[path] = self._version(path)
-            self.files = files
-        for directory in {str(Path(p).parent) for p in files} - self._watched_dirs:
-            if Path(directory).is_dir():
-                self._observer.schedule(self, directory, recursive=False)
-                self._watched_dirs.add(directory)
+            self.versions, self.files = versions, files
+        self._watch_directories({str(Path(p).parent) for p in files})
+
+    def _watch_directories(self, wanted: set[str]) -> None:
+        for directory in [d for d in self._watches if d not in wanted]:
+            self._observer.unschedule(self._watches.pop(directory))
+        missing = [d for d in sorted(wanted) if d not in self._watches and Path(d).is_dir()]
+        room = max(0, MAX_WATCHED_DIRECTORIES - len(self._watches))
+        for directory in missing[:room]:
+            try:
+                self._watches[directory] = self._observer.schedule(self, directory, recursive=False)
+            except OSError as exc:  # the user's inotify instances or watches are used up elsewhere
+                log.warning("cannot watch %s (%s); its SQLite assets get their scheduled checks only", directory, exc)
+        unwatched = len([d for d in missing if d not in self._watches])
+        if unwatched and unwatched != self.unwatched_directories:
+            log.warning("%d directories holding SQLite assets are beyond the %d watched; their assets get "
+                        "their scheduled checks only", unwatched, MAX_WATCHED_DIRECTORIES)
+        self.unwatched_directories = unwatched
 
     @staticmethod
     def _version(path: str) -> int | None:
