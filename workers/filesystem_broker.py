@@ -4,7 +4,8 @@ Upstream writes message files and new exchange tables in place, so a process
 polling the folder (a worker) or routing a message (the API) can read a
 half-written, often empty, file and die on the JSON decode. Here each file is
 written under a name nobody reads and then renamed or linked into place, so it
-appears whole or not at all.
+appears whole or not at all. And a worker waiting for messages notices a request to stop
+within one polling interval.
 """
 
 from __future__ import annotations
@@ -53,3 +54,22 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def drain_events(self, connection, timeout=None):
+        """Wait for a message as upstream does, but give up as soon as the worker is asked to stop.
+
+        A worker on this transport runs celery's blocking loop, which looks at the stop request
+        only between waits of two seconds; stopping quickly matters more than that wait."""
+        from celery.worker import state
+
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            step = self.polling_interval if deadline is None else min(self.polling_interval or 0.1,
+                                                                    max(0.0, deadline - monotonic()))
+            try:
+                return super().drain_events(connection, timeout=step or 0.01)
+            except TimeoutError:
+                if state.should_stop is not None or state.should_terminate is not None:
+                    raise
+                if deadline is not None and monotonic() >= deadline:
+                    raise

@@ -76,3 +76,32 @@ def test_a_publisher_never_reads_an_exchange_table_while_it_is_created(tmp_path)
             thread.join()
             assert [q.queue for q in read_channel.get_table("jobs")] == ["jobs"]
     assert failures == []
+
+
+def test_waiting_for_messages_ends_at_a_stop_request_not_at_the_loops_two_seconds(tmp_path):
+    import socket
+    import time
+
+    from celery.worker import state
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "polling_interval": 0.05,
+               "control_folder": str(tmp_path / "control")}
+    with Connection("filesystem://", transport="workers.filesystem_broker:Transport",
+                    transport_options=options) as conn:
+        conn.SimpleQueue("q").consumer.consume()
+        started = time.monotonic()
+        with pytest.raises(socket.timeout):
+            conn.drain_events(timeout=0.3)  # nothing to read and nobody stopping: the whole wait
+        assert time.monotonic() - started >= 0.3
+        timer = threading.Timer(0.2, lambda: setattr(state, "should_stop", 0))
+        timer.start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(socket.timeout):
+                conn.drain_events(timeout=2.0)  # what celery's blocking loop asks for
+            assert time.monotonic() - started < 1.0
+        finally:
+            timer.cancel()
+            state.should_stop = None
