@@ -79,7 +79,9 @@ class Batch:
     first_at: str | None = None
     last_at: str | None = None
     reconnected: bool = False
-    trailing: bool = False  # no notification: the check after a burst's window (see Coalescer)
+    # No notification of its own: the check after a burst's window (see Coalescer); it names the
+    # burst's tags, users and application names, and counts none of its notifications.
+    trailing: bool = False
 
     def add(self, received: Received) -> None:
         note = received.note
@@ -101,6 +103,12 @@ class Batch:
         at = (note.at or received.received_at).isoformat()
         self.first_at = self.first_at or at
         self.last_at = at
+
+    def follow(self, note) -> None:
+        """A trailing batch: keep who and what the burst's signed notifications named, counting none."""
+        _keep(self.tags, note.tag)
+        _keep(self.users, note.user)
+        _keep(self.application_names, note.application_name)
 
     def as_context(self) -> dict:
         unverified = self.notifications - self.verified
@@ -135,11 +143,18 @@ class Coalescer:
         self.senders: set[int] = set()
         self._postponed = 0
         self._due_first: float | None = None
+        self._burst: Batch | None = None
 
     def add(self, received: Received, now: float, sender: int | None = None) -> None:
         if self.batch is None:
             self.batch, self._first = Batch(), now
         self.batch.add(received)
+        if self.trailing > 0 and received.verified:
+            # What the trailing batch will say of the burst: the statements it can find were left
+            # out by the window of these same sessions. On a broker that polls, the burst's check
+            # and the trailing one may run side by side, and either may be the one that stores.
+            self._burst = self._burst or Batch(trailing=True)
+            self._burst.follow(received.note)
         self._last = now
         if self.trailing > 0:
             self._trailing_at = now + self.trailing + self.quiet
@@ -180,11 +195,12 @@ class Coalescer:
         if self.batch is None:
             self._trailing_at, self._postponed, self._due_first = None, 0, None
             self.senders = set()
-            return Batch(trailing=True)
+            trailing, self._burst = self._burst or Batch(trailing=True), None
+            return trailing
         batch, self.batch = self.batch, None
         if self._trailing_at is not None and self._trailing_at <= now:
             self._trailing_at = None  # released late enough to cover the window itself
-            self.senders = set()
+            self.senders, self._burst = set(), None
         return batch
 
 

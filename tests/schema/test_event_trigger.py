@@ -295,6 +295,23 @@ def test_coalescer_adds_a_trailing_batch_the_window_after_the_last_notification(
     assert late.take_due(5.0) is not None and late.wait_time(5.0) is None  # released after the window
 
 
+def test_the_trailing_batch_names_the_bursts_signed_senders_but_counts_no_notification():
+    c = Coalescer(quiet=0.1, max_wait=0.5, trailing=1.0)
+    c.add(received("CREATE TABLE", "deploy"), 0.0)
+    c.add(Received(Notification(tag="DROP TABLE", event="ddl_command_start", user="mallory"), False, "bad signature"),
+          0.05)
+    assert c.take_due(0.2).notifications == 2
+    trailing = c.take_due(1.2)
+    context = trailing.as_context()
+    assert context["trailing"] is True and context["notifications"] == 0
+    assert (context["command_tags"], context["users"]) == (["CREATE TABLE"], ["deploy"])
+    assert c.take_due(1.5) is None
+    # The next burst's trailing batch names only that burst.
+    c.add(received("ALTER TABLE", "ops"), 3.0)
+    c.take_due(3.2)
+    assert c.take_due(4.2).as_context()["users"] == ["ops"]
+
+
 @pytest.mark.slow
 def test_a_burst_of_autocommitted_ddl_ends_with_a_check_that_sees_its_last_statement(watched):
     """The trigger leaves out most statements of the burst; the trailing batch comes after the
