@@ -38,7 +38,7 @@ def probe_postgres(connection: dict, password: str | None, timeout: float, budge
     With `logins`, a recent login of the same role on the same server that may enter this
     database answers instead (`recent_logins`), and a login made here is remembered."""
     key = logins.key(connection, password) if logins is not None else None
-    if logins is not None:
+    if logins is not None and key is not None:
         recent = logins.lookup(key, str(connection.get("database")))
         if recent is not None:
             return ProbeResult(True, recent.latency_ms, server_version=recent.server_version)
@@ -56,11 +56,11 @@ def probe_postgres(connection: dict, password: str | None, timeout: float, budge
                 cur.execute(DATABASES_SQL)
                 version, databases = cur.fetchone()
         latency = (time.perf_counter() - started) * 1000
-        if logins is not None:
+        if logins is not None and key is not None:
             logins.remember(key, list(databases or []), version, latency)
         return ProbeResult(True, latency, server_version=version)
     except psycopg2.Error as exc:
-        if logins is not None:
+        if logins is not None and key is not None:
             logins.forget(key)
         return ProbeResult(False, (time.perf_counter() - started) * 1000, _first_line(exc))
 

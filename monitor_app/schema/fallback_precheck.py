@@ -185,6 +185,8 @@ class FallbackPrecheck:
             catalogue_first(conn)  # the queries name no schema; nobody's functions may shadow them
             return conn
 
+        if self._lease is None:  # the round's slot was not had: nothing to connect under
+            return None
         try:
             return self.budget.open(self.server, PURPOSE, connect, self._lease)
         except Exception as exc:  # noqa: BLE001 - an unreachable database is the scheduled check's to report
