@@ -264,7 +264,9 @@ class ConnectionBudget:
             if lease is not None:
                 return lease
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or (stop is not None and stop.is_set()) or self._stopping.is_set():
+            if self._stopping.is_set():
+                raise BudgetExhausted(f"{server}: this process is stopping; deferred")
+            if remaining <= 0 or (stop is not None and stop.is_set()):
                 raise BudgetExhausted(f"{server}: every connection slot dbmon may use is taken; deferred")
             (stop or self._stopping).wait(min(delay, remaining))
             delay = min(delay * 2, MAX_POLL_SECONDS)

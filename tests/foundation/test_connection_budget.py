@@ -221,7 +221,7 @@ def test_a_stopping_process_stops_waiting_for_slots_at_once(store):
     assert holder.try_acquire(SERVER, "held") is not None
     threading.Timer(0.5, stopping.stop_waiting).start()
     started = time.monotonic()
-    with pytest.raises(BudgetExhausted):
+    with pytest.raises(BudgetExhausted, match="this process is stopping"):
         stopping.acquire(SERVER, "would wait a minute", wait=60)
     assert time.monotonic() - started < 3
 

@@ -128,7 +128,10 @@ def test_a_stopping_worker_hands_its_unfinished_run_back_at_once(deployment, poo
         deployment.procs.pop("worker-a", None)
         assert stopped_in < 6, stopped_in
         run = deployment.runtime.ledger.get(run_id)
-        assert (run.status, run.error) == ("queued", "handed back by a stopping worker")
+        # The sync's own probe of the asset may hold its one slot: then this run was waiting for it,
+        # and stopping ends that wait at once instead.
+        assert run.status == "queued" and run.error in (
+            "handed back by a stopping worker", f"BudgetExhausted: 127.0.0.1:{stalled.port}: this process is stopping; deferred")
 
         stalled.close()  # the target now refuses at once
         if pool == "prefork":
