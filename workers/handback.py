@@ -5,7 +5,9 @@ After `DBMON_WORKER_SHUTDOWN_SECONDS` every run still executing is set back to q
 expired lease, so the next redelivery sweep (every second) sends it to a worker that is still
 up, and the worker ends the tasks itself: its pool processes are killed (the broker gets their
 unacknowledged messages back, as when a machine dies), and a thread pool that cannot be
-stopped ends with the process. Claims are conditional, so the broker's own redelivery of the
+stopped ends with the process at once. The connection slots those tasks held are given back
+too (the processes holding them are gone), so a worker started in their place need not wait
+for the slots' leases to expire. Claims are conditional, so the broker's own redelivery of the
 same message cannot make it run twice.
 """
 
@@ -21,6 +23,10 @@ from celery.signals import worker_shutting_down
 from celery.worker import state
 
 log = logging.getLogger("dbmon.handback")
+
+# After its pool processes are killed, a prefork worker's own warm shutdown has this long to end.
+PREFORK_EXIT_GRACE = 3.0
+_shutdown_began = time.monotonic()
 
 
 def in_progress() -> list[str]:
@@ -45,6 +51,8 @@ def _bound_the_warm_shutdown(how: str = "", **_) -> None:
 
     if how != "Warm":
         return
+    global _shutdown_began
+    _shutdown_began = time.monotonic()
     _stop_waiting_for_slots()
     timer = threading.Timer(get_settings().worker_shutdown_seconds, _give_up_waiting)
     timer.daemon = True
@@ -67,14 +75,40 @@ def _give_up_waiting() -> None:
         hand_back_now()
     except Exception:  # noqa: BLE001 - the lease still brings the runs back, later
         log.exception("handing runs back failed; they return when their lease expires")
+    killed = _kill_pool_processes()
+    _give_back_slots(killed)
+    if killed:
+        # The pool notices its dead processes and the warm shutdown ends by itself; this is the backstop.
+        time.sleep(PREFORK_EXIT_GRACE)
+    # Still here: a thread-pool task cannot be stopped, and waiting longer would not stop it either.
+    # Everything it held is back in the ledger and its slots are free.
+    log.error("tasks still running %.1f s after shutdown began; exiting",
+              time.monotonic() - _shutdown_began)
+    os._exit(1)
+
+
+def _kill_pool_processes() -> list[int]:
     import psutil
 
+    killed = []
     for child in psutil.Process().children(recursive=True):
         try:
             child.send_signal(signal.SIGKILL)
+            killed.append(child.pid)
         except psutil.Error:
             pass
-    time.sleep(3.0)
-    # Still here: a thread-pool task cannot be stopped. Everything it held is back in the ledger.
-    log.error("tasks still running %.0f s after shutdown began; exiting", 3.0)
-    os._exit(1)
+    return killed
+
+
+def _give_back_slots(killed: list[int]) -> None:
+    """This process and the pool processes just killed hold no connection any more: free their slots."""
+    from monitor_app.assets.connection_budget import release_slots_of_dead_processes
+    from workers.task_base import get_runtime
+
+    try:
+        rt = get_runtime()  # built already: the hand-back used it
+        if "connection_budget" in rt.__dict__:
+            rt.connection_budget.close()
+        release_slots_of_dead_processes(rt.store, killed)
+    except Exception:  # noqa: BLE001 - unreleased slots expire on their own
+        log.warning("giving back connection slots at shutdown failed; they expire by themselves", exc_info=True)

@@ -369,3 +369,17 @@ def held_per_server(store: Store, now: datetime | None = None) -> dict[str, list
                               .order_by(ServerConnectionSlot.server, ServerConnectionSlot.slot)):
             held.setdefault(slot.server, []).append(slot)
     return held
+
+
+def release_slots_of_dead_processes(store: Store, pids: list[int], hostname: str | None = None) -> int:
+    """Give back the slots of this machine's processes `pids`, which the caller knows are dead.
+
+    A pool process killed at shutdown cannot give its slots back itself; without this, a worker
+    started in its place would wait `server_connection_lease` seconds for slots nobody holds."""
+    if not pids:
+        return 0
+    host = (hostname or socket.gethostname())[:64]
+    host = host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    with store.session() as s:
+        return sum(s.execute(delete(ServerConnectionSlot).where(
+            ServerConnectionSlot.holder.like(f"{host}:{pid}:%", escape="\\"))).rowcount for pid in pids)

@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from monitor_app.assets.connection_budget import (BudgetExhausted, ConnectionBudget, cap_from_limits,
-                                                  held_per_server, refused_for_slots, server_key,
+                                                  held_per_server, refused_for_slots, release_slots_of_dead_processes, server_key,
                                                   server_key_from_dsn)
 from monitor_app.store.base import utcnow
 from monitor_app.store.models.servers import MonitoredServer
@@ -92,6 +92,21 @@ def test_a_waiting_acquire_gets_the_slot_once_it_is_released(store):
     started = time.monotonic()
     got = waiter.acquire(SERVER, "waiting", wait=10)
     assert got.slot == 0 and 0.3 < time.monotonic() - started < 5
+
+
+def test_slots_of_processes_known_dead_are_given_back_and_no_others(store):
+    known(store)
+    dead = ConnectionBudget(store, budget=2, holder="host_a:4242:1a2b3c4d")
+    alive = ConnectionBudget(store, budget=2, holder="host_a:42420:5e6f7a8b")
+    elsewhere = ConnectionBudget(store, budget=3, holder="hostxa:4242:9c0d1e2f")
+    dead.acquire(SERVER, "probe", wait=0)
+    alive.acquire(SERVER, "probe", wait=0)
+    elsewhere.acquire(SERVER, "probe", wait=0)
+
+    assert release_slots_of_dead_processes(store, [4242], hostname="host_a") == 1
+    assert sorted(slot.holder for slot in held_per_server(store)[SERVER]) == [
+        "host_a:42420:5e6f7a8b", "hostxa:4242:9c0d1e2f"]
+    assert release_slots_of_dead_processes(store, [], hostname="host-a") == 0
 
 
 def test_an_expired_lease_is_taken_over_and_its_holder_learns_it_lost_it(store):

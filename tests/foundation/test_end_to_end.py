@@ -137,7 +137,8 @@ def test_a_stopping_worker_hands_its_unfinished_run_back_at_once(deployment, poo
         if pool == "prefork":
             deployment.start("beat", "beat")
         deployment.start_worker("worker-b", *(["--with-beat-and-watcher"] if pool == "threads" else []))
-        run = deployment.wait_run(run_id, timeout=60)
+        # Well inside the slot lease (30 s): the stopped worker gave back the slot its probe held.
+        run = deployment.wait_run(run_id, timeout=15)
         assert run.status == "done" and run.result["status"] == "down", run.error
     finally:
         stalled.close()
