@@ -30,11 +30,12 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 import psycopg2
 from psycopg2.extensions import parse_dsn
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from monitor_app.errors import DbmonError
@@ -381,5 +382,5 @@ def release_slots_of_dead_processes(store: Store, pids: list[int], hostname: str
     host = (hostname or socket.gethostname())[:64]
     host = host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     with store.session() as s:
-        return sum(s.execute(delete(ServerConnectionSlot).where(
-            ServerConnectionSlot.holder.like(f"{host}:{pid}:%", escape="\\"))).rowcount for pid in pids)
+        return sum(cast(CursorResult, s.execute(delete(ServerConnectionSlot).where(
+            ServerConnectionSlot.holder.like(f"{host}:{pid}:%", escape="\\")))).rowcount for pid in pids)
