@@ -19,13 +19,15 @@ import signal
 import threading
 import time
 
-from celery.signals import worker_shutting_down
+from celery.signals import worker_process_init, worker_shutting_down
 from celery.worker import state
 
 log = logging.getLogger("dbmon.handback")
 
 # After its pool processes are killed, a prefork worker's own warm shutdown has this long to end.
 PREFORK_EXIT_GRACE = 3.0
+# With no task running, a worker still up this long after its tasks' deadline is stuck.
+STALLED_STOP_GRACE = 10.0
 _shutdown_began = time.monotonic()
 
 
@@ -46,17 +48,28 @@ def hand_back_now(runtime_factory=None) -> int:
 
 
 @worker_shutting_down.connect
-def _bound_the_warm_shutdown(how: str = "", **_) -> None:
+def _bound_the_shutdown(how: str = "", **_) -> None:
     from monitor_app.config.settings import get_settings
 
-    if how != "Warm":
-        return
     global _shutdown_began
     _shutdown_began = time.monotonic()
     _stop_waiting_for_slots()
-    timer = threading.Timer(get_settings().worker_shutdown_seconds, _give_up_waiting)
+    # A cold shutdown does not wait for tasks; it still gets the backstop.
+    delay = get_settings().worker_shutdown_seconds if how == "Warm" else 0.0
+    timer = threading.Timer(delay, _give_up_waiting)
     timer.daemon = True
     timer.start()
+
+
+@worker_process_init.connect
+def _leave_stopping_to_the_parent(**_) -> None:
+    """A pool process ignores SIGTERM: the worker that owns it decides when it stops.
+
+    A whole process group gets SIGTERM when `dbmon up`, a supervisor or systemd stops a worker.
+    A pool process killed then may die holding the lock of the pool's task queue, and the
+    parent's warm shutdown waits on that lock for ever. Ignoring it, the pool process finishes its
+    task and leaves when the parent closes the pool; one that must go is sent SIGKILL."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stop_waiting_for_slots() -> None:
@@ -70,7 +83,13 @@ def _stop_waiting_for_slots() -> None:
 
 def _give_up_waiting() -> None:
     if not in_progress():
-        return
+        # Nothing left to wait for: an orderly stop ends well within this. Past it, the stop is
+        # stuck (a pool lock held by a pool process that died) and only exiting ends it.
+        time.sleep(STALLED_STOP_GRACE)
+        log.error("the worker's shutdown is stuck %.1f s after it began with no task running; exiting",
+                  time.monotonic() - _shutdown_began)
+        _give_back_slots(_kill_pool_processes())
+        os._exit(1)
     try:
         hand_back_now()
     except Exception:  # noqa: BLE001 - the lease still brings the runs back, later

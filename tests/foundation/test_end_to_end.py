@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -85,6 +86,9 @@ def test_it_records_one_event_per_reachability_transition(deployment, monkeypatc
 def test_it_redelivers_a_task_whose_worker_was_killed_mid_task(deployment):
     stalled = StalledServer()
     try:
+        # The killed worker cannot give back the slot its probe held: the redelivered probe waits
+        # for that lease to expire (30 s by default).
+        deployment.env["DBMON_SERVER_CONNECTION_LEASE"] = "6"
         deployment.write_config("assets:\n" + pg_asset_yaml("hangs", port=stalled.port))
         deployment.start_worker("worker-a")
         deployment.start("beat", "beat")
@@ -140,6 +144,32 @@ def test_a_stopping_worker_hands_its_unfinished_run_back_at_once(deployment, poo
         # Well inside the slot lease (30 s): the stopped worker gave back the slot its probe held.
         run = deployment.wait_run(run_id, timeout=15)
         assert run.status == "done" and run.result["status"] == "down", run.error
+    finally:
+        stalled.close()
+
+
+def test_a_worker_stopped_as_a_process_group_lets_its_running_task_finish(deployment):
+    """systemd and `dbmon up` send SIGTERM to the worker's pool processes too; the task still completes."""
+    stalled = StalledServer()
+    try:
+        deployment.env.update({"DBMON_PROBE_TIMEOUT": "3", "DBMON_WORKER_SHUTDOWN_SECONDS": "20"})
+        deployment.write_config("assets:\n" + pg_asset_yaml("slow", port=stalled.port))
+        worker = deployment.start_worker("worker-a")
+        assert deployment.scan("assets.sync_config").status == "done"
+        asset = asset_named(deployment, "slow")
+        run_id = deployment.runtime.dispatch("assets.check_reachability", {"asset_id": asset.id})
+        wait_for(lambda: deployment.runtime.ledger.get(run_id).status == "running", 20, what="task running")
+
+        started = time.monotonic()
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+        stopped_in = time.monotonic() - started
+        deployment.procs.pop("worker-a", None)
+        run = deployment.runtime.ledger.get(run_id)
+        # The probe ran to its 3 s timeout in a pool process that outlived the signal.
+        assert run.status == "done" and run.result["status"] == "down", (run.status, run.error)
+        assert stopped_in < 10, stopped_in
+        assert "exited with 'signal 15" not in deployment.log("worker-a")
     finally:
         stalled.close()
 
