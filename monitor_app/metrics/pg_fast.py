@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 import psycopg2
 from sqlalchemy import select
 
-from monitor_app.assets.config_assets import password_for
 from monitor_app.assets.connection_budget import BudgetExhausted, server_key
-from monitor_app.errors import DbmonError, NotFound
+from monitor_app.assets.login_target import loginable, login_target
+from monitor_app.errors import DbmonError
 from monitor_app.metrics.counter_rates import CounterPoll, interval
 from monitor_app.metrics.pg_fast_queries import FastReading, UnsupportedServer, prepare_fast, read_fast
 from monitor_app.metrics.pg_fast_rates import derived
@@ -40,11 +40,6 @@ FAILURE_KINDS = (("timeout", ("timeout expired", "canceling statement due to sta
                                          "no pg_hba.conf entry")))
 
 
-def pollable(engine: str | None, connection: dict | None) -> bool:
-    # A discovered PostgreSQL container without credentials has no database to log into yet.
-    return engine == "postgresql" and bool((connection or {}).get("host") and (connection or {}).get("database"))
-
-
 def _state(session, asset_id: int) -> MetricPollState:
     state = session.get(MetricPollState, (asset_id, TIER))
     if state is None:
@@ -64,7 +59,7 @@ def due_assets(rt, now: datetime | None = None) -> list[int]:
             .where(Asset.engine == "postgresql", Asset.kind == "database",
                    (Asset.status.is_(None)) | (Asset.status != "gone")).order_by(Asset.id)).all()
         due = [asset_id for asset_id, name, engine, connection, sent, polled in rows
-               if pollable(engine, connection) and settings.for_asset(name).enabled
+               if loginable(engine, connection) and settings.for_asset(name).enabled
                and spread.is_due(asset_id, settings.fast_interval_for(name), _latest(sent, polled), now)]
         for asset_id in due:
             _state(s, asset_id).dispatched_at = now
@@ -119,11 +114,7 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
     """Poll one asset's fast tier and store what it read; a failure is reported, then raised as permanent."""
     settings = rt.config.metrics
     with rt.store.session() as s:
-        asset = s.get(Asset, asset_id)
-        if asset is None or asset.status == "gone" or not pollable(asset.engine, asset.connection):
-            raise NotFound(f"asset {asset_id} does not exist, is gone or is not a PostgreSQL database to log into")
-        name, connection = asset.name, dict(asset.connection)
-        password = password_for(asset, rt.credentials)
+        _, name, connection, password = login_target(s, asset_id, rt.credentials)
         previous = CounterPoll.from_json(_state(s, asset_id).counters)
     poll_interval = settings.fast_interval_for(name)
     if due_at and _stale(due_at, poll_interval, now or utcnow()):

@@ -13,10 +13,10 @@ import psycopg2
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from monitor_app.assets.config_assets import password_for
 from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.assets.connection_budget import BudgetExhausted, server_key
-from monitor_app.errors import DbmonError, NotFound
+from monitor_app.assets.login_target import loginable, login_target
+from monitor_app.errors import DbmonError
 from monitor_app.platform import spread
 from monitor_app.platform.event_log import record_event
 from monitor_app.posture.evaluate import Finding, Posture, evaluate
@@ -38,11 +38,6 @@ def release_list_view(as_of: str | None, today) -> dict | None:
         return None
     age = (today - date.fromisoformat(as_of)).days
     return {"as_of": as_of, "age_days": age, "stale": age > STALE_AFTER_DAYS}
-
-
-def checkable(asset_engine: str | None, connection: dict | None) -> bool:
-    # A discovered PostgreSQL container without credentials has no database to log into yet.
-    return asset_engine == "postgresql" and bool((connection or {}).get("host") and (connection or {}).get("database"))
 
 
 def _state(session, asset_id: int) -> PostureState:
@@ -82,11 +77,7 @@ def run_check(rt, asset_id: int, *, now: datetime | None = None) -> dict:
     """Collect one server's facts and open or resolve findings. `now` is the injectable clock."""
     releases = release_list(rt.settings)  # a broken list fails the run before anything is recorded
     with rt.store.session() as s:
-        asset = s.get(Asset, asset_id)
-        if asset is None or asset.status == "gone" or not checkable(asset.engine, asset.connection):
-            raise NotFound(f"asset {asset_id} does not exist, is gone or is not a PostgreSQL database to log into")
-        name, connection = asset.name, dict(asset.connection)
-        password = password_for(asset, rt.credentials)
+        _, name, connection, password = login_target(s, asset_id, rt.credentials)
         _state(s, asset_id).attempted_at = now or utcnow()
     try:
         facts = _collect(connection, password, rt.settings.probe_timeout, rt.connection_budget)
@@ -177,7 +168,7 @@ def checkable_assets(rt) -> list[int]:
         rows = s.execute(select(Asset.id, Asset.engine, Asset.connection).where(
             Asset.engine == "postgresql", Asset.kind == "database",
             or_(Asset.status.is_(None), Asset.status != "gone")).order_by(Asset.id)).all()
-    return [asset_id for asset_id, engine, connection in rows if checkable(engine, connection)]
+    return [asset_id for asset_id, engine, connection in rows if loginable(engine, connection)]
 
 
 def due_assets(rt, now: datetime | None = None) -> list[int]:
