@@ -25,7 +25,7 @@ from celery.worker import state
 log = logging.getLogger("dbmon.handback")
 
 # After its pool processes are killed, a prefork worker's own warm shutdown has this long to end.
-PREFORK_EXIT_GRACE = 3.0
+PREFORK_EXIT_GRACE = 1.5
 # With no task running, a worker still up this long after its tasks' deadline is stuck.
 STALLED_STOP_GRACE = 10.0
 _shutdown_began = time.monotonic()
