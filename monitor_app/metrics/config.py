@@ -1,9 +1,13 @@
 """The `metrics:` section of the config file. Nothing in it is needed: every PostgreSQL asset
-with credentials gets the fast tier at the default interval.
+with credentials gets the fast tier, and every SQLite asset the file collector, at the default
+intervals.
 
     metrics:
       fast_interval: 10          # seconds between fast-tier polls of one PostgreSQL asset
       statement_timeout: 2       # seconds one collector query may run
+      sqlite_interval: 60        # seconds between polls of one SQLite file
+      sqlite_quick_check_interval: 86400   # PRAGMA quick_check this often (it reads the whole file)
+      sqlite_quick_check_seconds: 5        # and abandons it after this long
       assets:
         orders-db:
           fast_interval: 30      # a per-asset override
@@ -20,6 +24,7 @@ from monitor_app.config.section import ConfigSection
 class MetricsAssetConfig(ConfigSection):
 
     fast_interval: float | None = Field(None, ge=1, le=3600)
+    sqlite_interval: float | None = Field(None, ge=1, le=86400)
     enabled: bool = True
 
 
@@ -28,10 +33,16 @@ class MetricsConfig(ConfigSection):
     fast_interval: float = Field(10.0, ge=1, le=3600, description="Seconds between fast-tier polls of one asset.")
     statement_timeout: float = Field(2.0, gt=0, le=60, description="Seconds one collector query may run.")
     lock_timeout: float = Field(0.5, gt=0, le=60, description="Seconds one collector query may wait for a lock.")
+    sqlite_interval: float = Field(60.0, ge=1, le=86400, description="Seconds between polls of one SQLite file.")
+    sqlite_quick_check_interval: float = Field(86400.0, ge=60, description="Seconds between integrity checks of one SQLite file.")
+    sqlite_quick_check_seconds: float = Field(5.0, gt=0, le=600, description="An integrity check still running after this is abandoned.")
     assets: dict[str, MetricsAssetConfig] = Field(default_factory=dict)
 
     def for_asset(self, name: str) -> MetricsAssetConfig:
-        return self.assets.get(name) or MetricsAssetConfig(fast_interval=None)
+        return self.assets.get(name) or MetricsAssetConfig(fast_interval=None, sqlite_interval=None)
 
     def fast_interval_for(self, name: str) -> float:
         return self.for_asset(name).fast_interval or self.fast_interval
+
+    def sqlite_interval_for(self, name: str) -> float:
+        return self.for_asset(name).sqlite_interval or self.sqlite_interval

@@ -25,6 +25,7 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "config": ScanKind("assets.sync_config", "none", "load assets from the config file"),
     "schema": ScanKind("schema.check", "required", "snapshot a database schema and report changes"),
     "pg-fast": ScanKind("metrics.pg_fast", "required", "poll a PostgreSQL asset's fast-tier metrics now"),
+    "sqlite-metrics": ScanKind("metrics.sqlite", "required", "poll an SQLite asset's file metrics now"),
     "posture": ScanKind("posture.check", "optional",
                         "check PostgreSQL security posture (pg_hba, ssl, roles, version...) and report changes"),
 }
