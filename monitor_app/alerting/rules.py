@@ -23,7 +23,7 @@ from monitor_app.alerting.matchers import all_match
 from monitor_app.assets.lifecycle import type_names
 from monitor_app.store.models.alerting import AlertRuleRow
 from monitor_app.store.models.core import Asset, Event
-from monitor_app.store.models.metrics import MetricSample
+from monitor_app.store.models.metrics import MetricSample, MetricSeries
 
 _annotations = SandboxedEnvironment(autoescape=False)
 # A `for_each` list longer than this is cut: one event must not open thousands of alerts.
@@ -183,13 +183,22 @@ def events_signals(session: Session, rules: list, event_ids: list[int]) -> list[
 
 def threshold_signals(session: Session, rule: ThresholdRule, now: datetime,
                       assets: dict[int, Asset]) -> list[Signal]:
-    """One signal per series (asset + sample labels) with a fresh sample; the latest sample decides."""
-    rows = session.execute(
+    """One signal per series (asset + sample labels) with a fresh sample; the latest sample decides.
+
+    Samples are read from both places metrics live: per-sample rows (host samples, probe timings)
+    and the series store's latest values (the database collectors)."""
+    fresh_after = now - timedelta(seconds=rule.stale_after)
+    rows = list(session.execute(
         select(MetricSample.asset_id, MetricSample.labels, MetricSample.value, MetricSample.at)
-        .where(MetricSample.name == rule.metric, MetricSample.at > now - timedelta(seconds=rule.stale_after),
-               MetricSample.at <= now)
+        .where(MetricSample.name == rule.metric, MetricSample.at > fresh_after, MetricSample.at <= now)
         .order_by(MetricSample.at, MetricSample.id)
+    ).all())
+    rows += session.execute(
+        select(MetricSeries.asset_id, MetricSeries.labels, MetricSeries.last_value, MetricSeries.last_at)
+        .where(MetricSeries.name == rule.metric, MetricSeries.last_at > fresh_after, MetricSeries.last_at <= now,
+               MetricSeries.last_value.is_not(None))
     ).all()
+    rows.sort(key=lambda row: row[3])  # stable: samples of one instant keep their order
     latest: dict[tuple, tuple] = {}
     for asset_id, labels, value, at in rows:
         latest[(asset_id, json.dumps(labels or {}, sort_keys=True))] = (asset_id, labels or {}, value, at)

@@ -121,3 +121,24 @@ def test_it_clears_alerts_of_a_rule_that_was_deleted(store, clock, make_engine):
         s.execute(delete(AlertRuleRow))
     assert engine.sweep().resolved == 1
     assert alerts(store)["db"].resolved_by == "rule removed"
+
+
+def test_threshold_rules_read_the_database_collectors_series_too(store, clock, make_engine):
+    from monitor_app.metrics.sample_store import SeriesSample, SeriesWriter
+
+    engine = make_engine({"rules": [{"name": "TooManyIdleInTransaction", "kind": "threshold",
+                                     "metric": "pg.sessions_by_state", "value": 5,
+                                     "sample_match": ["state=idle in transaction"], "stale_after": "2m"}]})
+    db, quiet = add_asset(store, "orders-db"), add_asset(store, "billing-db")
+    writer = SeriesWriter(store)
+    writer.write([SeriesSample(db, "pg.sessions_by_state", 2, clock(), {"state": "idle in transaction"}),
+                  SeriesSample(db, "pg.sessions_by_state", 40, clock(), {"state": "idle"}),
+                  SeriesSample(quiet, "pg.sessions_by_state", 1, clock(), {"state": "idle in transaction"})])
+    assert engine.evaluate_metrics().fired == 0
+    clock.advance(10)
+    writer.write([SeriesSample(db, "pg.sessions_by_state", 9, clock(), {"state": "idle in transaction"})])
+    assert engine.evaluate_metrics().fired == 1
+    alert = alerts(store)["orders-db"]
+    assert alert.state == "firing" and alert.value == 9
+    clock.advance(180)  # the collector stopped writing: the series went stale
+    assert engine.evaluate_metrics().resolved == 1
