@@ -6,6 +6,7 @@ intervals.
       fast_interval: 10          # seconds between fast-tier polls of one PostgreSQL asset
       statement_timeout: 2       # seconds one collector query may run
       sqlite_interval: 60        # seconds between polls of one SQLite file
+      container_interval: 15     # seconds between Docker stats of one database container
       sqlite_quick_check_interval: 86400   # PRAGMA quick_check this often (it reads the whole file)
       sqlite_quick_check_seconds: 5        # and abandons it after this long
       assets:
@@ -34,6 +35,7 @@ class MetricsConfig(ConfigSection):
     statement_timeout: float = Field(2.0, gt=0, le=60, description="Seconds one collector query may run.")
     lock_timeout: float = Field(0.5, gt=0, le=60, description="Seconds one collector query may wait for a lock.")
     sqlite_interval: float = Field(60.0, ge=1, le=86400, description="Seconds between polls of one SQLite file.")
+    container_interval: float = Field(15.0, ge=1, le=3600, description="Seconds between Docker stats of one container.")
     sqlite_quick_check_interval: float = Field(86400.0, ge=60, description="Seconds between integrity checks of one SQLite file.")
     sqlite_quick_check_seconds: float = Field(5.0, gt=0, le=600, description="An integrity check still running after this is abandoned.")
     assets: dict[str, MetricsAssetConfig] = Field(default_factory=dict)

@@ -6,7 +6,7 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
-from monitor_app.metrics import pg_fast, sample_store, sqlite_tier
+from monitor_app.metrics import container_tier, pg_fast, sample_store, sqlite_tier
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
@@ -60,6 +60,22 @@ def sqlite_poll(rt: Runtime, asset_id: int) -> dict:
 def sqlite_due(rt: Runtime) -> dict:
     """Send one poll per SQLite asset whose slot in its interval has come."""
     return sqlite_tier.dispatch_due(rt)
+
+
+@dbmon_task("metrics.container", time_limit=60, max_retries=0)
+def container_poll(rt: Runtime, asset_id: int) -> dict:
+    """Docker stats of one database container: CPU, memory, block and network I/O, restarts."""
+    from monitor_app.containers.inventory import connect
+
+    return container_tier.run_poll(rt, asset_id, lambda: connect(rt.config.containers.docker_url, timeout=10))
+
+
+@dbmon_task("metrics.container_due", time_limit=30)
+def container_due(rt: Runtime) -> dict:
+    """Send one stats poll per container asset whose slot in its interval has come."""
+    if not rt.config.containers.enabled:
+        return {"skipped": "containers.enabled is false"}
+    return container_tier.dispatch_due(rt)
 
 
 @dbmon_task("metrics.compact", time_limit=600)
