@@ -72,6 +72,8 @@ def read_file(path: str | Path, *, quick_check: bool = False, check_seconds: flo
                    "sqlite.user_version": float(user_version)})
     if integrity is not None:
         gauges["sqlite.integrity_ok"] = 1.0 if integrity == "ok" else 0.0
+    if quick_check:
+        gauges["sqlite.integrity_check_abandoned"] = 0.0 if integrity is not None else 1.0
     mode = str(mode).lower()
     if mode == "wal":
         writes, life = wal_index

@@ -125,7 +125,9 @@ def _store(rt, asset_id: int, name: str, reading: SqliteReading, previous: Count
             state.polled_at, state.counters = now, kept
             if reading.integrity is not None:
                 _integrity_event(s, asset_id, name, reading.integrity, state, now)
-            _report(rt, s, asset_id, name, "; ".join(reading.problems) or None)
+            # An abandoned integrity check is not a failing collector: paging on it daily would
+            # teach people to ignore the page. It is a series of its own.
+            _report(rt, s, asset_id, name, None)
     except Exception:
         rt.series_writer.forget()
         raise

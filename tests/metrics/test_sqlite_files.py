@@ -106,6 +106,23 @@ def test_a_quick_check_over_its_time_budget_is_abandoned(tmp_path):
     conn.close()
     reading = read_file(path, quick_check=True, check_seconds=0.001)
     assert reading.integrity is None and "did not finish" in reading.problems[0]
+    assert reading.gauges["sqlite.integrity_check_abandoned"] == 1.0 and "sqlite.integrity_ok" not in reading.gauges
+    assert read_file(path, quick_check=True).gauges["sqlite.integrity_check_abandoned"] == 0.0
+
+
+def test_an_abandoned_quick_check_is_a_series_not_a_collector_failure(store, tmp_path):
+    path = tmp_path / "big.db"
+    conn = make_db(path, wal=False)
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t (body) VALUES (?)", (("y" * 500,) for _ in range(60_000)))
+    conn.execute("COMMIT")
+    conn.close()
+    rt = make_runtime(store, tmp_path, {"metrics": {"sqlite_quick_check_seconds": 0.001}})
+    asset_id = add_asset(store, name="big-db", engine="sqlite", connection={"path": str(path)})
+    result = run_poll(rt, asset_id)
+    assert result["integrity"] is None and "did not finish" in result["problems"][0]
+    assert all_latest(store, asset_id)["sqlite.integrity_check_abandoned"] == 1.0
+    assert events(store, "metrics.sqlite.") == []
 
 
 WRITER = textwrap.dedent("""
