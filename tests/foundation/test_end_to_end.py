@@ -168,7 +168,9 @@ def test_a_worker_stopped_as_a_process_group_lets_its_running_task_finish(deploy
         run = deployment.runtime.ledger.get(run_id)
         # The probe ran to its 3 s timeout in a pool process that outlived the signal.
         assert run.status == "done" and run.result["status"] == "down", (run.status, run.error)
-        assert stopped_in < 10, stopped_in
+        # The probe's 3 s and an orderly stop, with coverage on a loaded machine; a stuck stop
+        # takes the harness's 30 s.
+        assert stopped_in < 15, stopped_in
         assert "exited with 'signal 15" not in deployment.log("worker-a")
     finally:
         stalled.close()
