@@ -46,8 +46,9 @@ def test_cpu_and_memory_of_a_busy_container_are_what_its_limits_allow(store, tmp
     second = run_poll(rt, asset_id, lambda: docker_engine, now=t0 + timedelta(seconds=2))
     assert second["rates"] == "interval" and second["running"]
     got = all_latest(store, asset_id)
-    # A third of a CPU at most, busy all the time: about 30 % as `docker stats` shows it.
-    assert 15 <= got["container.cpu_percent"] <= 40, got
+    # A third of a CPU at most, busy all the time: about 30 % as `docker stats` shows it (less
+    # when the host's own cores are busy, never more than the cap).
+    assert 5 <= got["container.cpu_percent"] <= 40, got
     assert got["container.memory_limit_bytes"] == 64 * 1024 * 1024
     assert 18e6 <= got["container.memory_bytes"] <= 64e6
     assert got["container.memory_percent"] == pytest.approx(100 * got["container.memory_bytes"] / (64 * 1024 * 1024))
