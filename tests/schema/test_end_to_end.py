@@ -14,8 +14,12 @@ def listening(url: str) -> bool:
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
+            # Connected is not listening: LISTEN is the listener's first statement of its own (only
+            # the budget's read of the server's limits may come before it), so any other statement
+            # seen on its backend means LISTEN has run.
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbmon-listener' "
-                        "AND datname = current_database()")
+                        "AND datname = current_database() AND query <> '' "
+                        "AND query NOT ILIKE '%max_connections%'")
             return cur.fetchone()[0] > 0
     finally:
         conn.close()
