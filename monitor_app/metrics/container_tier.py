@@ -10,28 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.metrics.container_stats import ContainerReading, rates, read_container
 from monitor_app.metrics.counter_rates import CounterPoll, interval
+from monitor_app.metrics.poll_tier import PollTier
 from monitor_app.metrics.sample_store import SeriesSample
-from monitor_app.platform import spread
-from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.store.base import utcnow
-from monitor_app.store.models import Asset, MetricPollState
+from monitor_app.store.models import Asset
 
-TIER = "container"
-COLLECTOR = "metrics.container"
+POLLS = PollTier("container", "metrics.container")
 SOURCE = "docker"
-
-
-def _state(session, asset_id: int) -> MetricPollState:
-    state = session.get(MetricPollState, (asset_id, TIER))
-    if state is None:
-        state = MetricPollState(asset_id=asset_id, tier=TIER, counters={})
-        session.add(state)
-    return state
 
 
 def _container_id(details: dict | None) -> str | None:
@@ -43,22 +32,10 @@ def due_assets(rt, now: datetime | None = None) -> list[int]:
     """Container assets whose slot has come since they were last sent; they are marked sent."""
     settings, now = rt.config.metrics, now or utcnow()
     with rt.store.session() as s:
-        rows = s.execute(
-            select(Asset.id, Asset.name, Asset.details, MetricPollState.dispatched_at, MetricPollState.polled_at)
-            .outerjoin(MetricPollState, (MetricPollState.asset_id == Asset.id) & (MetricPollState.tier == TIER))
-            .where(Asset.source == SOURCE, (Asset.status.is_(None)) | (Asset.status != "gone"))
-            .order_by(Asset.id)).all()
-        due = [asset_id for asset_id, name, details, sent, polled in rows
-               if _container_id(details) and settings.for_asset(name).enabled
-               and spread.is_due(asset_id, settings.container_interval, _latest(sent, polled), now)]
-        for asset_id in due:
-            _state(s, asset_id).dispatched_at = now
-    return due
-
-
-def _latest(*times: datetime | None) -> datetime | None:
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
+        rows = POLLS.candidates(s, Asset.details, where=(Asset.source == SOURCE,))
+        return POLLS.mark_due(s, ((asset_id, settings.container_interval, sent, polled)
+                                  for asset_id, name, details, sent, polled in rows
+                                  if _container_id(details) and settings.for_asset(name).enabled), now)
 
 
 def dispatch_due(rt, now: datetime | None = None) -> dict:
@@ -80,7 +57,7 @@ def run_poll(rt, asset_id: int, connect, *, now: datetime | None = None) -> dict
         if asset is None or asset.status == "gone" or asset.source != SOURCE or container_id is None:
             raise NotFound(f"asset {asset_id} does not exist, is gone or is not a container")
         name = asset.name
-        previous = CounterPoll.from_json(_state(s, asset_id).counters)
+        previous = CounterPoll.from_json(POLLS.state(s, asset_id).counters)
     client = None
     try:
         client = connect()
@@ -88,7 +65,7 @@ def run_poll(rt, asset_id: int, connect, *, now: datetime | None = None) -> dict
     except (DbmonError, docker.errors.DockerException, requests.RequestException, OSError) as exc:
         error = exc.message if isinstance(exc, DbmonError) else f"docker engine: {str(exc).strip()[:400]}"
         with rt.store.session() as s:
-            _report(rt, s, asset_id, name, error)
+            POLLS.report(rt, s, asset_id, name, error)
         raise DbmonError(error, permanent=True) from None
     finally:
         if client is not None:
@@ -106,20 +83,11 @@ def _store(rt, asset_id: int, name: str, reading: ContainerReading, previous: Co
         if span is not None:
             found = rates(span.deltas, span.seconds, reading.gauges.get("container.online_cpus"))
             samples += [SeriesSample(asset_id, metric, value, now) for metric, value in found.items()]
-    try:
-        with rt.store.session() as s:
-            rt.series_writer.write_in(s, samples)
-            state = _state(s, asset_id)
-            state.polled_at = now
-            state.counters = current.as_json() if current is not None else {}
-            _report(rt, s, asset_id, name, None)
-    except Exception:
-        rt.series_writer.forget()
-        raise
+    def update(_session, state) -> None:
+        state.polled_at = now
+        state.counters = current.as_json() if current is not None else {}
+
+    POLLS.store(rt, asset_id, name, samples, None, update)
     return {"asset_id": asset_id, "samples": len(samples), "running": reading.running,
             "rates": dropped or "interval"}
 
-
-def _report(rt, session, asset_id: int, name: str, error: str | None) -> None:
-    record_attempt(session, Attempt(COLLECTOR, asset_subject(asset_id), asset_id, name, error),
-                   failures_before_event=rt.settings.collector_failures_before_event)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import psycopg2
-from sqlalchemy import select
 
 from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.assets.login_target import loginable, login_target
@@ -23,15 +22,13 @@ from monitor_app.metrics.counter_rates import CounterPoll, interval
 from monitor_app.metrics.pg_fast_queries import FastReading, UnsupportedServer, prepare_fast, read_fast
 from monitor_app.metrics.pg_fast_rates import derived
 from monitor_app.metrics.pg_sessions import connection_key
+from monitor_app.metrics.poll_tier import PollTier
 from monitor_app.metrics.sample_store import SeriesSample
-from monitor_app.platform import spread
-from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.store.base import iso, utcnow
-from monitor_app.store.models import Asset, MetricPollState
+from monitor_app.store.models import Asset
 
-TIER = "pg_fast"
-COLLECTOR = "metrics.pg_fast"
+POLLS = PollTier("pg_fast", "metrics.pg_fast")
 APPLICATION_NAME = "dbmon-metrics"
 FAILURE_KINDS = (("timeout", ("timeout expired", "canceling statement due to statement timeout", "timed out")),
                  ("refused", ("connection refused", "could not connect", "no such file or directory",
@@ -40,35 +37,15 @@ FAILURE_KINDS = (("timeout", ("timeout expired", "canceling statement due to sta
                                          "no pg_hba.conf entry")))
 
 
-def _state(session, asset_id: int) -> MetricPollState:
-    state = session.get(MetricPollState, (asset_id, TIER))
-    if state is None:
-        state = MetricPollState(asset_id=asset_id, tier=TIER, counters={})
-        session.add(state)
-    return state
-
-
 def due_assets(rt, now: datetime | None = None) -> list[int]:
     """PostgreSQL assets whose slot has come since they were last sent; they are marked sent."""
     settings, now = rt.config.metrics, now or utcnow()
     with rt.store.session() as s:
-        rows = s.execute(
-            select(Asset.id, Asset.name, Asset.engine, Asset.connection, MetricPollState.dispatched_at,
-                   MetricPollState.polled_at)
-            .outerjoin(MetricPollState, (MetricPollState.asset_id == Asset.id) & (MetricPollState.tier == TIER))
-            .where(Asset.engine == "postgresql", Asset.kind == "database",
-                   (Asset.status.is_(None)) | (Asset.status != "gone")).order_by(Asset.id)).all()
-        due = [asset_id for asset_id, name, engine, connection, sent, polled in rows
-               if loginable(engine, connection) and settings.for_asset(name).enabled
-               and spread.is_due(asset_id, settings.fast_interval_for(name), _latest(sent, polled), now)]
-        for asset_id in due:
-            _state(s, asset_id).dispatched_at = now
-    return due
-
-
-def _latest(*times: datetime | None) -> datetime | None:
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
+        rows = POLLS.candidates(s, Asset.engine, Asset.connection,
+                                where=(Asset.engine == "postgresql", Asset.kind == "database"))
+        return POLLS.mark_due(s, ((asset_id, settings.fast_interval_for(name), sent, polled)
+                                  for asset_id, name, engine, connection, sent, polled in rows
+                                  if loginable(engine, connection) and settings.for_asset(name).enabled), now)
 
 
 def dispatch_due(rt, now: datetime | None = None) -> dict:
@@ -115,7 +92,7 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
     settings = rt.config.metrics
     with rt.store.session() as s:
         _, name, connection, password = login_target(s, asset_id, rt.credentials)
-        previous = CounterPoll.from_json(_state(s, asset_id).counters)
+        previous = CounterPoll.from_json(POLLS.state(s, asset_id).counters)
     poll_interval = settings.fast_interval_for(name)
     if due_at and _stale(due_at, poll_interval, now or utcnow()):
         return {"asset_id": asset_id, "skipped": "a later poll superseded this one"}
@@ -131,7 +108,7 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
         # TypeError and ValueError: an answer that is not what PostgreSQL sends (a proxy, a fork).
         error = exc.message if isinstance(exc, DbmonError) else failure_reason(exc)
         with rt.store.session() as s:
-            _report(rt, s, asset_id, name, error)
+            POLLS.report(rt, s, asset_id, name, error)
         # Permanent for the task: retrying a 10 s poll only piles up behind the next one.
         raise DbmonError(error, permanent=True) from None
     return _store(rt, asset_id, name, reading, previous, now or utcnow())
@@ -155,20 +132,10 @@ def _store(rt, asset_id: int, name: str, reading: FastReading, previous: Counter
     samples += [SeriesSample(asset_id, f"pg.{counter}", value, now) for counter, value in reading.counters.items()]
     if span is not None:
         samples += [SeriesSample(asset_id, metric, value, now) for metric, value in derived(span)]
-    error = "; ".join(reading.problems) or None
-    try:
-        with rt.store.session() as s:  # samples, counters and health in one unit of work
-            rt.series_writer.write_in(s, samples)
-            state = _state(s, asset_id)
-            state.polled_at, state.counters = now, current.as_json()
-            _report(rt, s, asset_id, name, error)
-    except Exception:
-        rt.series_writer.forget()
-        raise
+    def update(_session, state) -> None:
+        state.polled_at, state.counters = now, current.as_json()
+
+    POLLS.store(rt, asset_id, name, samples, "; ".join(reading.problems) or None, update)
     return {"asset_id": asset_id, "samples": len(samples), "version": reading.version,
             "rates": dropped or "interval", "problems": reading.problems}
 
-
-def _report(rt, session, asset_id: int, name: str, error: str | None) -> None:
-    record_attempt(session, Attempt(COLLECTOR, asset_subject(asset_id), asset_id, name, error),
-                   failures_before_event=rt.settings.collector_failures_before_event)

@@ -14,30 +14,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.metrics.counter_rates import CounterPoll, interval
+from monitor_app.metrics.poll_tier import PollTier
 from monitor_app.metrics.sample_store import SeriesSample
 from monitor_app.metrics.sqlite_file import SqliteReading, read_file
-from monitor_app.platform import spread
-from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.platform.event_log import record_event
 from monitor_app.schema.sqlite_snapshot import path_from_dsn
 from monitor_app.store.base import iso, utcnow
 from monitor_app.store.models import Asset, MetricPollState
 
-TIER = "sqlite"
-COLLECTOR = "metrics.sqlite"
+POLLS = PollTier("sqlite", "metrics.sqlite")
 WRITES = "sqlite.write_transactions"
-
-
-def _state(session, asset_id: int) -> MetricPollState:
-    state = session.get(MetricPollState, (asset_id, TIER))
-    if state is None:
-        state = MetricPollState(asset_id=asset_id, tier=TIER, counters={})
-        session.add(state)
-    return state
 
 
 def _path(connection: dict | None) -> str | None:
@@ -49,22 +38,10 @@ def due_assets(rt, now: datetime | None = None) -> list[int]:
     """SQLite assets whose slot has come since they were last sent; they are marked sent."""
     settings, now = rt.config.metrics, now or utcnow()
     with rt.store.session() as s:
-        rows = s.execute(
-            select(Asset.id, Asset.name, Asset.connection, MetricPollState.dispatched_at, MetricPollState.polled_at)
-            .outerjoin(MetricPollState, (MetricPollState.asset_id == Asset.id) & (MetricPollState.tier == TIER))
-            .where(Asset.engine == "sqlite", Asset.kind == "database",
-                   (Asset.status.is_(None)) | (Asset.status != "gone")).order_by(Asset.id)).all()
-        due = [asset_id for asset_id, name, connection, sent, polled in rows
-               if _path(connection) and settings.for_asset(name).enabled
-               and spread.is_due(asset_id, settings.sqlite_interval_for(name), _latest(sent, polled), now)]
-        for asset_id in due:
-            _state(s, asset_id).dispatched_at = now
-    return due
-
-
-def _latest(*times: datetime | None) -> datetime | None:
-    known = [t for t in times if t is not None]
-    return max(known) if known else None
+        rows = POLLS.candidates(s, Asset.connection, where=(Asset.engine == "sqlite", Asset.kind == "database"))
+        return POLLS.mark_due(s, ((asset_id, settings.sqlite_interval_for(name), sent, polled)
+                                  for asset_id, name, connection, sent, polled in rows
+                                  if _path(connection) and settings.for_asset(name).enabled), now)
 
 
 def dispatch_due(rt, now: datetime | None = None) -> dict:
@@ -82,7 +59,7 @@ def run_poll(rt, asset_id: int, *, now: datetime | None = None) -> dict:
         if asset is None or asset.status == "gone" or asset.engine != "sqlite" or not _path(asset.connection):
             raise NotFound(f"asset {asset_id} does not exist, is gone or is not an SQLite file")
         name, path = asset.name, str(path_from_dsn(_path(asset.connection) or ""))
-        kept = dict(_state(s, asset_id).counters or {})
+        kept = dict(POLLS.state(s, asset_id).counters or {})
     previous = CounterPoll.from_json(kept.get("poll"))
     checked_at = _parse(kept.get("quick_check_at"))
     check_due = checked_at is None or now - checked_at >= timedelta(seconds=settings.sqlite_quick_check_interval)
@@ -91,7 +68,7 @@ def run_poll(rt, asset_id: int, *, now: datetime | None = None) -> dict:
                             timeout=settings.statement_timeout)
     except DbmonError as exc:
         with rt.store.session() as s:
-            _report(rt, s, asset_id, name, exc.message)
+            POLLS.report(rt, s, asset_id, name, exc.message)
         # Permanent for the task: the next slot is the retry.
         raise DbmonError(exc.message, permanent=True) from None
     return _store(rt, asset_id, name, reading, previous, kept, now)
@@ -118,19 +95,14 @@ def _store(rt, asset_id: int, name: str, reading: SqliteReading, previous: Count
     kept = {**kept, "poll": current.as_json()}
     if reading.integrity is not None or reading.problems:
         kept["quick_check_at"] = iso(now)  # an abandoned check waits its interval too: it is costly
-    try:
-        with rt.store.session() as s:
-            rt.series_writer.write_in(s, samples)
-            state = _state(s, asset_id)
-            state.polled_at, state.counters = now, kept
-            if reading.integrity is not None:
-                _integrity_event(s, asset_id, name, reading.integrity, state, now)
-            # An abandoned integrity check is not a failing collector: paging on it daily would
-            # teach people to ignore the page. It is a series of its own.
-            _report(rt, s, asset_id, name, None)
-    except Exception:
-        rt.series_writer.forget()
-        raise
+    def update(session, state) -> None:
+        state.polled_at, state.counters = now, kept
+        if reading.integrity is not None:
+            _integrity_event(session, asset_id, name, reading.integrity, state, now)
+
+    # An abandoned integrity check is not a failing collector: paging on it daily would teach
+    # people to ignore the page. It is a series of its own.
+    POLLS.store(rt, asset_id, name, samples, None, update)
     return {"asset_id": asset_id, "samples": len(samples), "journal_mode": reading.journal_mode,
             "rates": dropped or "interval", "integrity": reading.integrity, "problems": reading.problems}
 
@@ -147,7 +119,3 @@ def _integrity_event(session, asset_id: int, name: str, result: str, state: Metr
         record_event(session, type="sqlite.integrity_restored", asset_id=asset_id,
                      summary=f"{name}: quick_check passes again", payload={"asset": name}, observed_at=now)
 
-
-def _report(rt, session, asset_id: int, name: str, error: str | None) -> None:
-    record_attempt(session, Attempt(COLLECTOR, asset_subject(asset_id), asset_id, name, error),
-                   failures_before_event=rt.settings.collector_failures_before_event)
