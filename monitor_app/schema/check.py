@@ -61,8 +61,11 @@ def run_check(rt, asset_id: int, context: dict | None = None, *, now: datetime |
         last_marker, has_baseline = state.marker, latest_snapshot(s, asset_id) is not None
         was_installed = bool(state.trigger_installed)
     settings = rt.config.schema_checks
-    # A trailing check after a burst usually finds nothing new: the pre-check settles that cheaply.
-    skip_if_unchanged = (context["source"] == "scheduled" or bool(context.get("trailing"))) and has_baseline
+    # A trailing check after a burst usually finds nothing new, nor does the catch-up of a listener
+    # that (re)started without notifications: the pre-check settles that cheaply.
+    catch_up = bool(context.get("reconnected")) and not context.get("notifications")
+    skip_if_unchanged = (context["source"] == "scheduled" or bool(context.get("trailing")) or catch_up) \
+        and has_baseline
     try:
         if engine == "postgresql":
             snapshot, marker, trigger = _postgres(postgres_dsn(connection, password), settings.trigger_allowed(name),

@@ -11,9 +11,11 @@ transaction open, when that trailing check is due: the check first waits until e
 that sent a notification of the burst is outside a transaction (`pg_locks`, which any role may
 read), asking again after a growing interval up to `MAX_FOLLOW_INTERVAL`, for at most
 `FOLLOW_LIMIT_SECONDS`.
-`SchemaListener` runs it on a thread with its own connection and reconnects with back-off. After a reconnect it reports
-a batch with `reconnected=True`: notifications sent while it was away are lost, so a
-check must run anyway.
+`SchemaListener` runs it on a thread with its own connection and reconnects with back-off. Each
+time it starts listening, the first time included, it reports a batch with `reconnected=True`:
+notifications sent while nobody listened (a lost connection, a watcher restart or upgrade) are
+lost, so a check must run anyway; without notifications of its own, that check reads the cheap
+pre-check marker first and snapshots only when the catalogue moved.
 
 Any user of the database can NOTIFY the channel, so a payload is read by `notifications`
 (malformed ones are dropped and counted), attribution is kept apart by whether the trigger's
@@ -264,7 +266,7 @@ class SchemaListener:
             raise
 
     def _run(self) -> None:
-        backoff, connected_before = 1.0, False
+        backoff = 1.0
         while not self._stop.is_set():
             conn = lease = None
             try:
@@ -273,9 +275,8 @@ class SchemaListener:
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
                 self._read_key(conn)
-                if connected_before:
-                    self.coalescer.mark_reconnected(time.monotonic())
-                connected_before, backoff = True, 1.0
+                self.coalescer.mark_reconnected(time.monotonic())
+                backoff = 1.0
                 self.listening.set()
                 self._recovered()
                 self._loop(conn, lease)

@@ -136,6 +136,16 @@ def in_one_window(steps, attempts: int = 5) -> None:
     raise AssertionError(f"the steps never fit in one {window} s window")
 
 
+def caught_up(delivered: list, timeout: float = 5.0) -> None:
+    """Wait for the catch-up batch a listener reports each time it starts listening, then forget
+    it, so that `delivered` collects only what the test's own statements cause."""
+    deadline = time.monotonic() + timeout
+    while not delivered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert delivered, "the listener reported no catch-up batch on starting"
+    delivered.clear()
+
+
 @pytest.fixture()
 def pg(pg_database, deferred_drops):
     scratch = PgScratch(pg_database[1], deferred_drops)

@@ -219,6 +219,23 @@ def test_the_migration_goes_down_and_up_again(tmp_path):
     engine.dispose()
 
 
+def test_a_listeners_catch_up_check_uses_the_pre_check_and_finds_what_changed_while_nobody_listened(
+        pg_asset, store):
+    build, db = pg_asset
+    rt, asset_id = build()
+    assert run_check(rt, asset_id, {"source": "scheduled"})["baseline"]
+    catch_up = {"source": "trigger", "notifications": 0, "reconnected": True}
+    assert run_check(rt, asset_id, catch_up)["skipped"] == "pre-check marker unchanged"
+    db.run("CREATE TABLE during_the_restart (id integer)")  # no listener heard it
+    outcome = run_check(rt, asset_id, catch_up)
+    assert outcome["changed"] and outcome["source"] == "trigger"
+    with store.session() as s:
+        assert [c.object for c in s.scalars(select(SchemaChange))] == ["public.during_the_restart"]
+    # Notifications heard while catching up are a change on their own: no pre-check.
+    heard = dict(catch_up, notifications=1)
+    assert "skipped" not in run_check(rt, asset_id, heard)
+
+
 def test_a_trailing_check_after_a_burst_uses_the_pre_check(pg_asset, store):
     build, db = pg_asset
     rt, asset_id = build()

@@ -15,7 +15,7 @@ from monitor_app.schema.diff import diff
 from monitor_app.schema.listener import Coalescer, SchemaListener
 from monitor_app.schema.notifications import Notification, Received
 from monitor_app.schema.precheck import postgres_marker
-from tests.schema.conftest import PgScratch, in_one_window, next_window
+from tests.schema.conftest import PgScratch, caught_up, in_one_window, next_window
 from tests.services import role_name
 
 
@@ -332,6 +332,7 @@ def test_a_burst_of_autocommitted_ddl_ends_with_a_check_that_sees_its_last_state
     listener.start()
     try:
         assert listener.listening.wait(5)
+        caught_up(seen)
         started = time.monotonic()
         for i in range(300):
             db.run(f"CREATE TABLE burst_{i} (id integer)")
@@ -357,6 +358,7 @@ def test_a_single_ddl_is_checked_promptly_then_once_more_after_the_window(watche
     listener.start()
     try:
         assert listener.listening.wait(5)
+        caught_up(batches)
         next_window()
         committed = time.monotonic()
         db.run("CREATE TABLE single (id integer)")
@@ -371,21 +373,30 @@ def test_a_single_ddl_is_checked_promptly_then_once_more_after_the_window(watche
     assert trailing_at - committed >= event_trigger.NOTIFY_WINDOW_SECONDS
 
 
-def test_the_listener_reconnects_and_asks_for_a_check(watched):
+def test_the_listener_asks_for_a_check_when_it_starts_and_after_each_reconnect(watched):
+    """Notifications sent while nobody listened are lost, a watcher restart included: each time
+    listening starts, a check is asked for at once."""
     db, _ = watched
     batches = []
     listener = SchemaListener(db.url, batches.append, quiet=0.05, max_wait=0.2, max_backoff=0.5)
+    started = time.monotonic()
     listener.start()
     try:
         assert listener.listening.wait(5)
+        deadline = time.monotonic() + 5
+        while not batches and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [(b.reconnected, b.notifications, b.trailing) for b in batches] == [(True, 0, False)]
+        assert time.monotonic() - started < 2
+        assert batches[0].as_context()["reconnected"] is True
         db.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                "WHERE application_name = 'dbmon-listener' AND datname = current_database()")
         deadline = time.monotonic() + 10
-        while not batches and time.monotonic() < deadline:
+        while len(batches) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         listener.stop()
-    assert batches and batches[0].reconnected
+    assert len(batches) == 2 and batches[1].reconnected and listener.failures == 1
 
 
 def test_the_trailing_batch_waits_while_a_sender_is_in_a_transaction():
@@ -422,6 +433,7 @@ def _checks_after(db, statements) -> list[tuple[float, bool, bool]]:
     listener.start()
     try:
         assert listener.listening.wait(5)
+        caught_up(seen)
         statements(db)
         ended = time.monotonic()
         deadline = ended + 5

@@ -7,7 +7,7 @@ import threading
 import time
 
 from monitor_app.schema import event_trigger
-from tests.schema.conftest import PgScratch, add_asset, make_runtime, next_window, pg_connection
+from tests.schema.conftest import PgScratch, add_asset, caught_up, make_runtime, next_window, pg_connection
 from workers.watch_sources.pg_notify import PgNotifySource
 from workers.watch_sources.sqlite_schema import SqliteSchemaSource
 
@@ -39,6 +39,7 @@ def test_it_listens_on_postgresql_assets_allowed_a_trigger(store, tmp_path, pg_d
     db = PgScratch(pg_database[1])
     try:
         assert source.listeners[asset_id][1].listening.wait(5)
+        caught_up(emitted.calls)
         next_window()
         db.run("SET application_name = 'deploy'", "CREATE TABLE t (id integer)", "ALTER TABLE t ADD COLUMN x text")
         deadline = time.monotonic() + event_trigger.NOTIFY_WINDOW_SECONDS + 5
