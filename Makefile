@@ -57,6 +57,8 @@ test: install
 	$(PY) -m pytest -m "not compose and not ($(FAST_MARKERS))" --cov --cov-append \
 		--cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
+# test-fast is the loop run while coding: the unit tier with dbmon's own store on SQLite only (the
+# `pg_store` variants, a third of the tier, run in `make test` and CI).
 # The unit tier: every test not marked slow, docker, browser, deployment or compose (tests/conftest.py
 # marks them by the fixtures they use), on parallel workers, without coverage. The tests wait on
 # PostgreSQL and sockets more than they compute, hence two workers per core; FAST_WORKERS=0 runs serially.
@@ -64,7 +66,7 @@ test: install
 FAST_MARKERS := not slow and not docker and not browser and not deployment and not compose
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test-fast: install
-	DBMON_TEST_PG=private $(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup -x -q $(PYTEST_ARGS)
+	DBMON_TEST_PG=private $(PY) -m pytest -m "$(FAST_MARKERS) and not pg_store" -n $(FAST_WORKERS) --dist loadgroup -x -q $(PYTEST_ARGS)
 
 # Builds the image on a local bookworm base and runs the compose deployment end to end (minutes).
 test-compose: install

@@ -148,11 +148,19 @@ MARKS_BY_FIXTURE = {
 }
 
 
+# The parameters that choose dbmon's own store. Their PostgreSQL variant is marked `pg_store`:
+# `make test-fast` runs the embedded default (SQLite) only, `make test` and CI run both.
+STORE_PARAMETERS = ("store", "blank_store_url")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for fixture in item.fixturenames:
             for mark in MARKS_BY_FIXTURE.get(fixture, ()):
                 item.add_marker(mark)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(params.get(name) == "postgresql" for name in STORE_PARAMETERS):
+            item.add_marker("pg_store")
 
 
 @pytest.fixture()

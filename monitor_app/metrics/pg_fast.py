@@ -19,7 +19,8 @@ from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.assets.login_target import loginable, login_target
 from monitor_app.errors import DbmonError
 from monitor_app.metrics.counter_rates import CounterPoll, interval
-from monitor_app.metrics.pg_fast_queries import FastReading, UnsupportedServer, prepare_fast, read_fast
+from monitor_app.metrics.pg_fast_queries import prepare_fast, read_fast
+from monitor_app.metrics.pg_reading import PgReading, UnsupportedServer
 from monitor_app.metrics.pg_fast_rates import derived
 from monitor_app.metrics.pg_sessions import connection_key
 from monitor_app.metrics.poll_tier import PollTier
@@ -122,7 +123,7 @@ def _stale(due_at: str, poll_interval: float, now: datetime) -> bool:
     return now - due > timedelta(seconds=poll_interval)
 
 
-def _store(rt, asset_id: int, name: str, reading: FastReading, previous: CounterPoll | None, now: datetime) -> dict:
+def _store(rt, asset_id: int, name: str, reading: PgReading, previous: CounterPoll | None, now: datetime) -> dict:
     counters = dict(reading.counters)
     if reading.wal_position is not None:
         counters["wal_position"] = reading.wal_position

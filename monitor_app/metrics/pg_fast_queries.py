@@ -12,19 +12,13 @@ count, and numbers that are not finite are dropped.
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass, field
-
 import psycopg2
 
-MIN_VERSION = 130000
-OWN_SESSIONS = "coalesce(application_name, '') NOT LIKE 'dbmon%' AND pid <> pg_backend_pid()"
+from monitor_app.metrics.pg_reading import (MAX_ROWS, MIN_VERSION, OWN_SESSIONS, PgReading, UnsupportedServer,
+                                            finite, first_line, label, read_transaction)
+
 # A session of another role, seen without pg_read_all_stats: its database shows, its type does not.
 HIDDEN_SESSION = "(backend_type IS NULL AND datname IS NOT NULL)"
-MAX_ROWS = 100
-LABEL_CHARS = 63
-LABEL_VALUE = re.compile(r"^[A-Za-z0-9 _.:()/@-]{1,63}$")
 
 STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call",
           "disabled")
@@ -134,109 +128,26 @@ def prepare_fast(conn) -> list[str]:
             except psycopg2.Error as exc:
                 if conn.closed:
                     raise
-                failed.append(f"{name}: {_first_line(exc)}")
+                failed.append(f"{name}: {first_line(exc)}")
     return failed
 
 
-@dataclass
-class FastReading:
-    """One poll's facts: `counters` are raw (for rates), `gauges` are stored as they are."""
-
-    version: int = 0
-    started: float | None = None
-    stats_reset: float | None = None
-    counters: dict[str, float] = field(default_factory=dict)
-    wal_position: float | None = None
-    gauges: list[tuple[str, float, dict]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def gauge(self, name: str, value, labels: dict | None = None) -> None:
-        number = _finite(value)
-        if number is not None:
-            self.gauges.append((name, number, labels or {}))
-
-
-class UnsupportedServer(Exception):
-    """The server is older than 13, or does not say which version it is."""
-
-
-def _finite(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def label(value) -> str:
-    """A label value from the monitored server: printable, short, never empty."""
-    text = str(value if value is not None else "")[:LABEL_CHARS]
-    return text if LABEL_VALUE.match(text) else (re.sub(r"[^A-Za-z0-9_.:-]", "_", text) or "unnamed")
-
-
-def read_fast(conn) -> FastReading:
+def read_fast(conn) -> PgReading:
     """One fast-tier poll through an open autocommit connection that `prepare_fast` prepared, in
     one read-only transaction."""
-    reading = FastReading()
-    # BEGIN and SAVEPOINT travel with the query after them: a round trip saved is backend CPU saved.
-    with conn.cursor() as cur:
-        try:
-            _server(_Prefixed(cur, "BEGIN READ ONLY; "), reading)
-            for name, step in (("pg_stat_database", _database), ("pg_stat_activity", _activity),
-                               ("pg_locks", _locks), ("wal", _wal), ("pg_stat_replication", _replication),
-                               ("pg_replication_slots", _slots)):
-                _group(cur, reading, name, step)
-            cur.execute("COMMIT")
-        except BaseException:
-            if not conn.closed:
-                try:
-                    cur.execute("ROLLBACK")
-                except psycopg2.Error:
-                    pass  # the connection is broken; the caller discards it
-            raise
+    reading = PgReading()
+    read_transaction(conn, reading, _server, (
+        ("pg_stat_database", _database), ("pg_stat_activity", _activity), ("pg_locks", _locks), ("wal", _wal),
+        ("pg_stat_replication", _replication), ("pg_replication_slots", _slots)))
     return reading
 
 
-class _Prefixed:
-    """A cursor whose next statement is sent together with `prefix` (results are the last statement's)."""
-
-    def __init__(self, cur, prefix: str):
-        self.cur, self.prefix = cur, prefix
-
-    def execute(self, sql: str) -> None:
-        self.cur.execute(self.prefix + sql)
-        self.prefix = ""
-
-    def fetchone(self):
-        return self.cur.fetchone()
-
-    def fetchall(self):
-        return self.cur.fetchall()
-
-
-def _group(cur, reading: FastReading, name: str, step) -> None:
-    """One group under a savepoint: a refused or timed-out query loses that group only."""
-    try:
-        step(_Prefixed(cur, "SAVEPOINT fast_group; "), reading)
-    except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.QueryCanceled,
-            psycopg2.errors.LockNotAvailable, psycopg2.errors.UndefinedFunction,
-            psycopg2.errors.UndefinedColumn, psycopg2.errors.UndefinedTable, psycopg2.errors.ObjectNotInPrerequisiteState,
-            psycopg2.errors.DataException, psycopg2.errors.InvalidSqlStatementName) as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT fast_group")
-        reading.problems.append(f"{name}: {_first_line(exc)}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
-def _server(cur, reading: FastReading) -> None:
+def _server(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_server")
     version, started, in_recovery, max_connections, connections, hidden, reads_all = cur.fetchone()
     if not isinstance(version, int) or version < MIN_VERSION:
         raise UnsupportedServer(f"PostgreSQL {version} is older than 13, which the fast tier does not read")
-    reading.version, reading.started = version, _finite(started)
+    reading.version, reading.started = version, finite(started)
     reading.gauge("pg.in_recovery", 1 if in_recovery else 0)
     reading.gauge("pg.max_connections", max_connections)
     reading.gauge("pg.connections", connections)
@@ -249,20 +160,20 @@ def _server(cur, reading: FastReading) -> None:
                                 "(grant pg_monitor to the monitoring role)")
 
 
-def _database(cur, reading: FastReading) -> None:
+def _database(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_database")
     row = cur.fetchone()
     if row is None:
         raise psycopg2.errors.UndefinedTable("no pg_stat_database row for the current database")
-    reading.stats_reset = _finite(row[0])
+    reading.stats_reset = finite(row[0])
     columns = DATABASE_COUNTERS + (SESSION_COUNTERS if reading.version >= 140000 else ())
     for name, value in zip(columns, row[1:], strict=True):
-        number = _finite(value)
+        number = finite(value)
         if number is not None:
             reading.counters[name] = number
 
 
-def _activity(cur, reading: FastReading) -> None:
+def _activity(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_activity")
     by_state, by_wait, idle_in_xact, idle_oldest, longest_xact, longest_query, blocked = cur.fetchone()
     by_state = by_state if isinstance(by_state, dict) else {}
@@ -278,7 +189,7 @@ def _activity(cur, reading: FastReading) -> None:
     reading.gauge("pg.blocked_sessions", blocked)
 
 
-def _locks(cur, reading: FastReading) -> None:
+def _locks(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_locks")
     held: dict[str, float] = dict.fromkeys(LOCK_MODES, 0)
     waiting = 0
@@ -291,10 +202,10 @@ def _locks(cur, reading: FastReading) -> None:
     reading.gauge("pg.locks_waiting", waiting)
 
 
-def _wal(cur, reading: FastReading) -> None:
+def _wal(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_wal")
     position, replay_lag, replay_lag_bytes = cur.fetchone()
-    reading.wal_position = _finite(position)
+    reading.wal_position = finite(position)
     if reading.wal_position is not None:
         reading.gauge("pg.wal_position_bytes", reading.wal_position)
     if replay_lag is not None:
@@ -302,7 +213,7 @@ def _wal(cur, reading: FastReading) -> None:
         reading.gauge("pg.replay_lag_bytes", replay_lag_bytes)
 
 
-def _replication(cur, reading: FastReading) -> None:
+def _replication(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_replication")
     rows = cur.fetchall()
     reading.gauge("pg.standbys", len(rows))
@@ -313,7 +224,7 @@ def _replication(cur, reading: FastReading) -> None:
         reading.gauge("pg.standby_streaming", 1 if state == "streaming" else 0, labels)
 
 
-def _slots(cur, reading: FastReading) -> None:
+def _slots(cur, reading: PgReading) -> None:
     cur.execute("EXECUTE fast_slots")
     inactive = 0
     for name, kind, active, retained in cur.fetchall():
