@@ -4,6 +4,9 @@ intervals.
 
     metrics:
       fast_interval: 10          # seconds between fast-tier polls of one PostgreSQL asset
+      medium_interval: 60        # seconds between medium-tier polls (statements, checkpointer, archiver, vacuums)
+      statements_top: 10         # statements reported per medium poll, by time spent in the interval
+      statements_tracked: 50     # statements compared between polls (most time, most calls since reset)
       statement_timeout: 2       # seconds one collector query may run
       sqlite_interval: 60        # seconds between polls of one SQLite file
       container_interval: 15     # seconds between Docker stats of one database container
@@ -25,6 +28,7 @@ from monitor_app.config.section import ConfigSection
 class MetricsAssetConfig(ConfigSection):
 
     fast_interval: float | None = Field(None, ge=1, le=3600)
+    medium_interval: float | None = Field(None, ge=5, le=86400)
     sqlite_interval: float | None = Field(None, ge=1, le=86400)
     enabled: bool = True
 
@@ -32,6 +36,9 @@ class MetricsAssetConfig(ConfigSection):
 class MetricsConfig(ConfigSection):
 
     fast_interval: float = Field(10.0, ge=1, le=3600, description="Seconds between fast-tier polls of one asset.")
+    medium_interval: float = Field(60.0, ge=5, le=86400, description="Seconds between medium-tier polls of one asset.")
+    statements_top: int = Field(10, ge=1, le=100, description="Statements reported per medium-tier poll.")
+    statements_tracked: int = Field(50, ge=10, le=500, description="Statements compared between medium-tier polls.")
     statement_timeout: float = Field(2.0, gt=0, le=60, description="Seconds one collector query may run.")
     lock_timeout: float = Field(0.5, gt=0, le=60, description="Seconds one collector query may wait for a lock.")
     sqlite_interval: float = Field(60.0, ge=1, le=86400, description="Seconds between polls of one SQLite file.")
@@ -41,10 +48,14 @@ class MetricsConfig(ConfigSection):
     assets: dict[str, MetricsAssetConfig] = Field(default_factory=dict)
 
     def for_asset(self, name: str) -> MetricsAssetConfig:
-        return self.assets.get(name) or MetricsAssetConfig(fast_interval=None, sqlite_interval=None)
+        return self.assets.get(name) or MetricsAssetConfig(fast_interval=None, medium_interval=None,
+                                                           sqlite_interval=None)
 
     def fast_interval_for(self, name: str) -> float:
         return self.for_asset(name).fast_interval or self.fast_interval
+
+    def medium_interval_for(self, name: str) -> float:
+        return self.for_asset(name).medium_interval or self.medium_interval
 
     def sqlite_interval_for(self, name: str) -> float:
         return self.for_asset(name).sqlite_interval or self.sqlite_interval

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import psycopg2
 
-from monitor_app.metrics.pg_reading import (MAX_ROWS, MIN_VERSION, OWN_SESSIONS, PgReading, UnsupportedServer,
-                                            finite, first_line, label, read_transaction)
+from monitor_app.metrics.pg_reading import (MAX_ROWS, MIN_VERSION, OWN_SESSIONS, STATEMENT_MARK, PgReading,
+                                            UnsupportedServer, finite, first_line, label, read_transaction)
 
 # A session of another role, seen without pg_read_all_stats: its database shows, its type does not.
 HIDDEN_SESSION = "(backend_type IS NULL AND datname IS NOT NULL)"
@@ -124,7 +124,7 @@ def prepare_fast(conn) -> list[str]:
     with conn.cursor() as cur:
         for name, sql in statements(conn.server_version).items():
             try:
-                cur.execute(f"PREPARE {name} AS {sql}")
+                cur.execute(f"PREPARE {name} AS {STATEMENT_MARK} {sql}")
             except psycopg2.Error as exc:
                 if conn.closed:
                     raise

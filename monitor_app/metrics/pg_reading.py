@@ -19,6 +19,9 @@ MIN_VERSION = 130000
 MAX_ROWS = 100
 LABEL_CHARS = 63
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9 _.:()/@-]{1,63}$")
+# In every statement dbmon's tiers send: `pg_stat_statements` keeps it in the text, and the
+# statements that carry it are left out of what the medium tier ranks.
+STATEMENT_MARK = "/* dbmon-metrics */"
 # dbmon's own sessions are left out of what any tier reports about sessions and statements.
 OWN_SESSIONS = "coalesce(application_name, '') NOT LIKE 'dbmon%' AND pid <> pg_backend_pid()"
 
@@ -64,6 +67,13 @@ def label(value) -> str:
     """A label value from the monitored server: printable, short, never empty."""
     text = str(value if value is not None else "")[:LABEL_CHARS]
     return text if LABEL_VALUE.match(text) else (re.sub(r"[^A-Za-z0-9_.:-]", "_", text) or "unnamed")
+
+
+def text_label(value) -> str:
+    """A label for free text (a statement): whitespace collapsed, what a label may not hold
+    replaced by `_`, spaces kept so it still reads."""
+    text = " ".join(str(value if value is not None else "").split())[:LABEL_CHARS]
+    return re.sub(r"[^A-Za-z0-9 _.:()/@-]", "_", text).strip() or "unnamed"
 
 
 def first_line(exc: BaseException) -> str:

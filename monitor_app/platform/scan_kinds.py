@@ -26,6 +26,8 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "schema": ScanKind("schema.check", "required", "snapshot a database schema and report changes"),
     "pg-fast": ScanKind("metrics.pg_fast", "required", "poll a PostgreSQL asset's fast-tier metrics now"),
     "sqlite-metrics": ScanKind("metrics.sqlite", "required", "poll an SQLite asset's file metrics now"),
+    "pg-medium": ScanKind("metrics.pg_medium", "required",
+                          "poll a PostgreSQL asset's medium-tier metrics (statements, checkpointer, archiver, vacuums) now"),
     "container-metrics": ScanKind("metrics.container", "required", "read a database container's Docker stats now"),
     "posture": ScanKind("posture.check", "optional",
                         "check PostgreSQL security posture (pg_hba, ssl, roles, version...) and report changes"),

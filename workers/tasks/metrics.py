@@ -1,4 +1,4 @@
-"""Host resource samples, the PostgreSQL fast tier, SQLite files, and packing finished hours of series into chunks."""
+"""Host resource samples, the PostgreSQL fast and medium tiers, SQLite files, and packing finished hours of series into chunks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
-from monitor_app.metrics import container_tier, pg_fast, sample_store, sqlite_tier
+from monitor_app.metrics import container_tier, pg_fast, pg_medium, sample_store, sqlite_tier
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
@@ -48,6 +48,18 @@ def pg_fast_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
 def pg_fast_due(rt: Runtime) -> dict:
     """Send one fast-tier poll per PostgreSQL asset whose slot in its interval has come."""
     return pg_fast.dispatch_due(rt)
+
+
+@dbmon_task("metrics.pg_medium", time_limit=120, max_retries=0)
+def pg_medium_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
+    """Poll one PostgreSQL asset's medium tier: top statements, checkpointer, archiver, vacuums."""
+    return pg_medium.run_poll(rt, asset_id, due_at=due_at)
+
+
+@dbmon_task("metrics.pg_medium_due", time_limit=30)
+def pg_medium_due(rt: Runtime) -> dict:
+    """Send one medium-tier poll per PostgreSQL asset whose slot in its interval has come."""
+    return pg_medium.dispatch_due(rt)
 
 
 @dbmon_task("metrics.sqlite", time_limit=660, max_retries=0)
