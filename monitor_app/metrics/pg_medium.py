@@ -50,8 +50,10 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
 def _store(rt, asset_id: int, name: str, reading: MediumReading, previous: dict, now: datetime) -> dict:
     at = now.timestamp()
     samples = [SeriesSample(asset_id, metric, value, now, labels) for metric, value, labels in reading.gauges]
-    lives, dropped = {}, {}
-    earlier_lives = previous.get("lives") if isinstance(previous.get("lives"), dict) else {}
+    lives: dict[str, dict] = {}
+    dropped: dict[str, str | None] = {}
+    stored_lives = previous.get("lives")
+    earlier_lives: dict = stored_lives if isinstance(stored_lives, dict) else {}
     for source, (reset, counters) in reading.lives.items():
         current = CounterPoll(at, reading.started, reset, counters)
         lives[source] = current.as_json()
@@ -61,11 +63,12 @@ def _store(rt, asset_id: int, name: str, reading: MediumReading, previous: dict,
             dropped[source] = why
             continue
         samples += [SeriesSample(asset_id, metric, value, now) for metric, value in source_rates(source, span)]
-    state = {"lives": lives}
+    state: dict[str, dict] = {"lives": lives}
     ranked = []
     if reading.statements is not None:
         state["statements"] = {"at": at, "started": reading.started, "reset": reading.statements_reset,
-                               "complete": reading.statements_complete, "numbers": {qid: list(numbers) for qid, (_, numbers) in reading.statements.items()}}
+                               "complete": reading.statements_complete,
+                               "numbers": {qid: list(numbers) for qid, (_, numbers) in reading.statements.items()}}
         earlier = _earlier_statements(previous.get("statements"), reading, at)
         if earlier is not None:
             seconds, numbers, complete = earlier
