@@ -1,5 +1,5 @@
-"""With nothing configured but the asset, real worker and beat processes poll it every 10 s on
-one kept connection, in both modes."""
+"""With nothing configured but the asset, real worker and beat processes poll it every 10 s, and
+its medium tier at once and every minute, on one kept connection, in both modes."""
 
 from __future__ import annotations
 
@@ -47,3 +47,8 @@ def test_it_polls_a_declared_postgresql_asset_without_configuration(deployment, 
     assert latest(rt.store, asset_id, "pg.max_connections") > 0
     # One worker process: one kept connection, the same backend across polls.
     assert len(first) == 1 and metrics_backends(url) == first
+    # The medium tier's first poll is due at once, and goes through the same kept connection.
+    wait_for(lambda: latest(rt.store, asset_id, "pg.bgwriter.buffers_alloc") is not None, 30, 0.5,
+             what="a medium-tier poll" + deployment.log("worker")[-1500:])
+    assert latest(rt.store, asset_id, "pg.statements_available") == 0
+    assert metrics_backends(url) == first
