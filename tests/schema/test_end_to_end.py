@@ -6,7 +6,7 @@ import psycopg2
 from sqlalchemy import select
 
 from monitor_app.store.models import Asset, Event
-from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet
+from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet, SchemaWatchState
 from tests.harness import wait_for
 
 
@@ -37,8 +37,16 @@ def test_a_ddl_is_stored_through_the_real_processes(deployment, pg_database):
     baseline = deployment.scan("schema.check", {"asset_id": asset_id})
     assert baseline.status == "done" and baseline.result["baseline"], baseline.error
 
+    def checked_at():
+        with deployment.runtime.store.session() as s:
+            return s.get(SchemaWatchState, asset_id).checked_at
+
+    baseline_at = checked_at()
     deployment.start("watcher", "watcher", "--source", "pg_notify")
     wait_for(lambda: listening(url), 30, what="listener connected")
+    # Starting to listen asks for a catch-up check (DDL made while nobody listened); a DDL made
+    # before it ran would be stored by it, without the trigger's attribution checked below.
+    wait_for(lambda: checked_at() != baseline_at, 30, what="the listener's catch-up check")
     conn = psycopg2.connect(url, application_name="release-7")
     conn.autocommit = True
     with conn.cursor() as cur:
