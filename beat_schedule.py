@@ -40,6 +40,7 @@ def entries(settings: Settings) -> dict:
         # Each asset's poll falls due at its own slot in its interval; the sweep only has to be finer.
         "pg-fast-tier": _every("metrics.pg_fast_due", PG_FAST_SWEEP_INTERVAL),
         "pg-medium-tier": _every("metrics.pg_medium_due", PG_MEDIUM_SWEEP_INTERVAL),
+        "pgbouncer-metrics": _every("metrics.pgbouncer_due", PG_FAST_SWEEP_INTERVAL),
         "sqlite-metrics": _every("metrics.sqlite_due", SQLITE_SWEEP_INTERVAL),
         "container-metrics": _every("metrics.container_due", CONTAINER_SWEEP_INTERVAL),
         "metrics-compact": _every("metrics.compact", METRICS_COMPACT_INTERVAL),

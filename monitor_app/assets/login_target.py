@@ -1,4 +1,4 @@
-"""The PostgreSQL database an asset names, with what it takes to log into it.
+"""The PostgreSQL database (or PgBouncer admin console) an asset names, with what it takes to log into it.
 
 Metrics polls and posture checks both start from an asset id that came through the broker: the
 asset may have gone since, or be a discovered container that has no credentials yet.
@@ -23,14 +23,16 @@ class LoginTarget(NamedTuple):
     password: str | None
 
 
-def loginable(engine: str | None, connection: dict | None) -> bool:
-    # A discovered PostgreSQL container without credentials has no database to log into yet.
-    return engine == "postgresql" and bool((connection or {}).get("host") and (connection or {}).get("database"))
+def loginable(engine: str | None, connection: dict | None, engines: tuple[str, ...] = ("postgresql",)) -> bool:
+    # A discovered container without credentials has no database to log into yet.
+    return engine in engines and bool((connection or {}).get("host") and (connection or {}).get("database"))
 
 
-def login_target(session: Session, asset_id: int, credentials: CredentialBox) -> LoginTarget:
+def login_target(session: Session, asset_id: int, credentials: CredentialBox,
+                 engines: tuple[str, ...] = ("postgresql",)) -> LoginTarget:
     """The asset and copies of its name, connection and password, usable after the session ends."""
     asset = session.get(Asset, asset_id)
-    if asset is None or asset.status == "gone" or not loginable(asset.engine, asset.connection):
-        raise NotFound(f"asset {asset_id} does not exist, is gone or is not a PostgreSQL database to log into")
+    if asset is None or asset.status == "gone" or not loginable(asset.engine, asset.connection, engines):
+        raise NotFound(f"asset {asset_id} does not exist, is gone or is not a {' or '.join(engines)} "
+                       "asset to log into")
     return LoginTarget(asset, asset.name, dict(asset.connection), password_for(asset, credentials))

@@ -27,9 +27,10 @@ ENGINES_WITH_DSN = ("postgresql",)
 
 class AssetConfig(ConfigSection):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
-    engine: Literal["postgresql", "sqlite"]
+    engine: Literal["postgresql", "sqlite", "pgbouncer"]
     host: str | None = None
-    port: int = Field(5432, ge=1, le=65535)
+    # Unset: 5432, or 6432 for PgBouncer.
+    port: int | None = Field(None, ge=1, le=65535)
     database: str | None = None
     user: str | None = None
     # A password may be inline, but a reference keeps it out of the file.
@@ -51,6 +52,13 @@ class AssetConfig(ConfigSection):
                 raise ValueError("host is required for a postgresql asset")
             if not self.database:
                 raise ValueError("database is required for a postgresql asset")
+        if self.engine == "pgbouncer":
+            if not self.host:
+                raise ValueError("host is required for a pgbouncer asset")
+            # Its statistics are read from the admin console, a database of its own.
+            self.database = self.database or "pgbouncer"
+        if self.port is None:
+            self.port = 6432 if self.engine == "pgbouncer" else 5432
         if self.engine == "sqlite" and not self.path:
             raise ValueError("path is required for a sqlite asset")
         if self.sslmode and self.sslmode not in ENCRYPTED_SSLMODES and not self.insecure:

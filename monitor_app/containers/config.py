@@ -29,7 +29,8 @@ class CredentialMatch(ConfigSection):
 class CredentialRule(ConfigSection):
     match: CredentialMatch
     user: str = "postgres"
-    database: str = "postgres"
+    # Unset: `postgres`, or `pgbouncer` (the admin console) for a PgBouncer container.
+    database: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
     # Unset: verify-full with sslrootcert, else require (see pg_transport).

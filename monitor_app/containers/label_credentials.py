@@ -1,4 +1,4 @@
-"""Which discovered PostgreSQL containers dbmon may log into, and with what.
+"""Which discovered PostgreSQL (and PgBouncer) containers dbmon may log into, and with what.
 
 Two sources, first match wins: labels on the container (`dbmon.password_env=VAR`
 names an environment variable *of dbmon* holding the password; `dbmon.user`,
@@ -23,7 +23,10 @@ from monitor_app.config.password_source import resolve_password
 from monitor_app.errors import ConfigError
 from monitor_app.assets.pg_transport import libpq_supports_require_auth
 
-HANDED_ENGINES = ("postgresql",)
+HANDED_ENGINES = ("postgresql", "pgbouncer")
+# Where a login goes unless the rule or label names a database: PgBouncer's statistics are in
+# its admin console.
+DEFAULT_DATABASE = {"postgresql": "postgres", "pgbouncer": "pgbouncer"}
 LABEL_SSLMODES = ("verify-ca", "verify-full")
 LABEL_KEYS = ("dbmon.password_env", "dbmon.user", "dbmon.database", "dbmon.sslmode")
 
@@ -37,7 +40,7 @@ def matches(rule: CredentialRule, record: ContainerRecord) -> bool:
     return all(record.labels.get(k) == v for k, v in m.labels.items())
 
 
-def _from_labels(record: ContainerRecord, policy: LabelCredentials) -> Credential:
+def _from_labels(record: ContainerRecord, policy: LabelCredentials, default_database: str) -> Credential:
     labels = record.labels
 
     def refuse(label: str, problem: str) -> ConfigError:
@@ -53,7 +56,7 @@ def _from_labels(record: ContainerRecord, policy: LabelCredentials) -> Credentia
     # (a label can never make it so); without libpq 16 that option does not exist.
     if not libpq_supports_require_auth():
         raise refuse("dbmon.password_env", "this libpq cannot require SCRAM authentication (needs 16 or later)")
-    return Credential(user=labels.get("dbmon.user", "postgres"), database=labels.get("dbmon.database", "postgres"),
+    return Credential(user=labels.get("dbmon.user", "postgres"), database=labels.get("dbmon.database", default_database),
                       sslmode=sslmode, password=resolve_password(f"{record.name}: label dbmon", env=var, source="containers"),
                       rule="labels",
                       sslrootcert=str(policy.sslrootcert) if policy.sslrootcert else None)
@@ -67,13 +70,14 @@ def resolve(record: ContainerRecord, ident: Identification, rules: list[Credenti
     if not ident.is_database or ident.engine not in HANDED_ENGINES:
         return None
     if label_policy is not None and label_policy.enabled and any(record.labels.get(k) for k in LABEL_KEYS):
-        return _from_labels(record, label_policy)
+        return _from_labels(record, label_policy, DEFAULT_DATABASE[ident.engine])
     for i, rule in enumerate(rules):
         if not matches(rule, record):
             continue
         password = resolve_password(f"containers.credentials[{i}]", env=rule.password_env,
                                     file=rule.password_file, source="containers")
-        return Credential(user=rule.user, database=rule.database, sslmode=rule.sslmode, password=password,
+        return Credential(user=rule.user, database=rule.database or DEFAULT_DATABASE[ident.engine],
+                          sslmode=rule.sslmode, password=password,
                           rule=f"containers.credentials[{i}]", insecure=rule.insecure,
                           sslrootcert=str(rule.sslrootcert) if rule.sslrootcert else None)
     return None

@@ -32,25 +32,27 @@ FAILURE_KINDS = (("timeout", ("timeout expired", "canceling statement due to sta
                  ("refused", ("connection refused", "could not connect", "no such file or directory",
                               "terminating connection", "server closed the connection", "the database system is")),
                  ("missing privileges", ("permission denied", "must be superuser", "password authentication failed",
-                                         "no pg_hba.conf entry")))
+                                         "no pg_hba.conf entry",
+                                         "not allowed")))  # PgBouncer's console, to a role it does not list
 
 
-def due_assets(rt, tier: PollTier, interval_for: Callable[[str], float], now: datetime | None = None) -> list[int]:
-    """PostgreSQL assets with credentials whose slot in `interval_for(name)` has come since they
+def due_assets(rt, tier: PollTier, interval_for: Callable[[str], float], now: datetime | None = None,
+               *, engine: str = "postgresql") -> list[int]:
+    """Assets of `engine` with credentials whose slot in `interval_for(name)` has come since they
     were last sent; they are marked sent."""
     settings, now = rt.config.metrics, now or utcnow()
     with rt.store.session() as s:
-        rows = tier.candidates(s, Asset.engine, Asset.connection,
-                               where=(Asset.engine == "postgresql", Asset.kind == "database"))
+        rows = tier.candidates(s, Asset.engine, Asset.connection, where=(Asset.engine == engine,))
         return tier.mark_due(s, ((asset_id, interval_for(name), sent, polled)
-                                 for asset_id, name, engine, connection, sent, polled in rows
-                                 if loginable(engine, connection) and settings.for_asset(name).enabled), now)
+                                 for asset_id, name, engine_, connection, sent, polled in rows
+                                 if loginable(engine_, connection, (engine,)) and settings.for_asset(name).enabled),
+                             now)
 
 
 def dispatch_due(rt, task: str, tier: PollTier, interval_for: Callable[[str], float],
-                 now: datetime | None = None) -> dict:
+                 now: datetime | None = None, *, engine: str = "postgresql") -> dict:
     now = now or utcnow()
-    due = due_assets(rt, tier, interval_for, now)
+    due = due_assets(rt, tier, interval_for, now, engine=engine)
     rt.dispatch_many(task, [{"asset_id": asset_id, "due_at": iso(now)} for asset_id in due])
     return {"dispatched": len(due), "asset_ids": due}
 

@@ -78,9 +78,18 @@ def test_a_missing_password_names_the_label_or_rule(monkeypatch):
     assert exc.value.errors[0][0] == "containers.credentials[0].password_env"
 
 
-def test_only_postgresql_databases_are_handed_over():
+def test_only_postgresql_databases_and_pgbouncers_are_handed_over():
     rec = ContainerRecord(id="c" * 64, name="cache", image="redis:7", exposed_ports=[6379])
     assert resolve(rec, identify(rec), rules({"match": {"name": "*"}})) is None
+
+
+def test_a_pgbouncer_container_logs_into_its_admin_console_unless_told_otherwise():
+    rec = ContainerRecord(id="c" * 64, name="pool", image="edoburu/pgbouncer:1.18", exposed_ports=[6432])
+    ident = identify(rec)
+    assert (ident.engine, ident.kind) == ("pgbouncer", "pooler")
+    cred = resolve(rec, ident, rules({"match": {"image": "*pgbouncer*"}, "user": "stats", "insecure": True}))
+    assert (cred.user, cred.database) == ("stats", "pgbouncer")
+    assert resolve(*pg(), rules({"match": {"name": "*"}})).database == "postgres"
 
 
 @pytest.mark.parametrize("section,path", [

@@ -41,5 +41,5 @@ def test_it_refuses_what_has_no_postgresql_database_to_log_into(store, kind):
                 "mysql": lambda: add(store, "shop", engine="mysql"),
                 "no database yet": lambda: add(store, "container", connection={"host": "172.17.0.2", "port": 5432}),
                 }[kind]()
-    with store.session() as s, pytest.raises(NotFound, match="not a PostgreSQL database to log into"):
+    with store.session() as s, pytest.raises(NotFound, match="is not a postgresql asset to log into"):
         login_target(s, asset_id, BOX)

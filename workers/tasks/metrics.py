@@ -1,4 +1,4 @@
-"""Host resource samples, the PostgreSQL fast and medium tiers, SQLite files, and packing finished hours of series into chunks."""
+"""Host resource samples, the PostgreSQL fast and medium tiers, PgBouncer pools, SQLite files, and packing finished hours of series into chunks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
-from monitor_app.metrics import container_tier, pg_fast, pg_medium, sample_store, sqlite_tier
+from monitor_app.metrics import container_tier, pg_fast, pg_medium, pgbouncer_tier, sample_store, sqlite_tier
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, sample_host
 from monitor_app.platform.runtime import Runtime
@@ -60,6 +60,18 @@ def pg_medium_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dic
 def pg_medium_due(rt: Runtime) -> dict:
     """Send one medium-tier poll per PostgreSQL asset whose slot in its interval has come."""
     return pg_medium.dispatch_due(rt)
+
+
+@dbmon_task("metrics.pgbouncer", time_limit=60, max_retries=0)
+def pgbouncer_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
+    """Read one PgBouncer's pools (clients active and waiting, servers, longest wait), averages and lists."""
+    return pgbouncer_tier.run_poll(rt, asset_id, due_at=due_at)
+
+
+@dbmon_task("metrics.pgbouncer_due", time_limit=30)
+def pgbouncer_due(rt: Runtime) -> dict:
+    """Send one poll per PgBouncer asset whose slot in the fast interval has come."""
+    return pgbouncer_tier.dispatch_due(rt)
 
 
 @dbmon_task("metrics.sqlite", time_limit=660, max_retries=0)
