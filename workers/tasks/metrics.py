@@ -6,9 +6,9 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
-from monitor_app.metrics import container_tier, pg_fast, pg_medium, pgbouncer_tier, sample_store, sqlite_tier
+from monitor_app.metrics import container_tier, host_io, pg_fast, pg_medium, pgbouncer_tier, sample_store, sqlite_tier
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
-from monitor_app.metrics.host_resources import host_identity, sample_host
+from monitor_app.metrics.host_resources import host_identity, io_counters, sample_host
 from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import MetricSample
@@ -21,6 +21,7 @@ def host_sample(rt: Runtime) -> dict:
     hostname = host_identity()
     try:
         samples = sample_host(paths)
+        counters = io_counters()
     except (OSError, psutil.Error) as exc:
         error = f"sampling the host failed: {type(exc).__name__}: {exc}"
         with rt.store.session() as s:
@@ -31,6 +32,7 @@ def host_sample(rt: Runtime) -> dict:
     now = utcnow()
     with rt.store.session() as s:
         host_id = sampler_reported(s, hostname, now).id
+        samples += host_io.rates_since_last(s, host_id, counters, psutil.boot_time(), now)
         s.add_all(MetricSample(name=m.name, asset_id=host_id, value=m.value, labels=m.labels, at=now)
                   for m in samples)
     report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname),
@@ -108,4 +110,5 @@ def compact(rt: Runtime) -> dict:
 
 
 def _suffix(labels: dict) -> str:
-    return f"[{labels['path']}]" if "path" in labels else ""
+    label = labels.get("path") or labels.get("engine")
+    return f"[{label}]" if label else ""
