@@ -1,5 +1,5 @@
 """A real PgBouncer (Debian's package) for tests, run as the `postgres` OS user on a free port of
-127.0.0.1, in front of the shared PostgreSQL server; stopped by its own pid."""
+127.0.0.1, in front of the test PostgreSQL server; stopped by its own pid."""
 
 from __future__ import annotations
 

@@ -19,8 +19,11 @@ from tests.schema.conftest import add_asset, make_runtime
 
 @pytest.fixture()
 def bouncer(pg_database):
-    name, _ = pg_database
-    b = PgBouncer({"appdb": f"host=127.0.0.1 port=5432 dbname={name}"}, pool_size=1)
+    from urllib.parse import urlparse
+
+    name, url = pg_database
+    server = urlparse(url)  # the unit tier runs its own cluster on a port of its own
+    b = PgBouncer({"appdb": f"host={server.hostname} port={server.port or 5432} dbname={name}"}, pool_size=1)
     b.start()
     yield b
     b.stop()
