@@ -30,17 +30,22 @@ class PgBouncer:
         dbs = "".join(f"{name} = {spec}\n" for name, spec in databases.items())
         (self.root / "pgbouncer.ini").write_text(
             f"[databases]\n{dbs}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\n"
-            "unix_socket_dir =\nauth_type = trust\nauth_file = users.txt\nadmin_users = postgres\n"
+            f"unix_socket_dir =\nauth_type = trust\nauth_file = {self.root}/users.txt\nadmin_users = postgres\n"
             f"stats_users = stats\npool_mode = transaction\ndefault_pool_size = {pool_size}\n"
-            "max_client_conn = 50\nlogfile = pgbouncer.log\nignore_startup_parameters = options\n")
+            f"max_client_conn = 50\nlogfile = {self.root}/pgbouncer.log\nignore_startup_parameters = options\n")
         shutil.chown(self.root, "postgres", "postgres")
         for f in self.root.iterdir():
             shutil.chown(f, "postgres", "postgres")
 
+    @property
+    def command(self) -> list[str]:
+        """PgBouncer's command line; every path it reads is absolute (under `root`)."""
+        return [str(PGBOUNCER), str(self.root / "pgbouncer.ini")]
+
     def start(self) -> None:
         # setpriv execs pgbouncer in place: the pid we hold is PgBouncer's own.
         self.proc = subprocess.Popen(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-                                      str(PGBOUNCER), "pgbouncer.ini"], cwd=self.root,
+                                      *self.command], cwd=self.root,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while not port_open("127.0.0.1", self.port, 0.2):
