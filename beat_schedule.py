@@ -10,7 +10,7 @@ CONFIG_SYNC_INTERVAL = 300.0
 PRUNE_INTERVAL = 3600.0
 METRICS_COMPACT_INTERVAL = 300.0  # finished hours are packed within minutes of ending
 PG_FAST_SWEEP_INTERVAL = 2.0  # finer than the fast interval, so polls stay near their spread slots
-PG_MEDIUM_SWEEP_INTERVAL = 5.0
+PG_MEDIUM_SWEEP_INTERVAL = 5.0  # the medium and slow tiers' sweeps
 SQLITE_SWEEP_INTERVAL = 5.0
 CONTAINER_SWEEP_INTERVAL = 5.0
 POSTURE_SWEEP_INTERVAL = 300.0  # how often due posture checks are looked for; each asset's own interval is a setting
@@ -40,6 +40,7 @@ def entries(settings: Settings) -> dict:
         # Each asset's poll falls due at its own slot in its interval; the sweep only has to be finer.
         "pg-fast-tier": _every("metrics.pg_fast_due", PG_FAST_SWEEP_INTERVAL),
         "pg-medium-tier": _every("metrics.pg_medium_due", PG_MEDIUM_SWEEP_INTERVAL),
+        "pg-slow-tier": _every("metrics.pg_slow_due", PG_MEDIUM_SWEEP_INTERVAL),
         "pgbouncer-metrics": _every("metrics.pgbouncer_due", PG_FAST_SWEEP_INTERVAL),
         "sqlite-metrics": _every("metrics.sqlite_due", SQLITE_SWEEP_INTERVAL),
         "container-metrics": _every("metrics.container_due", CONTAINER_SWEEP_INTERVAL),

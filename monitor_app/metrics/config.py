@@ -7,6 +7,8 @@ intervals.
       medium_interval: 60        # seconds between medium-tier polls (statements, checkpointer, archiver, vacuums)
       statements_top: 10         # statements reported per medium poll, by time spent in the interval
       statements_tracked: 50     # statements compared between polls (most time, most calls since reset)
+      slow_interval: 600         # seconds between slow-tier polls (sizes, vacuum health, unused indexes, settings)
+      relations_top: 10          # largest tables and unused indexes reported per slow poll
       statement_timeout: 2       # seconds one collector query may run
       sqlite_interval: 60        # seconds between polls of one SQLite file
       container_interval: 15     # seconds between Docker stats of one database container
@@ -29,6 +31,7 @@ class MetricsAssetConfig(ConfigSection):
 
     fast_interval: float | None = Field(None, ge=1, le=3600)
     medium_interval: float | None = Field(None, ge=5, le=86400)
+    slow_interval: float | None = Field(None, ge=30, le=86400)
     sqlite_interval: float | None = Field(None, ge=1, le=86400)
     enabled: bool = True
 
@@ -39,6 +42,8 @@ class MetricsConfig(ConfigSection):
     medium_interval: float = Field(60.0, ge=5, le=86400, description="Seconds between medium-tier polls of one asset.")
     statements_top: int = Field(10, ge=1, le=100, description="Statements reported per medium-tier poll.")
     statements_tracked: int = Field(50, ge=10, le=500, description="Statements compared between medium-tier polls.")
+    slow_interval: float = Field(600.0, ge=30, le=86400, description="Seconds between slow-tier polls of one asset.")
+    relations_top: int = Field(10, ge=1, le=100, description="Largest tables and unused indexes per slow-tier poll.")
     statement_timeout: float = Field(2.0, gt=0, le=60, description="Seconds one collector query may run.")
     lock_timeout: float = Field(0.5, gt=0, le=60, description="Seconds one collector query may wait for a lock.")
     sqlite_interval: float = Field(60.0, ge=1, le=86400, description="Seconds between polls of one SQLite file.")
@@ -49,13 +54,16 @@ class MetricsConfig(ConfigSection):
 
     def for_asset(self, name: str) -> MetricsAssetConfig:
         return self.assets.get(name) or MetricsAssetConfig(fast_interval=None, medium_interval=None,
-                                                           sqlite_interval=None)
+                                                           slow_interval=None, sqlite_interval=None)
 
     def fast_interval_for(self, name: str) -> float:
         return self.for_asset(name).fast_interval or self.fast_interval
 
     def medium_interval_for(self, name: str) -> float:
         return self.for_asset(name).medium_interval or self.medium_interval
+
+    def slow_interval_for(self, name: str) -> float:
+        return self.for_asset(name).slow_interval or self.slow_interval
 
     def sqlite_interval_for(self, name: str) -> float:
         return self.for_asset(name).sqlite_interval or self.sqlite_interval

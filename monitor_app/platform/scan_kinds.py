@@ -28,6 +28,8 @@ SCAN_KINDS: dict[str, ScanKind] = {
     "sqlite-metrics": ScanKind("metrics.sqlite", "required", "poll an SQLite asset's file metrics now"),
     "pg-medium": ScanKind("metrics.pg_medium", "required",
                           "poll a PostgreSQL asset's medium-tier metrics (statements, checkpointer, archiver, vacuums) now"),
+    "pg-slow": ScanKind("metrics.pg_slow", "required",
+                        "poll a PostgreSQL asset's slow-tier metrics (sizes, vacuum health, unused indexes, settings) now"),
     "pgbouncer-metrics": ScanKind("metrics.pgbouncer", "required", "read a PgBouncer asset's pools and averages now"),
     "container-metrics": ScanKind("metrics.container", "required", "read a database container's Docker stats now"),
     "posture": ScanKind("posture.check", "optional",

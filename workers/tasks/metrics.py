@@ -6,7 +6,8 @@ import psutil
 
 from monitor_app.platform.collector_health import Attempt, asset_subject, report
 from monitor_app.errors import DbmonError
-from monitor_app.metrics import container_tier, host_io, pg_fast, pg_medium, pgbouncer_tier, sample_store, sqlite_tier
+from monitor_app.metrics import (container_tier, host_io, pg_fast, pg_medium, pg_slow, pgbouncer_tier, sample_store,
+                                 sqlite_tier)
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, io_counters, sample_host
 from monitor_app.platform.runtime import Runtime
@@ -62,6 +63,18 @@ def pg_medium_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dic
 def pg_medium_due(rt: Runtime) -> dict:
     """Send one medium-tier poll per PostgreSQL asset whose slot in its interval has come."""
     return pg_medium.dispatch_due(rt)
+
+
+@dbmon_task("metrics.pg_slow", time_limit=300, max_retries=0)
+def pg_slow_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
+    """Poll one PostgreSQL asset's slow tier: sizes, vacuum health, unused indexes, wraparound, settings."""
+    return pg_slow.run_poll(rt, asset_id, due_at=due_at)
+
+
+@dbmon_task("metrics.pg_slow_due", time_limit=30)
+def pg_slow_due(rt: Runtime) -> dict:
+    """Send one slow-tier poll per PostgreSQL asset whose slot in its interval has come."""
+    return pg_slow.dispatch_due(rt)
 
 
 @dbmon_task("metrics.pgbouncer", time_limit=60, max_retries=0)
