@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```yaml(?P<info>[^\n]*)\n(?P<body>.*?)^```", re.S | re.M)
 # The rules the docs show, each exercised by a test below; a new documented rule needs one here.
 TESTED_RULES = {"AssetDown", "RiskySchemaChange", "UnplannedRestart", "CollectorFailing", "DiskAlmostFull",
-                "PostureCriticalFinding"}
+                "PostureCriticalFinding",
+                # tests/docs/test_metric_rules.py
+                "PoolClientsWaiting", "WraparoundNear", "WalArchivingFailing", "SettingChanged"}
 
 
 def yaml_examples() -> list[tuple[str, str]]:
