@@ -23,10 +23,10 @@ from monitor_app.config.password_source import resolve_password
 from monitor_app.errors import ConfigError
 from monitor_app.assets.pg_transport import libpq_supports_require_auth
 
-HANDED_ENGINES = ("postgresql", "pgbouncer")
-# Where a login goes unless the rule or label names a database: PgBouncer's statistics are in
-# its admin console.
+# The engines handed a login, and where it goes unless the rule or label names a database:
+# PgBouncer's statistics are in its admin console.
 DEFAULT_DATABASE = {"postgresql": "postgres", "pgbouncer": "pgbouncer"}
+HANDED_ENGINES = tuple(DEFAULT_DATABASE)
 LABEL_SSLMODES = ("verify-ca", "verify-full")
 LABEL_KEYS = ("dbmon.password_env", "dbmon.user", "dbmon.database", "dbmon.sslmode")
 

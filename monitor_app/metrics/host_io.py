@@ -13,17 +13,14 @@ from sqlalchemy.orm import Session
 
 from monitor_app.metrics.counter_rates import CounterPoll, interval
 from monitor_app.metrics.host_resources import Sample, io_rates
-from monitor_app.store.models import MetricPollState
+from monitor_app.metrics.poll_tier import PollTier
 
-TIER = "host"
+POLLS = PollTier("host", "host")
 
 
 def rates_since_last(session: Session, host_id: int, counters: dict[str, float], booted: float,
                      now: datetime) -> list[Sample]:
-    state = session.get(MetricPollState, (host_id, TIER))
-    if state is None:
-        state = MetricPollState(asset_id=host_id, tier=TIER, counters={})
-        session.add(state)
+    state = POLLS.state(session, host_id)
     current = CounterPoll(now.timestamp(), booted, None, counters)
     span, _ = interval(CounterPoll.from_json(state.counters), current)
     state.counters, state.polled_at = current.as_json(), now
