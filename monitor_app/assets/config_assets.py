@@ -39,8 +39,8 @@ def sync_config_assets(session: Session, config: DbmonConfig, box: CredentialBox
             result.errors.append(str(exc))
             password = None
         asset = existing.pop(decl.name, None)
-        fields = dict(kind="pooler" if decl.engine == "pgbouncer" else "database", engine=decl.engine, name=decl.name, labels=dict(decl.labels),
-                      connection=decl.connection())
+        fields = dict(kind="pooler" if decl.engine == "pgbouncer" else "database", engine=decl.engine, name=decl.name,
+                      labels=dict(decl.labels), connection=decl.connection())
         if asset is None:
             secret = box.seal({"password": password}) if password is not None else None
             lifecycle.register(session, Asset(source=CONFIG_SOURCE, external_id=decl.name, secret=secret,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.metrics.container_stats import ContainerReading, rates, read_container
 from monitor_app.metrics.counter_rates import CounterPoll, interval
@@ -83,6 +82,7 @@ def _store(rt, asset_id: int, name: str, reading: ContainerReading, previous: Co
         if span is not None:
             found = rates(span.deltas, span.seconds, reading.gauges.get("container.online_cpus"))
             samples += [SeriesSample(asset_id, metric, value, now) for metric, value in found.items()]
+
     def update(_session, state) -> None:
         state.polled_at = now
         state.counters = current.as_json() if current is not None else {}

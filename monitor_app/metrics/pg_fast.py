@@ -18,7 +18,6 @@ from monitor_app.metrics import pg_polling
 from monitor_app.metrics.counter_rates import CounterPoll, interval
 from monitor_app.metrics.pg_fast_queries import read_fast
 from monitor_app.metrics.pg_fast_rates import derived
-from monitor_app.metrics.pg_polling import read_target, stale
 from monitor_app.metrics.pg_reading import PgReading
 from monitor_app.metrics.poll_tier import PollTier
 from monitor_app.metrics.sample_store import SeriesSample
@@ -43,10 +42,10 @@ def run_poll(rt, asset_id: int, *, due_at: str | None = None, now: datetime | No
         _, name, connection, password = login_target(s, asset_id, rt.credentials)
         previous = CounterPoll.from_json(POLLS.state(s, asset_id).counters)
     poll_interval = settings.fast_interval_for(name)
-    if stale(due_at, poll_interval, now or utcnow()):
+    if pg_polling.stale(due_at, poll_interval, now or utcnow()):
         return {"asset_id": asset_id, "skipped": "a later poll superseded this one"}
-    reading = read_target(rt, POLLS, asset_id, name, connection, password, "metrics fast tier", read_fast,
-                          poll_interval)
+    reading = pg_polling.read_target(rt, POLLS, asset_id, name, connection, password, "metrics fast tier",
+                                     read_fast, poll_interval)
     return _store(rt, asset_id, name, reading, previous, now or utcnow())
 
 
@@ -60,6 +59,7 @@ def _store(rt, asset_id: int, name: str, reading: PgReading, previous: CounterPo
     samples += [SeriesSample(asset_id, f"pg.{counter}", value, now) for counter, value in reading.counters.items()]
     if span is not None:
         samples += [SeriesSample(asset_id, metric, value, now) for metric, value in derived(span)]
+
     def update(_session, state) -> None:
         state.polled_at, state.counters = now, current.as_json()
 

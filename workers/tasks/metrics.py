@@ -1,4 +1,5 @@
-"""Host resource samples, the PostgreSQL fast and medium tiers, PgBouncer pools, SQLite files, and packing finished hours of series into chunks."""
+"""Host resource samples, the PostgreSQL fast, medium and slow tiers, PgBouncer pools, SQLite files,
+Docker stats of database containers, and packing finished hours of series into chunks."""
 
 from __future__ import annotations
 
