@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import psycopg2
 from sqlalchemy import select
@@ -10,6 +11,20 @@ from sqlalchemy import select
 from monitor_app.errors import DbmonError
 from monitor_app.metrics.pg_fast import run_poll
 from monitor_app.store.models import Event, MetricSeries
+
+
+@contextmanager
+def polled_database(store, tmp_path, url: str, config: dict | None = None):
+    """(runtime, asset id) of a PostgreSQL asset `orders-db` on `url`; its kept connections are
+    closed at the end."""
+    from tests.schema.conftest import add_asset, make_runtime, pg_connection
+
+    rt = make_runtime(store, tmp_path, config)
+    asset_id = add_asset(store, name="orders-db", engine="postgresql", connection=pg_connection(url))
+    try:
+        yield rt, asset_id
+    finally:
+        rt.pg_sessions.close()
 
 
 def poll(rt, asset_id: int) -> dict:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from monitor_app.metrics.pg_fast import due_assets
 from monitor_app.store.models import MetricPollState
 from monitor_app.store.models.servers import ServerConnectionSlot
-from tests.metrics.pg_fast_helpers import (all_latest, commits_and_rollbacks, failed_poll, health_events, latest,
+from tests.metrics.pg_fast_helpers import (all_latest, polled_database, commits_and_rollbacks, failed_poll, health_events, latest,
                                            poll, real_deadlock, run_statements)
 from tests.schema.conftest import add_asset, make_runtime, pg_connection
 from tests.services import free_port
@@ -20,11 +20,8 @@ from tests.services import free_port
 
 @pytest.fixture()
 def target(store, tmp_path, pg_database):
-    name, url = pg_database
-    rt = make_runtime(store, tmp_path)
-    asset_id = add_asset(store, name="orders-db", engine="postgresql", connection=pg_connection(url))
-    yield rt, asset_id, url
-    rt.pg_sessions.close()
+    with polled_database(store, tmp_path, pg_database[1]) as (rt, asset_id):
+        yield rt, asset_id, pg_database[1]
 
 
 def test_it_reports_tps_and_the_rollback_ratio_of_real_load(target):

@@ -12,8 +12,8 @@ from monitor_app.metrics.pg_medium import dispatch_due, due_assets, run_poll
 from monitor_app.metrics.pg_medium_queries import bgwriter_sql, statements_sql
 from monitor_app.metrics.pg_medium_rates import source_rates, top_statements
 from monitor_app.store.models import Event, MetricPollState
-from tests.metrics.pg_fast_helpers import latest, run_statements
-from tests.schema.conftest import add_asset, make_runtime, pg_connection
+from tests.metrics.pg_fast_helpers import latest, polled_database, run_statements
+from tests.schema.conftest import add_asset, make_runtime
 
 
 def numbers(calls, exec_ms, rows=0, hit=0, read=0, temp=0):
@@ -72,10 +72,8 @@ def test_queries_follow_the_server_version():
 
 @pytest.fixture()
 def target(store, tmp_path, pg_database):
-    rt = make_runtime(store, tmp_path, {"metrics": {"medium_interval": 60}})
-    asset_id = add_asset(store, name="orders-db", engine="postgresql", connection=pg_connection(pg_database[1]))
-    yield rt, asset_id, pg_database[1]
-    rt.pg_sessions.close()
+    with polled_database(store, tmp_path, pg_database[1]) as (rt, asset_id):
+        yield rt, asset_id, pg_database[1]
 
 
 def test_a_server_without_pg_stat_statements_still_gives_checkpointer_archiver_and_vacuum_numbers(target):

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from monitor_app.metrics.pg_slow import run_poll, setting_changes
 from monitor_app.store.models import Event
-from tests.metrics.pg_fast_helpers import latest, run_statements
-from tests.schema.conftest import add_asset, make_runtime, pg_connection
+from tests.metrics.pg_fast_helpers import latest, polled_database, run_statements
+from tests.schema.conftest import add_asset, make_runtime
 
 
 def test_setting_changes_name_what_was_set_changed_or_reset():
@@ -23,10 +23,8 @@ def test_setting_changes_name_what_was_set_changed_or_reset():
 
 @pytest.fixture()
 def target(store, tmp_path, pg_database):
-    rt = make_runtime(store, tmp_path, {"metrics": {"relations_top": 2}})
-    asset_id = add_asset(store, name="orders-db", engine="postgresql", connection=pg_connection(pg_database[1]))
-    yield rt, asset_id, pg_database[1]
-    rt.pg_sessions.close()
+    with polled_database(store, tmp_path, pg_database[1], {"metrics": {"relations_top": 2}}) as (rt, asset_id):
+        yield rt, asset_id, pg_database[1]
 
 
 def test_it_reports_the_largest_tables_their_dead_tuples_unused_indexes_and_wraparound(target):
