@@ -48,15 +48,17 @@ lint: install
 	$(VENV)/bin/mypy
 
 # Fails under 85% line coverage. With CI=true a missing service fails instead of skipping.
-# Everything but compose, with coverage: the unit tier on parallel workers, then the tiers that
-# start processes, containers or clusters on SLOW_WORKERS workers (two: their tests mostly wait on
-# the processes they start; the Docker tests all go to one worker, tests/conftest.py), adding to
-# the same coverage data.
+# Everything but compose, with coverage: the unit tier on parallel workers; the tiers that start
+# processes or clusters on SLOW_WORKERS workers (two: their tests mostly wait on the processes
+# they start); then the Docker tests one at a time (they share one engine, and discovery sees
+# every container on it), all adding to the same coverage data.
 SLOW_WORKERS ?= 2
 test: install
 	rm -f .coverage .coverage.*
 	DBMON_TEST_PG=private $(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup --cov --cov-report= $(PYTEST_ARGS)
-	$(PY) -m pytest -m "not compose and not ($(FAST_MARKERS))" -n $(SLOW_WORKERS) --dist loadgroup --cov --cov-append \
+	$(PY) -m pytest -m "not compose and not docker and not ($(FAST_MARKERS))" -n $(SLOW_WORKERS) --cov --cov-append \
+		--cov-report= $(PYTEST_ARGS)
+	$(PY) -m pytest -m "docker and not compose and not ($(FAST_MARKERS))" --cov --cov-append \
 		--cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 # test-fast is the loop run while coding: the unit tier with dbmon's own store on SQLite only (the

@@ -158,10 +158,6 @@ def pytest_collection_modifyitems(config, items):
         for fixture in item.fixturenames:
             for mark in MARKS_BY_FIXTURE.get(fixture, ()):
                 item.add_marker(mark)
-        # The Docker tests share one engine and a session fixture whose teardown removes every
-        # test image: on parallel workers (the process tier runs on two) they all go to one.
-        if item.get_closest_marker("docker") is not None:
-            item.add_marker(pytest.mark.xdist_group("docker"))
         params = getattr(getattr(item, "callspec", None), "params", {})
         if any(params.get(name) == "postgresql" for name in STORE_PARAMETERS):
             item.add_marker("pg_store")
