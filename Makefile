@@ -18,10 +18,13 @@ run: install
 install: $(VENV)/.installed
 
 # Exactly the locked, hash-checked versions (runtime, test, alerts and lint extras); then dbmon itself,
-# built with the locked setuptools instead of whatever the index offers at that moment.
+# built with the locked setuptools instead of whatever the index offers at that moment. The lock is
+# complete, so nothing is resolved again (--no-deps: pip 23 looks past the pin of a requirement with
+# an extra, such as coverage[toml], to a newer release); `pip check` proves the set is consistent.
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip check
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -71,6 +71,9 @@ class PgScratch:
 
     def analyze(self) -> None:
         with self.conn.cursor() as cur:
+            # Row counts a committed INSERT has not yet flushed to the shared statistics would be
+            # added on top of ANALYZE's count when they do, doubling n_live_tup; flush them first.
+            cur.execute("SELECT pg_stat_force_next_flush()")
             cur.execute(USER_TABLES)
             tables = cur.fetchone()[0]
             if tables:
