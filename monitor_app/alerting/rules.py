@@ -32,7 +32,7 @@ MAX_ITEMS_PER_EVENT = 100
 
 @dataclass
 class Signal:
-    rule: ThresholdRule | EventRule
+    rule: Any  # any rule kind of alerting.config.Rule
     labels: dict[str, str]
     firing: bool
     at: datetime
@@ -54,6 +54,8 @@ class Signal:
                 out[key] = f"{text} (template error: {exc})"
         if "summary" not in out:
             out["summary"] = self.context.get("default_summary", self.rule.name)
+        for key, value in (self.context.get("evidence") or {}).items():
+            out.setdefault(key, str(value))
         return out
 
 
@@ -77,7 +79,7 @@ def asset_selected(rule, asset: Asset | None) -> bool:
     return not rule.match or all_match(rule.match, asset_labels(asset))
 
 
-def load_rules(session: Session, config_rules: Iterable) -> list[ThresholdRule | EventRule]:
+def load_rules(session: Session, config_rules: Iterable) -> list:
     """Config rules, then enabled API rules whose names do not clash with config ones."""
     rules = [r for r in config_rules if r.enabled]
     names = {r.name for r in config_rules}

@@ -86,7 +86,8 @@ def apply(session: Session, signal: Signal, now: datetime, flap: FlapSettings,
         alert.pending_since = now
         alert.resolved_at = None
         alert.resolved_by = None
-    hold = getattr(signal.rule, "for_", 0.0)
+    # Only a threshold rule holds here; the series rules' `for` is their detector's persistence.
+    hold = signal.rule.for_ if signal.rule.kind == "threshold" else 0.0
     if alert.state == "pending" and (now - alert.pending_since).total_seconds() >= hold:
         alert.state = "firing"
         alert.starts_at = now

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "secrets": "monitor_app.cli.secrets:secrets",
     "health": "monitor_app.cli.health:health",
     "servers": "monitor_app.cli.servers:servers",
+    "metrics": "monitor_app.cli.metrics:metrics",
 }
 
 

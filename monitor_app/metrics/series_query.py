@@ -47,17 +47,22 @@ def pick_tier(q: Query, now: datetime) -> Tier:
 
 def read_series(store: Store, series_ids: list[int], q: Query, now: datetime) -> tuple[Tier, dict[int, SeriesBuckets]]:
     """Buckets of `q.step` per series over [start, end), read from the tier `pick_tier` chose."""
+    with store.session() as s:
+        return read_series_in(s, series_ids, q, now)
+
+
+def read_series_in(s, series_ids: list[int], q: Query, now: datetime) -> tuple[Tier, dict[int, SeriesBuckets]]:
+    """`read_series` inside a session the caller holds (alert evaluation reads and writes in one)."""
     tier = pick_tier(q, now)
     window = _Window(epoch_ms(q.start), epoch_ms(q.end), q.step // timedelta(milliseconds=1))
     found = {i: _Steps(window) for i in series_ids}
-    with store.session() as s:
-        chunks = s.execute(select(MetricChunk.series_id, MetricChunk.start, MetricChunk.payload).where(
-            MetricChunk.series_id.in_(series_ids), MetricChunk.tier == tier.name,
-            MetricChunk.start < q.end, MetricChunk.end_at >= q.start - tier.width,
-        ).order_by(MetricChunk.series_id, MetricChunk.start)).all()
-        points = s.execute(select(MetricPoint.series_id, MetricPoint.at, MetricPoint.value).where(
-            MetricPoint.series_id.in_(series_ids), MetricPoint.at >= q.start, MetricPoint.at < q.end,
-        ).order_by(MetricPoint.series_id, MetricPoint.at)).all()
+    chunks = s.execute(select(MetricChunk.series_id, MetricChunk.start, MetricChunk.payload).where(
+        MetricChunk.series_id.in_(series_ids), MetricChunk.tier == tier.name,
+        MetricChunk.start < q.end, MetricChunk.end_at >= q.start - tier.width,
+    ).order_by(MetricChunk.series_id, MetricChunk.start)).all()
+    points = s.execute(select(MetricPoint.series_id, MetricPoint.at, MetricPoint.value).where(
+        MetricPoint.series_id.in_(series_ids), MetricPoint.at >= q.start, MetricPoint.at < q.end,
+    ).order_by(MetricPoint.series_id, MetricPoint.at)).all()
     # A bucket's last value is from late in its width: ordered there, a late sample still waiting to
     # be packed into that hour does not become the bucket's last.
     last_offset = 0 if tier is RAW else tier.width // timedelta(milliseconds=1) - 1

@@ -23,3 +23,9 @@ def bucket_dicts(buckets: SeriesBuckets, times: dict[int, str | None]) -> list[d
             text = times[t] = iso(from_epoch_ms(t))
         out.append({"t": text, "min": lo, "max": hi, "avg": total / count, "last": last, "count": count})
     return out
+
+
+def anomaly_dict(a) -> dict:
+    return {"id": a.id, "rule": a.rule, "kind": a.kind, "series_id": a.series_id, "asset_id": a.asset_id,
+            "metric": a.metric, "start": iso(a.start), "end": iso(a.end_at), "direction": a.direction,
+            "score": a.score, "baseline": a.baseline, "peak": a.peak, "adapted": a.adapted}

@@ -21,7 +21,7 @@ def test_every_concern_branch_is_labelled_and_below_the_head():
     (head,) = script.get_heads()
     below_head = {rev.revision for rev in script.iterate_revisions(head, "base")}
     labels = {label for rev in script.walk_revisions() for label in (rev.branch_labels or ())}
-    assert {"containers", "schema", "alerting", "posture", "audit", "collectors", "servers"} <= labels
+    assert {"containers", "schema", "alerting", "posture", "audit", "collectors", "servers", "analysis"} <= labels
     assert below_head == {rev.revision for rev in script.walk_revisions()}
 
 

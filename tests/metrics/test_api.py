@@ -6,26 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from monitor_app.access.api_keys import create_key
-from monitor_app.config.settings import load_settings
 from monitor_app.metrics.sample_store import SeriesSample, SeriesWriter, compact
-from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
 from tests.metrics.test_series_storage import add_asset
-
-
-@pytest.fixture()
-def api(store, tmp_path):
-    from api import create_app
-
-    settings = load_settings(_env_file=None, data_dir=tmp_path, database_url=store.url, secret_key="k",
-                             config_file=tmp_path / "none.yaml")
-    rt = Runtime(settings, sender=lambda *a: None)
-    rt.__dict__["store"] = store
-    client = create_app(rt).test_client()
-    with store.session() as s:
-        client.headers = {"X-API-Key": create_key(s, name="viewer", role="viewer")[1]}
-    return client
 
 
 def test_it_lists_series_with_labels_and_latest_values(api, store):

@@ -1,5 +1,6 @@
 """Every model module is imported here so `Base.metadata` is complete for migrations."""
 
+from monitor_app.store.models.analysis import MetricAnomaly, SeriesDetectorState  # noqa: F401
 from monitor_app.store.models.alerting import Alert, Incident, Notification  # noqa: F401
 from monitor_app.store.models.audit import AnonymousAuditWindow  # noqa: F401
 from monitor_app.store.models.collectors import CollectorHealth  # noqa: F401

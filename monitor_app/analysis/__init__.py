@@ -1,0 +1,1 @@
+"""Trends, anomalies and forecasts over metric series: plain functions, no storage."""

@@ -1,0 +1,91 @@
+"""What a series usually does at this time of day (or of week): the median of each slot over the
+last few cycles.
+
+A slot's value for one cycle is the mean of the accepted steps that fell in it; the profile keeps
+the last `keep` of those per slot and predicts the median of them, interpolated between the
+centres of the two nearest slots, so a smooth daily curve is not turned into a staircase whose
+edges look like shifts. Medians of a handful of days shrug off one bad day.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Season:
+    name: str
+    period: float  # seconds
+    slot: float  # seconds
+    keep: int  # cycles remembered per slot
+    needs: int  # cycles a slot must have before it predicts
+
+    @property
+    def slots(self) -> int:
+        return int(self.period // self.slot)
+
+
+DAILY = Season("daily", 86400.0, 1800.0, keep=7, needs=3)
+WEEKLY = Season("weekly", 7 * 86400.0, 1800.0, keep=4, needs=2)
+
+
+class SeasonalProfile:
+    def __init__(self, season: Season, state: dict | None = None):
+        self.season = season
+        n = season.slots
+        state = state or {}
+        self.history: list[list[float]] = [list(h) for h in state.get("history", [[] for _ in range(n)])]
+        # the slot's running mean for the cycle it was last touched in: [cycle, sum, count]
+        self.pending: list[list[float]] = [list(p) for p in state.get("pending", [[-1, 0.0, 0] for _ in range(n)])]
+        self._medians: list[float | None] = [self._median(h) for h in self.history]
+        self.min_count = max(1, int(season.slot // 60) // 3)  # a slot seen for a third of its steps counts
+
+    def state(self) -> dict:
+        return {"history": [[round(v, 9) for v in h] for h in self.history], "pending": self.pending}
+
+    def _position(self, at: float) -> tuple[int, int, float]:
+        cycle = int(at // self.season.period)
+        return cycle, int((at % self.season.period) // self.season.slot), (at % self.season.period) / self.season.slot
+
+    def _median(self, values: list[float]) -> float | None:
+        if len(values) < self.season.needs:
+            return None
+        ordered = sorted(values)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+    def _settle(self, slot: int, cycle: int) -> None:
+        """Move the slot's finished cycle into its history once a later cycle reaches it."""
+        pending = self.pending[slot]
+        if pending[0] == cycle or pending[0] < 0:
+            return
+        if pending[2] >= self.min_count:
+            history = self.history[slot]
+            history.append(pending[1] / pending[2])
+            del history[:-self.season.keep]
+            self._medians[slot] = self._median(history)
+        pending[0], pending[1], pending[2] = cycle, 0.0, 0
+
+    def learn(self, at: float, value: float) -> None:
+        cycle, slot, _ = self._position(at)
+        self._settle(slot, cycle)
+        pending = self.pending[slot]
+        pending[0] = cycle
+        pending[1] += value
+        pending[2] += 1
+
+    def predict(self, at: float) -> float | None:
+        cycle, _, position = self._position(at)
+        centre = position - 0.5
+        low = math.floor(centre)
+        fraction = centre - low
+        n = self.season.slots
+        a, b = low % n, (low + 1) % n
+        # A neighbour across the cycle's start belongs to the previous or next cycle.
+        for slot in (a, b):
+            self._settle(slot, cycle)
+        va, vb = self._medians[a], self._medians[b]
+        if va is None or vb is None:
+            return va if vb is None else vb
+        return va + (vb - va) * fraction

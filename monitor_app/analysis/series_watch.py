@@ -1,0 +1,159 @@
+"""Detectors kept per (rule, series) in the store: fed the stored series one minute at a time, their
+windows written down as they open and close.
+
+Each evaluation feeds only the minutes a detector has not seen, up to one that has had time to
+settle (a poll's samples land a few seconds after their time), so feeding twice is a no-op and two
+evaluations racing compute the same thing. A new detector starts from the series' stored history
+(two weeks: enough for the daily profile and a first weekly one), at most `WARM_STARTS` of them per
+evaluation so a thousand new series cost a thousand evaluations' spare time, not one long stall.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from monitor_app.analysis.anomaly_detector import Detector, DetectorSettings, Step, Window
+from monitor_app.metrics.rollup import floor_time
+from monitor_app.metrics.series_query import Query, read_series_in
+from monitor_app.store.models import MetricSeries
+from monitor_app.store.models.analysis import MetricAnomaly, SeriesDetectorState
+
+STEP = timedelta(minutes=1)
+SETTLE = timedelta(seconds=20)
+WARM_HISTORY = timedelta(days=14)
+READ_SPAN = timedelta(days=7)  # a read at one-minute steps stays under the query's bucket cap
+MAX_CATCH_UP = timedelta(hours=6)  # behind more than this: skip ahead (a gap) rather than replay
+WARM_STARTS = 20
+
+
+@dataclass
+class Watched:
+    series: MetricSeries
+    detector: Detector
+    last: Step | None = None
+    ended: list[Window] = field(default_factory=list)
+
+    @property
+    def open(self) -> Window | None:
+        window = self.detector.open
+        return window if window is not None and self.detector.reportable(window) else None
+
+
+def _epoch(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def pack(state: dict) -> bytes:
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6)
+
+
+def unpack(blob: bytes) -> dict | None:
+    try:
+        state = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError):
+        return None  # a damaged state starts over rather than failing every evaluation
+    return state if isinstance(state, dict) else None
+
+
+def _feed(watched: Watched, times: list[int], sums: list[float], counts: list[int], after: float, end: float) -> None:
+    detector = watched.detector
+    for t, total, count in zip(times, sums, counts, strict=True):
+        at = t / 1000
+        if at < after or not count:
+            continue
+        for step, ended in detector.add(at, total / count):
+            watched.last = step
+            watched.ended += [w for w in ended if detector.reportable(w)]
+    for step, ended in detector.flush(until=end):
+        watched.last = step
+        watched.ended += [w for w in ended if detector.reportable(w)]
+
+
+def _read(session: Session, ids: list[int], start: datetime, end: datetime, now: datetime):
+    """One-minute buckets per series over [start, end), in reads of at most READ_SPAN."""
+    merged: dict[int, tuple[list, list, list]] = {i: ([], [], []) for i in ids}
+    while start < end:
+        stop = min(end, start + READ_SPAN)
+        _, found = read_series_in(session, ids, Query(start, stop, STEP), now)
+        for i, buckets in found.items():
+            merged[i][0].extend(buckets.times)
+            merged[i][1].extend(buckets.sums)
+            merged[i][2].extend(buckets.counts)
+        start = stop
+    return merged
+
+
+def feed(session: Session, rule: str, series: list[MetricSeries], settings_for: Callable[[MetricSeries], DetectorSettings],
+         now: datetime) -> list[Watched]:
+    """Bring each series' detector up to the last settled minute; the detectors, with what the
+    steps fed now produced. Series whose warm start is deferred to a later evaluation are left out."""
+    end = floor_time(now - SETTLE, STEP)
+    ids = [s.id for s in series]
+    rows = {r.series_id: r for r in session.scalars(select(SeriesDetectorState).where(
+        SeriesDetectorState.rule == rule, SeriesDetectorState.series_id.in_(ids)))} if ids else {}
+    watched: list[Watched] = []
+    behind: list[tuple[Watched, datetime]] = []
+    fresh: list[Watched] = []
+    for s in series:
+        row = rows.get(s.id)
+        state = unpack(row.state) if row is not None else None
+        if state is None:
+            if len(fresh) < WARM_STARTS:
+                fresh.append(Watched(s, Detector(settings_for(s))))
+            continue
+        w = Watched(s, Detector(settings_for(s), state))
+        watched.append(w)
+        if row.fed_until < end:
+            behind.append((w, max(row.fed_until, end - MAX_CATCH_UP)))
+    if behind:
+        start = min(since for _, since in behind)
+        columns = _read(session, [w.series.id for w, _ in behind], start, end, now)
+        for w, since in behind:
+            _feed(w, *columns[w.series.id], after=_epoch(since), end=_epoch(end))
+    if fresh:
+        columns = _read(session, [w.series.id for w in fresh], end - WARM_HISTORY, end, now)
+        for w in fresh:
+            _feed(w, *columns[w.series.id], after=0.0, end=_epoch(end))
+    for w in [b for b, _ in behind] + fresh:
+        _save(session, rule, w, end, now)
+    return watched + fresh
+
+
+def _save(session: Session, rule: str, w: Watched, end: datetime, now: datetime) -> None:
+    values = {"rule": rule, "series_id": w.series.id, "fed_until": end, "state": pack(w.detector.state()),
+              "updated_at": now}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(SeriesDetectorState).values(**values)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["rule", "series_id"],
+        set_={k: statement.excluded[k] for k in ("fed_until", "state", "updated_at")}))
+    record_windows(session, rule, w)
+
+
+def record_windows(session: Session, rule: str, w: Watched) -> None:
+    """The rule's windows on this series as rows: one per start, its end filled in when it ends."""
+    kind = "baseline" if w.detector.s.mode == "ratio" else "anomaly"
+    for window in [*w.ended, *([w.open] if w.open else [])]:
+        start = _at(window.start)
+        values = {"end_at": _at(window.end) if window.end is not None else None, "score": window.peak_score,
+                  "peak": window.peak_value, "adapted": window.adapted}
+        changed = session.execute(update(MetricAnomaly).where(
+            MetricAnomaly.rule == rule, MetricAnomaly.series_id == w.series.id, MetricAnomaly.start == start,
+        ).values(**values)).rowcount
+        if not changed:
+            session.add(MetricAnomaly(rule=rule, kind=kind, series_id=w.series.id, asset_id=w.series.asset_id,
+                                      metric=w.series.name, start=start, direction=window.direction,
+                                      baseline=window.baseline, **values))
+    session.flush()
