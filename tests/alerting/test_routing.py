@@ -52,6 +52,7 @@ def test_it_picks_an_escalation_policy_by_severity_when_the_route_names_none():
 def test_it_holds_the_first_notification_for_the_routes_group_wait(store, clock, make_engine):
     engine = make_engine({"rules": [{"name": "Down", "kind": "event", "event_types": ["asset.down"],
                                      "severity": "page", "labels": {"team": "dba"}}],
+                          "default_rules": {"enabled": False},  # the built-in AssetDown would page at once
                           **{**TREE, "route": {**TREE["route"], "routes": TREE["route"]["routes"][:1]}}})
     outcome = engine.evaluate_events([add_event(store, "asset.down", add_asset(store, "orders"), clock())])
     assert outcome.deliver == []  # pager route waits 10 s to gather the group

@@ -39,7 +39,7 @@ ANOMALY = {"name": "TpsAnomaly", "kind": "anomaly", "series": TPS, "min_effect":
 
 def test_an_anomaly_rule_fires_on_a_shift_with_its_evidence_and_resolves_after_it(store, clock, make_engine):
     rng = random.Random(7)
-    engine = make_engine({"rules": [ANOMALY]})
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [ANOMALY]})
     db = add_asset(store, "orders-db")
     write_minutes(store, db, TPS, clock(), 6 * 60, lambda i: 200 + rng.gauss(0, 4))
     assert engine.evaluate_metrics().fired == 0  # warm start from six hours of history: all normal
@@ -65,7 +65,7 @@ def test_an_anomaly_rule_fires_on_a_shift_with_its_evidence_and_resolves_after_i
 
 def test_a_big_score_under_the_minimum_effect_pages_nobody(store, clock, make_engine):
     rng = random.Random(3)
-    engine = make_engine({"rules": [ANOMALY]})
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [ANOMALY]})
     db = add_asset(store, "quiet-db")
     # Near-flat: a rise of 3 transactions a second is a huge score and no news at all.
     write_minutes(store, db, TPS, clock(), 3 * 60, lambda i: 1 + rng.gauss(0, 0.05))
@@ -81,7 +81,7 @@ def test_an_asset_grouped_rule_pages_once_for_several_series_moving_together(sto
     rule = {"name": "Workload", "kind": "anomaly", "group": "asset", "for": "3m",
             "series": [{"metric": TPS, "min_effect": 10}, {"metric": "pg.wal_bytes_per_second", "min_effect": 1000},
                        {"metric": "pg.statement_mean_ms", "direction": "up", "min_effect": 5}]}
-    engine = make_engine({"rules": [rule]})
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [rule]})
     db = add_asset(store, "orders-db")
     for name, level in ((TPS, 300), ("pg.wal_bytes_per_second", 50_000), ("pg.statement_mean_ms", 20)):
         write_minutes(store, db, name, clock(), 3 * 60, lambda i, lv=level: lv * (1 + rng.gauss(0, 0.02)))
@@ -101,7 +101,7 @@ def test_an_asset_grouped_rule_pages_once_for_several_series_moving_together(sto
 
 def test_a_baseline_rule_fires_above_a_multiple_of_the_usual_level(store, clock, make_engine):
     rng = random.Random(5)
-    engine = make_engine({"rules": [{"name": "TempSpill", "kind": "baseline", "series": "pg.temp_bytes",
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [{"name": "TempSpill", "kind": "baseline", "series": "pg.temp_bytes",
                                      "op": ">", "factor": 3, "for": "3m", "min_effect": 1000}]})
     db = add_asset(store, "orders-db")
     write_minutes(store, db, "pg.temp_bytes", clock(), 2 * 60, lambda i: 10_000 + rng.gauss(0, 500))
@@ -122,7 +122,7 @@ def test_a_baseline_rule_fires_above_a_multiple_of_the_usual_level(store, clock,
 
 def test_detector_state_survives_between_evaluations_and_a_damaged_one_starts_over(store, clock, make_engine):
     rng = random.Random(2)
-    engine = make_engine({"rules": [ANOMALY]})
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [ANOMALY]})
     db = add_asset(store, "orders-db")
     write_minutes(store, db, TPS, clock(), 60, lambda i: 200 + rng.gauss(0, 4))
     engine.evaluate_metrics()
@@ -152,7 +152,7 @@ def grow(store, clock, asset_id: int, hours: int, start: float, per_hour: float,
 
 
 def test_a_forecast_rule_fires_inside_its_lead_time_and_holds_with_hysteresis(store, clock, make_engine):
-    engine = make_engine({"rules": [FORECAST]})
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [FORECAST]})
     db = add_asset(store, "db-host", kind="host")
     assert grow(store, clock, db, 8, 36, 0.5, engine)["fired"] == 0  # full in about 120 h
     assert grow(store, clock, db, 12, 40, 2.0, engine)["fired"] == 1  # 64 %, 2 % an hour: full in about 18 h
@@ -167,7 +167,7 @@ def test_a_forecast_rule_fires_inside_its_lead_time_and_holds_with_hysteresis(st
 
 
 def test_a_forecast_waits_for_enough_history(store, clock, make_engine):
-    engine = make_engine({"rules": [FORECAST]})
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [FORECAST]})
     db = add_asset(store, "db-host", kind="host")
     write_minutes(store, db, "host.disk_percent", clock(), 3 * 60, lambda i: 90 + 3 * i / 60)  # 1.25 x 6 h not seen
     assert engine.evaluate_metrics().fired == 0 and active(store, "DiskFullSoon") == []

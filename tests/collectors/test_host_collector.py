@@ -82,3 +82,20 @@ def test_disk_and_network_rates_come_from_two_samples_and_database_processes_are
     # The PostgreSQL server the tests use runs on this host.
     assert second["host.db_processes[postgresql]"] >= 1 and second["host.db_memory_bytes[postgresql]"] > 0
     assert second["host.db_cpu_percent[postgresql]"] >= 0
+
+
+def test_host_samples_are_series_too_so_forecasts_and_rollups_see_them(sqlite_store, tmp_path):
+    from monitor_app.store.models import MetricPoint, MetricSeries
+
+    rt = Runtime(load_settings(data_dir=tmp_path, database_url=sqlite_store.url, secret_key="k"),
+                 sender=lambda *a: None)
+    rt.__dict__["store"] = sqlite_store
+    sampled = host_sample.domain_fn(rt)
+    host_sample.domain_fn(rt)
+    with sqlite_store.session() as s:
+        disk = s.scalars(select(MetricSeries).where(MetricSeries.name == "host.disk_percent")).one()
+        assert disk.asset_id == sampled["asset_id"] and disk.labels == {"path": str(tmp_path)}
+        assert disk.last_value == pytest.approx(sampled["samples"][f"host.disk_percent[{tmp_path}]"], abs=1.0)
+        assert len(s.scalars(select(MetricPoint).where(MetricPoint.series_id == disk.id)).all()) == 2
+        rows = s.scalar(select(MetricSample.id).where(MetricSample.name == "host.disk_percent").limit(1))
+        assert rows is not None  # the per-sample rows stay for what reads them

@@ -29,7 +29,7 @@ def test_it_lists_the_anomaly_windows_a_rule_found(api, store):
     samples += [SeriesSample(other, "pg.transactions_per_second", 100 + rng.gauss(0, 3), start + timedelta(minutes=i))
                 for i in range(180)]
     SeriesWriter(store).write(samples)
-    rules = load_alerting_config({"rules": [{"name": "TpsAnomaly", "kind": "anomaly", "min_effect": 10,
+    rules = load_alerting_config({"default_rules": {"enabled": False}, "rules": [{"name": "TpsAnomaly", "kind": "anomaly", "min_effect": 10,
                                              "series": "pg.transactions_per_second"}]})
     assert AlertOperations(store, rules, "k", clock=lambda: now).evaluate_metrics().fired == 1
 

@@ -12,6 +12,7 @@ from monitor_app.metrics import (container_tier, host_io, pg_fast, pg_medium, pg
 from monitor_app.metrics.host_liveness import host_asset, sampler_reported
 from monitor_app.metrics.host_resources import host_identity, io_counters, sample_host
 from monitor_app.platform.runtime import Runtime
+from monitor_app.metrics.sample_store import SeriesSample
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import MetricSample
 from workers.task_base import dbmon_task
@@ -32,11 +33,17 @@ def host_sample(rt: Runtime) -> dict:
                rt.settings.collector_failures_before_event)
         raise DbmonError(error) from None
     now = utcnow()
-    with rt.store.session() as s:
-        host_id = sampler_reported(s, hostname, now).id
-        samples += host_io.rates_since_last(s, host_id, counters, psutil.boot_time(), now)
-        s.add_all(MetricSample(name=m.name, asset_id=host_id, value=m.value, labels=m.labels, at=now)
-                  for m in samples)
+    try:
+        with rt.store.session() as s:
+            host_id = sampler_reported(s, hostname, now).id
+            samples += host_io.rates_since_last(s, host_id, counters, psutil.boot_time(), now)
+            s.add_all(MetricSample(name=m.name, asset_id=host_id, value=m.value, labels=m.labels, at=now)
+                      for m in samples)
+            # As series too: kept in rollups for 90 days, and what forecasts and anomaly rules read.
+            rt.series_writer.write_in(s, [SeriesSample(host_id, m.name, m.value, now, m.labels) for m in samples])
+    except Exception:
+        rt.series_writer.forget()  # series it created in the rolled-back transaction are gone
+        raise
     report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname),
            rt.settings.collector_failures_before_event)
     return {"asset_id": host_id, "samples": {m.name + _suffix(m.labels): m.value for m in samples}}
