@@ -155,6 +155,8 @@ forecast_args.add_argument("series_id", type=row_id, required=True, location="ar
 forecast_args.add_argument("threshold", type=finite_float, required=True, location="args")
 forecast_args.add_argument("window", type=bounded_int(3600, 30 * 86400), default=86400, location="args",
                            help="trend window in seconds; should span a workload cycle")
+forecast_args.add_argument("direction", choices=("up", "down", "auto"), default="auto", location="args",
+                           help="up: a limit reached from below; down: from above; auto: the side the series is on")
 
 
 @ns.route("/forecast")
@@ -171,7 +173,7 @@ class SeriesForecast(Resource):
             series = s.get(MetricSeries, args.series_id)
             if series is None:
                 abort(404, f"no series {args.series_id}")
-            found, history = stored_forecast(s, series.id, args.threshold, args.window, now)
+            found, history = stored_forecast(s, series.id, args.threshold, args.window, now, direction=args.direction)
             out = {"series": series_dict(series), "threshold": args.threshold, "window": args.window,
                    "history_hours": round(history / 3600, 3), "slope_per_hour": None, "eta": None,
                    "hours_to_threshold": None, "level": None, "method": None, "line": []}

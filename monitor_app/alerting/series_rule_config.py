@@ -85,6 +85,8 @@ class ForecastRule(RuleBase):
     metric: str = Field(min_length=1, max_length=128)
     sample_match: Matchers = Field(default_factory=list)
     threshold: float
+    direction: Literal["up", "down"] = Field("up", description="up: a limit reached from below (a disk filling); "
+                                                               "down: from above (free space running out).")
     lead_time: Duration = Field(description="Fire while the threshold is due within this long.")
     window: Duration = Field(86400.0, description="Trend window; should span a workload cycle.")
     min_history: Duration | None = Field(None, description="History needed before forecasting "

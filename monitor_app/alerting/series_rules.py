@@ -105,7 +105,8 @@ def _forecast_of(session: Session, rule: ForecastRule, s: MetricSeries, now: dat
         cached = series_watch.unpack(row.state)
         if cached is not None:
             return cached
-    found, history = stored_forecast(session, s.id, rule.threshold, rule.window, now, rule.history_needed)
+    found, history = stored_forecast(session, s.id, rule.threshold, rule.window, now, rule.history_needed,
+                                     rule.direction)
     result: dict = {"history": history}
     if found is not None:
         result.update(slope_per_hour=found.slope_per_hour, hours=found.hours_to_threshold, eta=found.eta,

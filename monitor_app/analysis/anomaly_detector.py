@@ -1,21 +1,29 @@
 """An anomaly detector for one series that a person would keep on their pager.
 
-Points are folded into fixed steps (a minute by default); each closed step is compared with the
-best of three predictions of what is normal now:
+Points are folded into fixed steps (a minute by default); each closed step is compared with up to
+three predictions of what is normal now:
 
 - `rolling`: the median of the last hour of normal steps (from the first quarter hour on);
 - `daily` and `weekly`: the seasonal profiles (`seasonal_profile.py`), once they have seen enough
-  cycles.
+  cycles and then predicted for two hours of trial.
+
+A prediction whose error is over `CREDIBLE` times the best one's is not consulted.
 
 Each prediction keeps an exponentially weighted mean of its absolute error, with outliers clipped
-so one spike cannot widen it; the one with the smallest error is the baseline, and that error
-(scaled to a standard deviation) is the noise the score is measured in. A step breaches when its
-score passes the sensitivity, its distance from the baseline is at least `min_effect` (a big score
-on a near-zero series pages nobody) and it goes in an allowed direction. A window opens when `k`
-of the last `n` steps breach the same way, and closes once `n` steps in a row are back within half
-the sensitivity. Anomalous steps teach the baselines nothing; a window still open after
+so one spike cannot widen it; that error, scaled to a standard deviation, is the noise its score
+is measured in. The best of them judges a step: it breaches when its score passes the
+sensitivity, its distance is at least `min_effect` (a big score on a near-zero series pages
+nobody) and it goes in an allowed direction, unless another trusted prediction finds the step
+ordinary. So a weekend the weekly profile expects, or a morning rise the daily one knows, is not
+an anomaly, while a shift away from all of them is. A window opens when `k` of the last `n` steps breach the same way, and
+closes once `n` steps in a row are back within half the sensitivity.
+
+What the rolling baseline and the noise estimates learn is guarded: breaching steps, steps inside
+a window and steps half-way to a breach teach the rolling median nothing (or a slow ramp would
+drag it along and never look unusual), until `HOLD` such steps in a row say the series itself has
+changed. The seasonal profiles learn every step: a median over days shrugs off an anomaly. A window still open after
 `adapt_after` is taken as the new normal: it ends and the rolling baseline restarts from the
-recent steps.
+recent steps. After a long gap the rolling baseline starts over.
 
 Everything is O(1) or O(rolling window) per step, and the whole state is a JSON-able dict, so a
 worker can pick the series up where another left it.
@@ -38,6 +46,9 @@ SEASONAL_TRIAL = 120  # steps a seasonal prediction is scored before it may beco
 ERROR_WEIGHT = 1 / 240  # about four hours of steps
 CLIP = 5.0  # residuals beyond this many sigmas teach the noise estimate no more than this
 GAP_STEPS = 10  # a longer silence forgets the persistence window
+STALE_STEPS = 30  # and a longer one the rolling baseline
+HOLD = 30  # suspicious steps in a row kept out of the baselines
+CREDIBLE = 2.0  # a prediction whose noise is more than this times the best one's is not consulted
 
 
 @dataclass(frozen=True)
@@ -103,10 +114,10 @@ class _Errors:
     def sigma(self) -> float | None:
         return None if self.mean_abs is None else self.mean_abs * 1.2533  # mean |N(0, s)| = 0.798 s
 
-    def learn(self, residual: float) -> None:
+    def learn(self, residual: float, clip: float = CLIP) -> None:
         size = abs(residual)
         if self.mean_abs:
-            size = min(size, CLIP * self.mean_abs * 1.2533)
+            size = min(size, clip * self.mean_abs * 1.2533)
         # A plain mean over the first steps, then the long-run weight: quick to warm up, slow to forget.
         weight = max(ERROR_WEIGHT, 1 / (self.count + 1))
         self.mean_abs = size if self.mean_abs is None else self.mean_abs + weight * (size - self.mean_abs)
@@ -126,6 +137,7 @@ class Detector:
                        for name in ("rolling", "daily", "weekly")}
         self.marks: deque[int] = deque(state.get("marks", []), maxlen=settings.n)
         self.calm = state.get("calm", 0)
+        self.held = state.get("held", 0)
         self.open: Window | None = Window(**state["open"]) if state.get("open") else None
         self.last_step: float | None = state.get("last_step")
         self.pending: list[float] | None = state.get("pending")  # [step start, sum, count]
@@ -133,7 +145,7 @@ class Detector:
     def state(self) -> dict:
         return {"rolling": list(self.rolling), "recent": list(self.recent), "daily": self.daily.state(),
                 "weekly": self.weekly.state(), "errors": {k: (e.mean_abs, e.count) for k, e in self.errors.items()},
-                "marks": list(self.marks), "calm": self.calm, "open": self.open.__dict__ if self.open else None,
+                "marks": list(self.marks), "calm": self.calm, "held": self.held, "open": self.open.__dict__ if self.open else None,
                 "last_step": self.last_step, "pending": self.pending}
 
     # -- feeding -----------------------------------------------------------------------------
@@ -177,16 +189,17 @@ class Detector:
                 out[profile.season.name] = guess
         return out
 
-    def _baseline(self, predictions: dict[str, float]) -> tuple[str | None, float | None, float | None]:
-        best = None
+    def _trusted(self, predictions: dict[str, float]) -> list[tuple[str, float, float]]:
+        out = []
         for name, guess in predictions.items():
             errors = self.errors[name]
             sigma = errors.sigma()
-            if sigma is None or (name != "rolling" and errors.count < SEASONAL_TRIAL):
-                continue
-            if best is None or sigma < best[2]:
-                best = (name, guess, sigma)
-        return best if best else (None, None, None)
+            if sigma is not None and (name == "rolling" or errors.count >= SEASONAL_TRIAL):
+                out.append((name, guess, sigma))
+        # One that predicts far worse than the best (a rolling median lagging a steep daily curve)
+        # has no say.
+        best = min((sigma for *_, sigma in out), default=0.0)
+        return [t for t in out if t[2] <= CREDIBLE * best]
 
     def _breach(self, value: float, baseline: float, sigma: float, threshold: float) -> tuple[int, float]:
         residual = value - baseline
@@ -210,29 +223,50 @@ class Detector:
     def step(self, at: float, value: float) -> tuple[Step, list[Window]]:
         if self.last_step is not None and at - self.last_step > GAP_STEPS * self.s.step:
             self.marks.clear()
+            if at - self.last_step > STALE_STEPS * self.s.step:  # the last hour's median says little now
+                self.rolling.clear()
+                self._sorted = []
+                self.errors["rolling"] = _Errors()
         self.last_step = at
         predictions = self._predictions(at)
-        source, baseline, sigma = self._baseline(predictions)
-        breach, score = (0, 0.0) if baseline is None else self._breach(value, baseline, sigma, self.s.sensitivity)
+        judged = [(name, guess, sigma, *self._breach(value, guess, sigma, self.s.sensitivity))
+                  for name, guess, sigma in self._trusted(predictions)]
+        if judged:
+            # The best prediction judges; another credible one that finds the step ordinary (within
+            # half the sensitivity) overrules it: a weekend the weekly profile expects, or a morning
+            # rise the daily one knows, is not news.
+            source, baseline, sigma, breach, score = min(judged, key=lambda j: j[2])
+            if breach and any(abs(j[4]) < self.s.sensitivity / 2 or j[3] == -breach for j in judged):
+                breach = 0
+            suspicious = max(abs(j[4]) for j in judged) >= self.s.sensitivity / 2
+        else:
+            breach, source, baseline, sigma, score, suspicious = 0, None, None, None, 0.0, False
         step = Step(at, value, baseline, sigma, score, breach, source)
         self.marks.append(breach)
         windows = self._track(step)
         self.recent.append(value)
+        # A step half-way to a breach teaches the baselines nothing, or a slow ramp would drag them
+        # along and never look unusual; after HOLD such steps in a row it is the series that changed.
+        self.held = self.held + 1 if suspicious else 0
         if breach == 0 and self.open is None:
-            self._learn(at, value, predictions)
+            self._learn(at, value, predictions, baselines=self.held == 0 or self.held > HOLD)
+        # The profiles learn every step: their medians over days shrug off an anomaly, and a
+        # weekend the first week took for one is what the weekly profile must learn.
+        self.daily.learn(at, value)
+        self.weekly.learn(at, value)
         return step, windows
 
-    def _learn(self, at: float, value: float, predictions: dict[str, float]) -> None:
+    def _learn(self, at: float, value: float, predictions: dict[str, float], baselines: bool) -> None:
         for name, guess in predictions.items():
-            self.errors[name].learn(value - guess)
+            self.errors[name].learn(value - guess, self.clip)
+        if not baselines:
+            return
         if len(self.rolling) == self.rolling.maxlen:
             self._sorted.pop(_index(self._sorted, self.rolling[0]))
         self.rolling.append(value)
         insort(self._sorted, value)
         if "rolling" not in predictions and len(self._sorted) >= ROLLING_READY:
             self._seed_rolling_errors()
-        self.daily.learn(at, value)
-        self.weekly.learn(at, value)
 
     def _seed_rolling_errors(self) -> None:
         ordered, mid = self._sorted, len(self._sorted) // 2
@@ -275,6 +309,12 @@ class Detector:
             self._sorted = sorted(self.rolling)
             self._seed_rolling_errors()
         return window
+
+    @property
+    def clip(self) -> float:
+        # Winsorised at half the sensitivity: a ramp's steps widen the noise estimate little, and
+        # normal noise hardly loses anything (about 1 % of the mean absolute error of Gaussian noise).
+        return min(CLIP, self.s.sensitivity / 2)
 
     def reportable(self, window: Window) -> bool:
         return self.s.direction in ("both", window.direction)

@@ -2,7 +2,7 @@
 
 A fit over part of a cycle sees the day's rise, not the net growth: a disk that fills by day and is
 cleaned up at night would be "full by tomorrow" every morning. So the slope is the median of
-`(v(t) - v(t - window)) / window` over the last window once `CYCLE_AWARE` windows of history
+`(v(t) - v(t - window)) / window` over up to `CYCLES` windows once `CYCLE_AWARE` windows of history
 exist (differences a whole cycle apart, which cancel the cycle out), and a Theil-Sen line over
 what there is before that: right for steady growth, fooled by a cycle it cannot see whole. The level it extrapolates from is the last window's peak carried forward by that
 slope (its trough, for a series falling to a threshold): a filesystem fills up at the top of its
@@ -18,6 +18,7 @@ from statistics import median
 DEFAULT_WINDOW = 86400.0
 MAX_POINTS = 400  # points a fit looks at; more only costs time
 CYCLE_AWARE = 1.25  # windows of history before differences a cycle apart are used
+CYCLES = 7  # windows of history the differences are taken over, at most
 
 
 @dataclass(frozen=True)
@@ -66,20 +67,26 @@ def slope(points: list[tuple[float, float]], window: float = DEFAULT_WINDOW) -> 
     values = [v for _, v in points]
     last = times[-1]
     if last - times[0] >= CYCLE_AWARE * window:
-        recent = _thin([p for p in points if p[0] > last - window])
+        # Every difference a cycle apart over the last CYCLES cycles: one unusual day moves the median
+        # little, and growth that changed weeks ago no longer counts.
+        recent = _thin([p for p in points if p[0] > max(last - CYCLES * window, times[0] + window)])
         diffs = [(v - back) / window for t, v in recent if (back := _at(times, values, t - window)) is not None]
         if diffs:
             return median(diffs), "cycle-difference"
     return _theil_sen([p for p in points if p[0] > last - window]), "theil-sen"
 
 
-def forecast(points: list[tuple[float, float]], threshold: float, window: float = DEFAULT_WINDOW) -> Forecast:
-    """Time until the series reaches `threshold`, from its last point. Zero hours if it is there."""
+def forecast(points: list[tuple[float, float]], threshold: float, window: float = DEFAULT_WINDOW,
+             direction: str = "auto") -> Forecast:
+    """Time until the series reaches `threshold`, from its last point; zero hours if it is there.
+
+    `direction` says which side the threshold is a limit on: "up" (reached from below: a disk
+    filling), "down" (from above: free space running out), or "auto": the side the last point is on."""
     per_second, method = slope(points, window)
     if per_second is None:
         return Forecast(None, None, None, None, method)
     last_t, last_v = points[-1]
-    rising = threshold >= last_v
+    rising = threshold >= last_v if direction == "auto" else direction == "up"
     recent = [(t, v + per_second * (last_t - t)) for t, v in points if t > last_t - window] or [points[-1]]
     level = max(v for _, v in recent) if rising else min(v for _, v in recent)
     per_hour = per_second * 3600

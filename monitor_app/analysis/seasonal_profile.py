@@ -27,7 +27,9 @@ class Season:
 
 
 DAILY = Season("daily", 86400.0, 1800.0, keep=7, needs=3)
-WEEKLY = Season("weekly", 7 * 86400.0, 1800.0, keep=4, needs=2)
+# One week is enough to be a candidate: it only counts where it agrees with the other baselines
+# about what is unusual, and its trial shows whether it predicts well.
+WEEKLY = Season("weekly", 7 * 86400.0, 1800.0, keep=4, needs=1)
 
 
 class SeasonalProfile:

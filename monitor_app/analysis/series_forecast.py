@@ -23,7 +23,7 @@ def stored_points(session: Session, series_id: int, span: float, window: float, 
 
 
 def stored_forecast(session: Session, series_id: int, threshold: float, window: float, now: datetime,
-                    history_needed: float | None = None) -> tuple[Forecast | None, float]:
+                    history_needed: float | None = None, direction: str = "auto") -> tuple[Forecast | None, float]:
     """The forecast and the seconds of history it stood on; None while there is less history than
     `history_needed` (default: 1.25 windows, a cycle seen whole)."""
     needed = 1.25 * window if history_needed is None else history_needed
@@ -32,4 +32,4 @@ def stored_forecast(session: Session, series_id: int, threshold: float, window: 
     step = max(60.0, window / POINTS_PER_WINDOW)
     if history < needed - step:
         return None, history
-    return forecast(points, threshold, window), history
+    return forecast(points, threshold, window, direction), history

@@ -69,10 +69,12 @@ def anomalies(path: str, fmt: str, direction: str, sensitivity: str, min_effect:
 @click.option("--input", "path", required=True, help="CSV with the header timestamp,value")
 @click.option("--threshold", type=float, required=True)
 @click.option("--window", default="24h", help="trend window; should span a workload cycle")
+@click.option("--direction", type=click.Choice(["up", "down", "auto"]), default="auto",
+              help="up: a limit reached from below; down: from above; auto: the side the last point is on")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="json")
-def forecast(path: str, threshold: float, window: str, fmt: str) -> None:
+def forecast(path: str, threshold: float, window: str, direction: str, fmt: str) -> None:
     """Slope and time until the series reaches THRESHOLD, from its last point."""
-    result = run_forecast(series_csv.read(path), threshold, parse_duration_option(window, "--window"))
+    result = run_forecast(series_csv.read(path), threshold, parse_duration_option(window, "--window"), direction)
     out = {"slope_per_hour": result.slope_per_hour, "eta": _iso(result.eta),
            "hours_to_threshold": None if result.hours_to_threshold is None else round(result.hours_to_threshold, 3)}
     if fmt == "json":

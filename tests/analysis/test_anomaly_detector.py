@@ -184,3 +184,28 @@ def test_daily_growth_with_a_nightly_clean_up_is_forecast_within_ten_percent_fro
     naive = forecast(history[-1440:], threshold, window=DAY)
     assert naive.method == "theil-sen"
     assert naive.hours_to_threshold is None or abs(naive.hours_to_threshold - truth) > 0.10 * truth
+
+
+def test_a_rising_series_already_over_an_upper_limit_is_there_now_and_free_space_counts_down():
+    points = _line(30, per_hour=2.0, start=100.0)  # 100 -> 158
+    over = forecast(points, 140.0, window=DAY, direction="up")
+    assert over.hours_to_threshold == 0.0 and over.eta == points[-1][0]
+    assert forecast(points, 140.0, window=DAY).eta is None  # auto: 140 is below, a falling target never met
+    free = [(t, 500.0 - (v - 100.0)) for t, v in points]  # free space falling 2 an hour from 500 to 442
+    out = forecast(free, 100.0, window=DAY, direction="down")
+    assert out.slope_per_hour == pytest.approx(-2.0) and out.hours_to_threshold == pytest.approx(171.0, rel=0.01)
+
+
+def test_the_cycle_differences_span_several_days_so_one_odd_day_moves_the_slope_little():
+    # 10 an hour from 08:00 to 18:00 and 60 cleaned up at 02:00: net 40 a day; but the day before
+    # the last grew three times as fast.
+    weights = [1.0] * 7 + [3.0, 1.0]
+
+    def value(m: int) -> float:
+        day, minute = divmod(m, 1440)
+        grown = sum(100 * w - 60 for w in weights[:day])
+        today = 10 * weights[day] * min(max(minute - 480, 0), 600) / 60 - (60 if minute >= 120 else 0)
+        return 1000 + grown + today
+
+    points = [(MIDNIGHT + m * 60, value(m)) for m in range(0, 9 * 1440, 5)]
+    assert forecast(points, 10_000, window=DAY).slope_per_hour * 24 == pytest.approx(40, rel=0.1)
