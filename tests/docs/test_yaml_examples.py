@@ -37,7 +37,9 @@ FENCE = re.compile(r"^```yaml(?P<info>[^\n]*)\n(?P<body>.*?)^```", re.S | re.M)
 TESTED_RULES = {"AssetDown", "RiskySchemaChange", "UnplannedRestart", "CollectorFailing", "DiskAlmostFull",
                 "PostureCriticalFinding",
                 # tests/docs/test_metric_rules.py
-                "PoolClientsWaiting", "WraparoundNear", "WalArchivingFailing", "SettingChanged"}
+                "PoolClientsWaiting", "WraparoundNear", "WalArchivingFailing", "SettingChanged",
+                # tests/docs/test_series_rule_examples.py
+                "CheckoutLatencyAnomaly", "TempSpillSurge", "DatabaseOutgrowsItsVolume"}
 
 
 def yaml_examples() -> list[tuple[str, str]]:
