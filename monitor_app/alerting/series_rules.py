@@ -18,7 +18,7 @@ from monitor_app.analysis import series_watch
 from monitor_app.analysis.anomaly_detector import DetectorSettings
 from monitor_app.analysis.series_forecast import POINTS_PER_WINDOW, stored_forecast
 from monitor_app.store.models import Asset, MetricSeries
-from monitor_app.store.models.analysis import SeriesDetectorState
+from monitor_app.store.models.analysis import MetricAnomaly, SeriesDetectorState
 
 SERIES_RULES = (AnomalyRule, BaselineRule, ForecastRule)
 
@@ -57,41 +57,41 @@ def _settings(rule: AnomalyRule | BaselineRule, spec) -> DetectorSettings:
                                     min_effect=min_effect, adapt_after=rule.adapt_after)
 
 
-def _evidence(w: series_watch.Watched) -> dict[str, str]:
-    window, last = w.open, w.last
+def _evidence(s: MetricSeries, window: MetricAnomaly | None) -> dict[str, str]:
     if window is None:
         return {}
-    return {"metric": w.series.name, "baseline": _g(window.baseline), "value": _g(last.value if last else window.peak_value),
-            "score": f"{window.peak_score:.1f}", "direction": window.direction, "since": _iso(window.start) or ""}
+    return {"metric": s.name, "baseline": _g(window.baseline), "value": _g(s.last_value),
+            "score": f"{window.score:.1f}", "direction": window.direction, "since": window.start.isoformat()}
 
 
 def deviation_signals(session: Session, rule: AnomalyRule | BaselineRule, now: datetime,
                       assets: dict[int, Asset]) -> list[Signal]:
+    """Feed the rule's detectors, then signal from the windows they keep open."""
     specs = {spec.metric: spec for spec in rule.series}
     series = _series(session, rule, list(specs), now, assets, lambda s: specs[s.name].sample_match)
-    watched = series_watch.feed(session, rule.name, series, lambda s: _settings(rule, specs[s.name]), now)
+    series_watch.feed(session, rule.name, series, lambda s: _settings(rule, specs[s.name]), now)
+    open_now = series_watch.open_windows(session, rule.name, [s.id for s in series])
     what = "anomalous" if isinstance(rule, AnomalyRule) else "off its baseline"
     signals = []
     if rule.group == "series":
-        for w in watched:
-            asset = assets[w.series.asset_id]
-            labels = {**{str(k): str(v) for k, v in (w.series.labels or {}).items()}, "metric": w.series.name,
+        for s in series:
+            asset = assets[s.asset_id]
+            labels = {**{str(k): str(v) for k, v in (s.labels or {}).items()}, "metric": s.name,
                       **base_labels(rule, asset)}
-            evidence = _evidence(w)
-            summary = (f"{w.series.name} on {asset.name} is {what}: {evidence['value']} against a usual "
+            evidence = _evidence(s, open_now.get(s.id))
+            summary = (f"{s.name} on {asset.name} is {what}: {evidence['value']} against a usual "
                        f"{evidence['baseline']} (score {evidence['score']}) since {evidence['since']}") if evidence else rule.name
-            signals.append(Signal(rule, labels, w.open is not None, now, value=w.last.value if w.last else None,
-                                  asset_id=asset.id, context={"asset": asset.name, "evidence": evidence,
-                                                              "default_summary": summary}))
+            signals.append(Signal(rule, labels, s.id in open_now, now, value=s.last_value, asset_id=asset.id,
+                                  context={"asset": asset.name, "evidence": evidence, "default_summary": summary}))
         return signals
-    by_asset: dict[int, list[series_watch.Watched]] = {}
-    for w in watched:
-        by_asset.setdefault(w.series.asset_id, []).append(w)
+    by_asset: dict[int, list[MetricSeries]] = {}
+    for s in series:
+        by_asset.setdefault(s.asset_id, []).append(s)
     for asset_id, group in by_asset.items():
         asset = assets[asset_id]
-        off = [w for w in group if w.open is not None]
+        off = [_evidence(s, open_now[s.id]) for s in group if s.id in open_now]
         evidence = {"series": "; ".join(f"{e['metric']} {e['value']} vs {e['baseline']} ({e['direction']}, "
-                                        f"score {e['score']}, since {e['since']})" for e in map(_evidence, off))} if off else {}
+                                        f"score {e['score']}, since {e['since']})" for e in off)} if off else {}
         summary = f"{asset.name}: {len(off)} series {what}: {evidence.get('series', '')}" if off else rule.name
         signals.append(Signal(rule, base_labels(rule, asset), bool(off), now, asset_id=asset_id,
                               context={"asset": asset.name, "evidence": evidence, "default_summary": summary}))

@@ -97,26 +97,28 @@ def _read(session: Session, ids: list[int], start: datetime, end: datetime, now:
 
 def feed(session: Session, rule: str, series: list[MetricSeries], settings_for: Callable[[MetricSeries], DetectorSettings],
          now: datetime) -> list[Watched]:
-    """Bring each series' detector up to the last settled minute; the detectors, with what the
-    steps fed now produced. Series whose warm start is deferred to a later evaluation are left out."""
+    """Bring each series' detector up to the last settled minute and write down its windows; the
+    detectors fed now. Only those behind are loaded: most evaluations fall inside a minute already
+    fed, and unpacking every state each time would cost more than all the feeding."""
     end = floor_time(now - SETTLE, STEP)
     ids = [s.id for s in series]
+    known = dict(session.execute(select(SeriesDetectorState.series_id, SeriesDetectorState.fed_until).where(
+        SeriesDetectorState.rule == rule, SeriesDetectorState.series_id.in_(ids))).all()) if ids else {}
+    due = [s.id for s in series if s.id in known and known[s.id] < end]
     rows = {r.series_id: r for r in session.scalars(select(SeriesDetectorState).where(
-        SeriesDetectorState.rule == rule, SeriesDetectorState.series_id.in_(ids)))} if ids else {}
-    watched: list[Watched] = []
+        SeriesDetectorState.rule == rule, SeriesDetectorState.series_id.in_(due)))} if due else {}
     behind: list[tuple[Watched, datetime]] = []
     fresh: list[Watched] = []
     for s in series:
+        if s.id in known and s.id not in rows:
+            continue  # fed up to the last settled minute already
         row = rows.get(s.id)
         state = unpack(row.state) if row is not None else None
         if state is None:
             if len(fresh) < WARM_STARTS:
                 fresh.append(Watched(s, Detector(settings_for(s))))
             continue
-        w = Watched(s, Detector(settings_for(s), state))
-        watched.append(w)
-        if row.fed_until < end:
-            behind.append((w, max(row.fed_until, end - MAX_CATCH_UP)))
+        behind.append((Watched(s, Detector(settings_for(s), state)), max(row.fed_until, end - MAX_CATCH_UP)))
     if behind:
         start = min(since for _, since in behind)
         columns = _read(session, [w.series.id for w, _ in behind], start, end, now)
@@ -126,9 +128,18 @@ def feed(session: Session, rule: str, series: list[MetricSeries], settings_for: 
         columns = _read(session, [w.series.id for w in fresh], end - WARM_HISTORY, end, now)
         for w in fresh:
             _feed(w, *columns[w.series.id], after=0.0, end=_epoch(end))
-    for w in [b for b, _ in behind] + fresh:
+    fed = [b for b, _ in behind] + fresh
+    for w in fed:
         _save(session, rule, w, end, now)
-    return watched + fresh
+    return fed
+
+
+def open_windows(session: Session, rule: str, series_ids: list[int]) -> dict[int, MetricAnomaly]:
+    """The rule's windows still open, by series: what its alerts are made of."""
+    if not series_ids:
+        return {}
+    return {a.series_id: a for a in session.scalars(select(MetricAnomaly).where(
+        MetricAnomaly.rule == rule, MetricAnomaly.end_at.is_(None), MetricAnomaly.series_id.in_(series_ids)))}
 
 
 def _save(session: Session, rule: str, w: Watched, end: datetime, now: datetime) -> None:
