@@ -9,7 +9,9 @@ edges look like shifts. Medians of a handful of days shrug off one bad day.
 
 from __future__ import annotations
 
+import base64
 import math
+from array import array
 from dataclasses import dataclass
 
 
@@ -36,15 +38,38 @@ class SeasonalProfile:
     def __init__(self, season: Season, state: dict | None = None):
         self.season = season
         n = season.slots
-        state = state or {}
-        self.history: list[list[float]] = [list(h) for h in state.get("history", [[] for _ in range(n)])]
+        self.history: list[list[float]] = [[] for _ in range(n)]
         # the slot's running mean for the cycle it was last touched in: [cycle, sum, count]
-        self.pending: list[list[float]] = [list(p) for p in state.get("pending", [[-1, 0.0, 0] for _ in range(n)])]
+        self.pending: list[list[float]] = [[-1, 0.0, 0] for _ in range(n)]
+        if state:
+            self._restore(state)
         self._medians: list[float | None] = [self._median(h) for h in self.history]
         self.min_count = max(1, int(season.slot // 60) // 3)  # a slot seen for a third of its steps counts
 
     def state(self) -> dict:
-        return {"history": [[round(v, 9) for v in h] for h in self.history], "pending": self.pending}
+        """Packed arrays rather than lists of numbers: a profile is some 2,000 floats, and writing
+        them as JSON numbers was most of the cost of saving a detector."""
+        flat = array("d", (v for h in self.history for v in h))
+        return {"lengths": _b64(bytes(len(h) for h in self.history)), "values": _b64(flat.tobytes()),
+                "cycles": _b64(array("q", (int(p[0]) for p in self.pending)).tobytes()),
+                "sums": _b64(array("d", (p[1] for p in self.pending)).tobytes()),
+                "counts": _b64(array("q", (int(p[2]) for p in self.pending)).tobytes())}
+
+    def _restore(self, state: dict) -> None:
+        n = self.season.slots
+        lengths = base64.b64decode(state["lengths"])
+        values = array("d", base64.b64decode(state["values"]))
+        cycles = array("q", base64.b64decode(state["cycles"]))
+        sums = array("d", base64.b64decode(state["sums"]))
+        counts = array("q", base64.b64decode(state["counts"]))
+        if not len(lengths) == len(cycles) == len(sums) == len(counts) == n or sum(lengths) != len(values) \
+                or max(lengths, default=0) > self.season.keep:
+            raise ValueError(f"a {self.season.name} profile of another shape")
+        at = 0
+        for slot, length in enumerate(lengths):
+            self.history[slot] = list(values[at:at + length])
+            at += length
+        self.pending = [[c, s, k] for c, s, k in zip(cycles, sums, counts, strict=True)]
 
     def _position(self, at: float) -> tuple[int, int, float]:
         cycle = int(at // self.season.period)
@@ -91,3 +116,7 @@ class SeasonalProfile:
         if va is None or vb is None:
             return va if vb is None else vb
         return va + (vb - va) * fraction
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

@@ -63,8 +63,20 @@ def unpack(blob: bytes) -> dict | None:
     try:
         state = json.loads(zlib.decompress(blob))
     except (zlib.error, ValueError):
-        return None  # a damaged state starts over rather than failing every evaluation
+        return None
     return state if isinstance(state, dict) else None
+
+
+def _restored(settings: DetectorSettings, row: SeriesDetectorState | None) -> Detector | None:
+    """The row's detector; None for none, or for a damaged state or one of another version, which
+    starts over from the stored history rather than failing every evaluation."""
+    state = unpack(row.state) if row is not None else None
+    if state is None:
+        return None
+    try:
+        return Detector(settings, state)
+    except (KeyError, ValueError, TypeError, IndexError):
+        return None
 
 
 def _feed(watched: Watched, times: list[int], sums: list[float], counts: list[int], after: float, end: float) -> None:
@@ -113,12 +125,12 @@ def feed(session: Session, rule: str, series: list[MetricSeries], settings_for: 
         if s.id in known and s.id not in rows:
             continue  # fed up to the last settled minute already
         row = rows.get(s.id)
-        state = unpack(row.state) if row is not None else None
-        if state is None:
+        detector = _restored(settings_for(s), row)
+        if detector is None:
             if len(fresh) < WARM_STARTS:
                 fresh.append(Watched(s, Detector(settings_for(s))))
             continue
-        behind.append((Watched(s, Detector(settings_for(s), state)), max(row.fed_until, end - MAX_CATCH_UP)))
+        behind.append((Watched(s, detector), max(row.fed_until, end - MAX_CATCH_UP)))
     if behind:
         start = min(since for _, since in behind)
         columns = _read(session, [w.series.id for w, _ in behind], start, end, now)

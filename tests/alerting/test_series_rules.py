@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from monitor_app.analysis.series_watch import pack, unpack
 from monitor_app.metrics.sample_store import SeriesSample, SeriesWriter
 from monitor_app.store.models.alerting import Alert
 from monitor_app.store.models.analysis import MetricAnomaly, SeriesDetectorState
@@ -120,7 +121,9 @@ def test_a_baseline_rule_fires_above_a_multiple_of_the_usual_level(store, clock,
     assert windows(store)[-1].kind == "baseline"
 
 
-def test_detector_state_survives_between_evaluations_and_a_damaged_one_starts_over(store, clock, make_engine):
+@pytest.mark.parametrize("damage", [b"not zlib", pack({"daily": {"history": [[1.0]] * 48}, "weekly": {}})],
+                         ids=["not-zlib", "another-shape"])
+def test_detector_state_survives_between_evaluations_and_a_damaged_one_starts_over(store, clock, make_engine, damage):
     rng = random.Random(2)
     engine = make_engine({"default_rules": {"enabled": False}, "rules": [ANOMALY]})
     db = add_asset(store, "orders-db")
@@ -130,14 +133,14 @@ def test_detector_state_survives_between_evaluations_and_a_damaged_one_starts_ov
         row = s.scalars(select(SeriesDetectorState)).one()
         fed = row.fed_until
         assert fed == clock().replace(second=0) - timedelta(minutes=1)
-        row.state = b"not zlib"
+        row.state = damage
     engine.evaluate_metrics()  # nothing new to feed: the damaged row is left alone until there is
     clock.advance(120)
     write_minutes(store, db, TPS, clock(), 2, lambda i: 200)
     engine.evaluate_metrics()
     with store.session() as s:
         row = s.scalars(select(SeriesDetectorState)).one()
-        assert row.state != b"not zlib" and row.fed_until > fed
+        assert row.state != damage and row.fed_until > fed and "pending" in unpack(row.state)
 
 
 FORECAST = {"name": "DiskFullSoon", "kind": "forecast", "metric": "host.disk_percent", "threshold": 100,
