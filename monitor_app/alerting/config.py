@@ -343,7 +343,7 @@ def load_alerting_config(data: Any, prefix: str = "alerting") -> AlertingConfig:
     return cfg
 
 
-def load_rule(data: Any, prefix: str = "rule") -> ThresholdRule | EventRule:
+def load_rule(data: Any, prefix: str = "rule") -> ThresholdRule | EventRule | AnomalyRule | BaselineRule | ForecastRule:
     """One rule from the API body, errors named by field."""
     from pydantic import TypeAdapter
 

@@ -172,6 +172,7 @@ class Detector:
         return [self._close_pending()]
 
     def _close_pending(self) -> tuple[Step, list[Window]]:
+        assert self.pending is not None  # nosec B101 - callers check
         start, total, count = self.pending
         self.pending = None
         return self.step(start, total / count)
@@ -302,6 +303,7 @@ class Detector:
 
     def _end(self, at: float, adapted: bool = False) -> Window:
         window, self.open = self.open, None
+        assert window is not None  # nosec B101 - only called with a window open
         window.end, window.adapted = at, adapted
         self.marks.clear()
         if adapted:  # the new level is normal now: relearn the rolling baseline from it

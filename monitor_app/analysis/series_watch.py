@@ -93,7 +93,8 @@ def _feed(watched: Watched, times: list[int], sums: list[float], counts: list[in
         watched.ended += [w for w in ended if detector.reportable(w)]
 
 
-def _read(session: Session, ids: list[int], start: datetime, end: datetime, now: datetime):
+def _read(session: Session, ids: list[int], start: datetime, end: datetime,
+          now: datetime) -> dict[int, tuple[list, list, list]]:
     """One-minute buckets per series over [start, end), in reads of at most READ_SPAN."""
     merged: dict[int, tuple[list, list, list]] = {i: ([], [], []) for i in ids}
     while start < end:
@@ -130,7 +131,7 @@ def feed(session: Session, rule: str, series: list[MetricSeries], settings_for: 
             if len(fresh) < WARM_STARTS:
                 fresh.append(Watched(s, Detector(settings_for(s))))
             continue
-        behind.append((Watched(s, detector), max(row.fed_until, end - MAX_CATCH_UP)))
+        behind.append((Watched(s, detector), max(known[s.id], end - MAX_CATCH_UP)))
     if behind:
         start = min(since for _, since in behind)
         columns = _read(session, [w.series.id for w, _ in behind], start, end, now)
@@ -172,11 +173,15 @@ def record_windows(session: Session, rule: str, w: Watched) -> None:
         start = _at(window.start)
         values = {"end_at": _at(window.end) if window.end is not None else None, "score": window.peak_score,
                   "peak": window.peak_value, "adapted": window.adapted}
-        changed = session.execute(update(MetricAnomaly).where(
+        changed = _rowcount(session.execute(update(MetricAnomaly).where(
             MetricAnomaly.rule == rule, MetricAnomaly.series_id == w.series.id, MetricAnomaly.start == start,
-        ).values(**values)).rowcount
+        ).values(**values)))
         if not changed:
             session.add(MetricAnomaly(rule=rule, kind=kind, series_id=w.series.id, asset_id=w.series.asset_id,
                                       metric=w.series.name, start=start, direction=window.direction,
                                       baseline=window.baseline, **values))
     session.flush()
+
+
+def _rowcount(result) -> int:
+    return result.rowcount
