@@ -192,3 +192,28 @@ def test_bad_series_rules_are_refused_naming_the_field(rule, field, message):
         load_alerting_config({"rules": [{"name": "R", **rule}]})
     paths = " ".join(f"{p}: {m}" for p, m in caught.value.errors)
     assert "rules[0]" in paths and field in paths and message in paths
+
+
+def test_the_webhook_carries_the_evidence_of_an_anomaly_and_of_a_forecast(store, clock, make_engine, webhook_peer):
+    from tests.alerting.helpers import drain
+
+    rng = random.Random(8)
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [ANOMALY, FORECAST],
+                          "route": {"channels": ["ops"]},
+                          "channels": {"ops": {"type": "webhook", "allow_private_targets": True,
+                                               "url": webhook_peer.url()}}})
+    db, host = add_asset(store, "orders-db"), add_asset(store, "db-host", kind="host")
+    write_minutes(store, db, TPS, clock(), 6 * 60, lambda i: 200 + rng.gauss(0, 4))
+    write_minutes(store, host, "host.disk_percent", clock(), 12 * 60, lambda i: 64 + 2 * i / 60)
+    drain(engine, engine.evaluate_metrics().deliver)
+    for _ in range(7):
+        write_minutes(store, db, TPS, clock() + timedelta(minutes=1), 1, lambda i: 600 + rng.gauss(0, 4))
+        clock.advance(60)
+        drain(engine, engine.evaluate_metrics().deliver)
+    bodies = [r.json() for r in webhook_peer.wait_for(2)]
+    by_rule = {a["labels"]["alertname"]: a["annotations"] for b in bodies for a in b["alerts"]}
+    assert set(by_rule) == {"TpsAnomaly", "DiskFullSoon"}
+    assert {"baseline", "value", "score", "since"} <= set(by_rule["TpsAnomaly"])
+    assert float(by_rule["TpsAnomaly"]["score"]) > 20
+    assert {"eta", "hours_to_threshold", "slope_per_hour", "level", "threshold"} <= set(by_rule["DiskFullSoon"])
+    assert 5 < float(by_rule["DiskFullSoon"]["hours_to_threshold"]) < 7  # 88 % now, 2 % an hour
