@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.auth import require_role
 from api.context import runtime
 from api.lookups import asset_or_404
-from api.query import paginate, paged_parser
+from api.query import paginate, paged_parser, row_id
 from monitor_app.posture.check import release_list_view
 from monitor_app.posture.views import FINDING_SEVERITIES, finding_dict
 from monitor_app.store.base import iso, utcnow
@@ -18,7 +18,7 @@ ns = Namespace("posture", description="Security posture of monitored PostgreSQL 
 
 list_args = paged_parser()
 list_args.add_argument("severity", choices=FINDING_SEVERITIES, location="args")
-list_args.add_argument("asset_id", type=int, location="args")
+list_args.add_argument("asset_id", type=row_id, location="args")
 
 
 @ns.route("/assets/<int:asset_id>")

@@ -126,6 +126,7 @@ def test_the_api_shows_current_findings_to_viewers(store, tmp_path, pg_database)
     listing = client.get("/api/v1/posture/findings?severity=warning", headers=key).json
     assert any(f["asset_id"] == asset_id and f["id"] == "public_schema_create" for f in listing["items"])
     assert client.get("/api/v1/posture/findings?severity=bogus", headers=key).status_code == 400
+    assert client.get(f"/api/v1/posture/findings?asset_id={-2**120}", headers=key).status_code == 400
     assert client.get("/api/v1/posture/assets/999999", headers=key).status_code == 404
 
 
