@@ -26,7 +26,7 @@ def _every(task: str, seconds: float, *, expires: bool = True) -> dict:
 
 def entries(settings: Settings) -> dict:
     return {
-        "host-sample": _every("metrics.host_sample", settings.host_sample_interval),
+        # Hosts are sampled by their workers (workers/host_sampler.py); beat only notices a silent one.
         "host-sampler-liveness": _every("maintenance.check_host_samplers", settings.host_sample_interval),
         # The per-asset sweeps run every tick: each asset falls due at its own slot in its interval
         # (platform/spread.py), and a sweep that ran once per interval would bunch them up again.

@@ -35,10 +35,22 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, embedded:
     if embedded:
         argv += ["-P", "threads"]
         _embed_beat_and_watcher(app, settings)
+    _sample_this_host()
     # SIGTERM: wait DBMON_WORKER_SHUTDOWN_SECONDS for running tasks, hand the rest back, stop.
     import workers.handback  # noqa: F401 - connects the hand-back to the shutdown signal
 
     app.worker_main(argv)
+
+
+def _sample_this_host() -> None:
+    from celery.signals import worker_ready, worker_shutting_down
+
+    from monitor_app.platform.runtime import Runtime
+    from workers.host_sampler import HostSampler
+
+    sampler = HostSampler(Runtime)
+    worker_ready.connect(lambda **_: sampler.start(), weak=False)
+    worker_shutting_down.connect(lambda **_: sampler.stop(), weak=False)
 
 
 def _embed_beat_and_watcher(app, settings) -> None:

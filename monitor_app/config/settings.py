@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(600, ge=5, description="Seconds before Redis redelivers an unacked task.")
 
     host_sample_interval: float = Field(30.0, gt=0)
+    host_name: str | None = Field(None, min_length=1, max_length=253, description="The name this machine's host samples are filed under (default: its hostname).")
     host_sampler_missed_intervals: int = Field(3, ge=1, le=1000, description="A host whose sampler has not reported for this many sampling intervals is down.")
     reachability_interval: float = Field(30.0, gt=0)
     sweep_tick: float = Field(5.0, gt=0, le=300, description="How often the schema and reachability sweeps look for due assets: the resolution at which their checks are spread over each interval.")

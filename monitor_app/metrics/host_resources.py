@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,10 +116,6 @@ def io_rates(deltas: dict[str, float], seconds: float) -> list[Sample]:
         out.append(Sample("host.disk_busy_ratio", min(1.0, deltas["disk_busy_ms"] / 1000 / seconds)))
     out += [Sample(f"host.{name}_in_interval", deltas[name]) for name in ("net_errors", "net_dropped") if name in deltas]
     return out
-
-
-def host_identity() -> str:
-    return socket.gethostname()
 
 
 def _existing_parent(path: Path) -> Path:

@@ -3,50 +3,17 @@ Docker stats of database containers, and packing finished hours of series into c
 
 from __future__ import annotations
 
-import psutil
-
-from monitor_app.platform.collector_health import Attempt, asset_subject, report
-from monitor_app.errors import DbmonError
-from monitor_app.metrics import (container_tier, host_io, pg_fast, pg_medium, pg_slow, pgbouncer_tier, sample_store,
-                                 sqlite_tier)
-from monitor_app.metrics.host_liveness import host_asset, sampler_reported
-from monitor_app.metrics.host_resources import host_identity, io_counters, sample_host
+from monitor_app.metrics import (container_tier, host_sampling, pg_fast, pg_medium, pg_slow, pgbouncer_tier,
+                                 sample_store, sqlite_tier)
 from monitor_app.platform.runtime import Runtime
-from monitor_app.metrics.sample_store import SeriesSample
 from monitor_app.store.base import utcnow
-from monitor_app.store.models import MetricSample
 from workers.task_base import dbmon_task
 
 
 @dbmon_task("metrics.host_sample", time_limit=30)
 def host_sample(rt: Runtime) -> dict:
-    paths = [rt.settings.data_dir] + [w.path for w in rt.config.watch]
-    hostname = host_identity()
-    try:
-        samples = sample_host(paths)
-        counters = io_counters()
-    except (OSError, psutil.Error) as exc:
-        error = f"sampling the host failed: {type(exc).__name__}: {exc}"
-        with rt.store.session() as s:
-            host_id = host_asset(s, hostname, utcnow()).id
-        report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname, error),
-               rt.settings.collector_failures_before_event)
-        raise DbmonError(error) from None
-    now = utcnow()
-    try:
-        with rt.store.session() as s:
-            host_id = sampler_reported(s, hostname, now).id
-            samples += host_io.rates_since_last(s, host_id, counters, psutil.boot_time(), now)
-            s.add_all(MetricSample(name=m.name, asset_id=host_id, value=m.value, labels=m.labels, at=now)
-                      for m in samples)
-            # As series too: kept in rollups for 90 days, and what forecasts and anomaly rules read.
-            rt.series_writer.write_in(s, [SeriesSample(host_id, m.name, m.value, now, m.labels) for m in samples])
-    except Exception:
-        rt.series_writer.forget()  # series it created in the rolled-back transaction are gone
-        raise
-    report(rt.store, Attempt("host", asset_subject(host_id), host_id, hostname),
-           rt.settings.collector_failures_before_event)
-    return {"asset_id": host_id, "samples": {m.name + _suffix(m.labels): m.value for m in samples}}
+    """Sample the host this worker runs on (on demand: each worker host also samples itself on a timer)."""
+    return host_sampling.sample_and_store(rt)
 
 
 @dbmon_task("metrics.pg_fast", time_limit=60, max_retries=0)
@@ -128,8 +95,3 @@ def container_due(rt: Runtime) -> dict:
 @dbmon_task("metrics.compact", time_limit=600)
 def compact(rt: Runtime) -> dict:
     return sample_store.compact(rt.store, utcnow())
-
-
-def _suffix(labels: dict) -> str:
-    label = labels.get("path") or labels.get("engine")
-    return f"[{label}]" if label else ""
