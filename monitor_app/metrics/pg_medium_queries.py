@@ -2,7 +2,7 @@
 
 Every minute by default: the statements that took the most time (`pg_stat_statements`, when the
 extension is installed in the watched database), the background writer and checkpointer, the
-WAL archiver, and the vacuums running now. Server-wide counters are kept raw, each source with
+WAL archiver, the vacuums running now, and the size of the WAL directory. Server-wide counters are kept raw, each source with
 the identity of its life (`stats_reset`), so a reset of one drops only its own interval.
 
 `pg_stat_statements` is read only from the schema its extension was created in, and only if the
@@ -35,6 +35,9 @@ WHERE e.extname = 'pg_stat_statements' AND EXISTS (
   WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid AND d.deptype = 'e'
     AND c.relname = 'pg_stat_statements' AND c.relnamespace = e.extnamespace)
 """  # nosec B608
+
+
+WAL_DIRECTORY_SQL = f"SELECT {STATEMENT_MARK} count(*), coalesce(sum(size), 0)::float8 FROM pg_ls_waldir()"  # nosec B608
 
 
 def statements_sql(schema: str, version: int, tracked: int) -> str:
@@ -114,7 +117,7 @@ def read_medium(conn, tracked: int) -> MediumReading:
     read_transaction(conn, reading, _server, (
         ("pg_stat_statements", lambda cur, r: _statements(cur, r, tracked)),
         ("pg_stat_bgwriter", _bgwriter), ("pg_stat_archiver", _archiver),
-        ("pg_stat_progress_vacuum", _vacuums)))
+        ("pg_stat_progress_vacuum", _vacuums), ("pg_ls_waldir", _wal_directory)))
     return reading
 
 
@@ -170,6 +173,14 @@ def _archiver(cur, reading: MediumReading) -> None:
     reading.gauge("pg.archive_failing", 1 if failing else 0)
     if last_success_age is not None:
         reading.gauge("pg.archive_last_success_age_seconds", max(0.0, float(last_success_age)))
+
+
+def _wal_directory(cur, reading: MediumReading) -> None:
+    # pg_ls_waldir needs pg_monitor (or superuser); without it this group alone is missing.
+    cur.execute(WAL_DIRECTORY_SQL)
+    files, size = cur.fetchone()
+    reading.gauge("pg.wal_directory_files", files)
+    reading.gauge("pg.wal_directory_bytes", size)
 
 
 def _vacuums(cur, reading: MediumReading) -> None:

@@ -87,6 +87,8 @@ def test_a_server_without_pg_stat_statements_still_gives_checkpointer_archiver_a
     assert latest(store, asset_id, "pg.statements_available") == 0
     assert latest(store, asset_id, "pg.archive_mode") == 0 and latest(store, asset_id, "pg.archive_failing") is None
     assert latest(store, asset_id, "pg.vacuums_running") == 0
+    assert latest(store, asset_id, "pg.wal_directory_files") >= 1
+    assert latest(store, asset_id, "pg.wal_directory_bytes") >= 16 * 2**20 * latest(store, asset_id, "pg.wal_directory_files") / 2
     # The shared server runs other tests' checkpoints too: at least the one asked for here.
     assert latest(store, asset_id, "pg.checkpoints_requested_in_interval") >= 1
     assert latest(store, asset_id, "pg.bgwriter.checkpoints_requested") >= 1

@@ -158,3 +158,20 @@ def test_a_database_owner_cannot_run_code_as_the_monitoring_role_through_the_sea
         cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (owner,))
         assert cur.fetchone() == (False,)
     check.close()
+
+
+def test_without_pg_monitor_only_the_wal_directory_is_missing(sqlite_store, tmp_path, cluster):
+    role = role_name("plain")
+    cluster.run(f'CREATE ROLE "{role}" LOGIN')
+    rt = make_runtime(sqlite_store, tmp_path)
+    asset_id = add_asset(sqlite_store, name="plain-db", engine="postgresql", connection=cluster.connection(role))
+    try:
+        problems = run_poll(rt, asset_id)["problems"]
+        assert [p.split(":")[0] for p in problems] == ["pg_ls_waldir"] and "permission denied" in problems[0]
+        assert latest(rt.store, asset_id, "pg.wal_directory_bytes") is None
+        assert latest(rt.store, asset_id, "pg.vacuums_running") == 0
+        cluster.run(f'GRANT pg_monitor TO "{role}"')
+        assert run_poll(rt, asset_id)["problems"] == []
+        assert latest(rt.store, asset_id, "pg.wal_directory_bytes") > 0
+    finally:
+        cluster.run(f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"')
