@@ -20,6 +20,7 @@ Writes bench/results/metrics_scale.json.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument("--warmup", type=int, default=60)
     args = parser.parse_args(sys.argv[1:] if __name__ == "__main__" else [])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a timeout still stops the clusters and processes
     targets = args.clusters * args.databases
     clusters = [make_cluster(args.databases) for _ in range(args.clusters)]
     tmp = Path(tempfile.mkdtemp(prefix="dbmon-metrics-scale-"))
@@ -91,6 +93,7 @@ def main() -> None:
         d.write_config(config([(c, args.databases) for c in clusters]))
         workers = [d.start_worker(f"worker{i}") for i in range(2)]
         d.start("beat", "beat")
+        d.cli("scan", "config", check=True)  # register the assets now, not at the first periodic sync
         wait_for(lambda: len(lags(d, datetime(2000, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc))[0])
                  >= targets, 300, interval=1.0, what="every target polled once")
         time.sleep(args.warmup)

@@ -38,12 +38,17 @@ class SeasonalProfile:
     def __init__(self, season: Season, state: dict | None = None):
         self.season = season
         n = season.slots
-        self.history: list[list[float]] = [[] for _ in range(n)]
+        self.history: list[list[float]]
         # the slot's running mean for the cycle it was last touched in: [cycle, sum, count]
-        self.pending: list[list[float]] = [[-1, 0.0, 0] for _ in range(n)]
+        self.pending: list[list[float]]
         if state:
             self._restore(state)
-        self._medians: list[float | None] = [self._median(h) for h in self.history]
+        else:
+            self.history = [[] for _ in range(n)]
+            self.pending = [[-1, 0.0, 0] for _ in range(n)]
+        # Worked out when a slot is first asked for: a step reads two slots, and restoring a
+        # detector to feed it one minute must not sort all of them.
+        self._medians: dict[int, float | None] = {}
         self.min_count = max(1, int(season.slot // 60) // 3)  # a slot seen for a third of its steps counts
 
     def state(self) -> dict:
@@ -65,9 +70,9 @@ class SeasonalProfile:
         if not len(lengths) == len(cycles) == len(sums) == len(counts) == n or sum(lengths) != len(values) \
                 or max(lengths, default=0) > self.season.keep:
             raise ValueError(f"a {self.season.name} profile of another shape")
-        at = 0
-        for slot, length in enumerate(lengths):
-            self.history[slot] = list(values[at:at + length])
+        self.history, at = [], 0
+        for length in lengths:
+            self.history.append(values[at:at + length].tolist())
             at += length
         self.pending = [[c, s, k] for c, s, k in zip(cycles, sums, counts, strict=True)]
 
@@ -82,6 +87,11 @@ class SeasonalProfile:
         mid = len(ordered) // 2
         return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
+    def _slot_median(self, slot: int) -> float | None:
+        if slot not in self._medians:
+            self._medians[slot] = self._median(self.history[slot])
+        return self._medians[slot]
+
     def _settle(self, slot: int, cycle: int) -> None:
         """Move the slot's finished cycle into its history once a later cycle reaches it."""
         pending = self.pending[slot]
@@ -91,7 +101,7 @@ class SeasonalProfile:
             history = self.history[slot]
             history.append(pending[1] / pending[2])
             del history[:-self.season.keep]
-            self._medians[slot] = self._median(history)
+            self._medians.pop(slot, None)
         pending[0], pending[1], pending[2] = cycle, 0.0, 0
 
     def learn(self, at: float, value: float) -> None:
@@ -112,7 +122,7 @@ class SeasonalProfile:
         # A neighbour across the cycle's start belongs to the previous or next cycle.
         for slot in (a, b):
             self._settle(slot, cycle)
-        va, vb = self._medians[a], self._medians[b]
+        va, vb = self._slot_median(a), self._slot_median(b)
         if va is None or vb is None:
             return va if vb is None else vb
         return va + (vb - va) * fraction
