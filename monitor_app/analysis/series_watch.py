@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import delete as sa_delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from monitor_app.analysis.anomaly_detector import Detector, DetectorSettings, Step, Window
+from monitor_app.analysis.anomaly_detector import Detector, DetectorSettings, Window
 from monitor_app.metrics.rollup import floor_time
 from monitor_app.metrics.series_query import Query, read_series_in
 from monitor_app.store.models import MetricSeries
@@ -32,13 +32,13 @@ WARM_HISTORY = timedelta(days=14)
 READ_SPAN = timedelta(days=7)  # a read at one-minute steps stays under the query's bucket cap
 MAX_CATCH_UP = timedelta(hours=6)  # behind more than this: skip ahead (a gap) rather than replay
 WARM_STARTS = 20
+ABANDONED = timedelta(days=7)
 
 
 @dataclass
 class Watched:
     series: MetricSeries
     detector: Detector
-    last: Step | None = None
     ended: list[Window] = field(default_factory=list)
 
     @property
@@ -85,11 +85,9 @@ def _feed(watched: Watched, times: list[int], sums: list[float], counts: list[in
         at = t / 1000
         if at < after or not count:
             continue
-        for step, ended in detector.add(at, total / count):
-            watched.last = step
+        for _step, ended in detector.add(at, total / count):
             watched.ended += [w for w in ended if detector.reportable(w)]
-    for step, ended in detector.flush(until=end):
-        watched.last = step
+    for _step, ended in detector.flush(until=end):
         watched.ended += [w for w in ended if detector.reportable(w)]
 
 
@@ -189,3 +187,13 @@ def record_windows(session: Session, rule: str, w: Watched) -> None:
 
 def _rowcount(result) -> int:
     return result.rowcount
+
+
+def prune(session: Session, now: datetime, retention: timedelta) -> dict:
+    """Detectors nobody fed for `ABANDONED` (a rule removed or renamed, a series gone quiet: their
+    rolling baseline is stale anyway and a new one starts from the stored history), and windows
+    that ended before the metrics retention."""
+    detectors = _rowcount(session.execute(sa_delete(SeriesDetectorState).where(
+        SeriesDetectorState.updated_at < now - ABANDONED)))
+    windows = _rowcount(session.execute(sa_delete(MetricAnomaly).where(MetricAnomaly.end_at < now - retention)))
+    return {"detectors": detectors, "anomaly_windows": windows}

@@ -217,3 +217,31 @@ def test_the_webhook_carries_the_evidence_of_an_anomaly_and_of_a_forecast(store,
     assert float(by_rule["TpsAnomaly"]["score"]) > 20
     assert {"eta", "hours_to_threshold", "slope_per_hour", "level", "threshold"} <= set(by_rule["DiskFullSoon"])
     assert 5 < float(by_rule["DiskFullSoon"]["hours_to_threshold"]) < 7  # 88 % now, 2 % an hour
+
+
+def test_the_prune_job_drops_abandoned_detectors_and_windows_past_retention(store, clock, make_engine, tmp_path):
+    from monitor_app.config.settings import load_settings
+    from monitor_app.platform.runtime import Runtime
+    from monitor_app.store.base import utcnow
+    from workers.tasks.maintenance import prune as prune_task
+
+    rng = random.Random(6)
+    engine = make_engine({"default_rules": {"enabled": False}, "rules": [ANOMALY]})
+    db = add_asset(store, "orders-db")
+    write_minutes(store, db, TPS, clock(), 3 * 60, lambda i: 200 + rng.gauss(0, 4))
+    engine.evaluate_metrics()
+    with store.session() as s:
+        s.add(MetricAnomaly(rule="Old", kind="anomaly", series_id=s.scalars(select(SeriesDetectorState)).one().series_id,
+                            asset_id=db, metric=TPS, start=clock() - timedelta(days=120),
+                            end_at=clock() - timedelta(days=119), direction="up", score=9.0, baseline=1.0, peak=9.0))
+    rt = Runtime(load_settings(data_dir=tmp_path, database_url=store.url, secret_key="k"), sender=lambda *a: None)
+    rt.__dict__["store"] = store
+    with store.session() as s:  # the job runs on the real clock: fed a minute ago
+        s.scalars(select(SeriesDetectorState)).one().updated_at = utcnow() - timedelta(minutes=1)
+    kept = prune_task.domain_fn(rt)
+    assert (kept["detectors"], kept["anomaly_windows"]) == (0, 1)
+    with store.session() as s:  # nobody fed it for eight days
+        s.scalars(select(SeriesDetectorState)).one().updated_at = utcnow() - timedelta(days=8)
+    assert prune_task.domain_fn(rt)["detectors"] == 1
+    with store.session() as s:
+        assert s.scalars(select(SeriesDetectorState)).all() == [] and s.scalars(select(MetricAnomaly)).all() == []
