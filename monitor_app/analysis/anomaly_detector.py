@@ -101,10 +101,6 @@ class Window:
     baseline: float | None = None
     adapted: bool = False
 
-    def as_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "direction": self.direction, "score": round(self.peak_score, 3),
-                "value": self.peak_value, "baseline": self.baseline, "adapted": self.adapted}
-
 
 @dataclass
 class _Errors:

@@ -29,9 +29,6 @@ class Forecast:
     level: float | None  # the level extrapolated from, at the last point
     method: str
 
-    def as_dict(self) -> dict:
-        return {"slope_per_hour": self.slope_per_hour, "eta": self.eta, "hours_to_threshold": self.hours_to_threshold}
-
 
 def _thin(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     if len(points) <= MAX_POINTS:
