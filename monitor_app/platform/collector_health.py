@@ -105,8 +105,18 @@ def _failed(session: Session, row: CollectorHealth, attempt: Attempt, threshold:
                  payload={"collector": attempt.collector, "subject": attempt.subject, "error": row.last_error,
                           "failures": row.streak, "since": since.isoformat()},
                  observed_at=now)
+    _probe_soon(session, attempt.asset_id)
     session.refresh(row)
     return kind
+
+
+def _probe_soon(session: Session, asset_id: int | None) -> None:
+    """A collector that starts failing often means the asset is down: its next reachability
+    probe comes at the next sweep, not at its slot, so `asset.down` follows within seconds and
+    pages as one fault with this failure rather than as a second one half a minute later."""
+    asset = session.get(Asset, asset_id) if asset_id is not None else None
+    if asset is not None and asset.status == "up":
+        asset.next_check_at = None
 
 
 def _succeeded(session: Session, row: CollectorHealth, attempt: Attempt, now: datetime) -> str | None:

@@ -141,3 +141,33 @@ def test_a_stopped_server_fails_schema_and_posture_after_the_configured_streak(s
     schema_check(rt, asset_id)
     posture_check(rt, asset_id)
     assert health_events(store)[2:] == [("schema.check_recovered", asset_id), ("posture.check_recovered", asset_id)]
+
+
+def test_a_collector_that_starts_failing_brings_the_assets_probe_forward(store, tmp_path):
+    from datetime import timedelta
+
+    from monitor_app.assets import reachability_check
+    from monitor_app.store.base import utcnow
+    from monitor_app.store.models import Asset
+
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    rt = make_runtime(store, tmp_path)
+    asset_id = add_asset(store, name="app-db", engine="sqlite", connection={"path": str(path)})
+    reachability_check.run_check(rt, asset_id)
+    with store.session() as s:
+        asset = s.get(Asset, asset_id)
+        assert asset.status == "up"
+        asset.next_check_at = utcnow() + timedelta(hours=1)  # its slot, as with a long interval
+    with store.session() as s:
+        assert asset_id not in reachability_check.due_assets(s, utcnow())
+    path.rename(tmp_path / "moved.db")
+    failing_check(schema_check, rt, asset_id)
+    with store.session() as s:  # the schema check failed: the probe is due at the next sweep
+        assert asset_id in reachability_check.due_assets(s, utcnow())
+    reachability_check.run_check(rt, asset_id)
+    with store.session() as s:
+        assert s.get(Asset, asset_id).status == "down"
+        types = [e.type for e in s.scalars(select(Event).where(Event.asset_id == asset_id).order_by(Event.id))]
+    assert types[-2:] == ["schema.check_failed", "asset.down"]
