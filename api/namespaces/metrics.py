@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from flask_restx import Namespace, Resource, abort, inputs, reqparse
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from api.query import bounded_int, exact_or_prefix, paginate, paged_parser, row_
 from monitor_app.metrics.series_query import MAX_BUCKETS, Query, read_series
 from monitor_app.analysis.series_forecast import stored_forecast
 from monitor_app.metrics.views import anomaly_dict, bucket_dicts, series_dict
-from monitor_app.store.base import iso, utcnow
+from monitor_app.store.base import from_epoch, iso, utcnow
 from monitor_app.store.models import MetricSample, MetricSeries
 from monitor_app.store.models.analysis import MetricAnomaly
 
@@ -25,10 +25,6 @@ def finite_float(value) -> float:
     if number != number or number in (float("inf"), float("-inf")):
         raise ValueError("must be a finite number")
     return number
-
-
-def epoch_time(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
 args_parser = reqparse.RequestParser(bundle_errors=True)
@@ -179,9 +175,10 @@ class SeriesForecast(Resource):
                    "hours_to_threshold": None, "level": None, "method": None, "line": []}
         if found is not None:
             out.update(slope_per_hour=found.slope_per_hour, hours_to_threshold=found.hours_to_threshold,
-                       level=found.level, method=found.method, eta=iso(epoch_time(found.eta)))
+                       level=found.level, method=found.method)
             if found.eta is not None:
+                out["eta"] = iso(from_epoch(found.eta))
                 last = found.eta - found.hours_to_threshold * 3600
-                out["line"] = [{"at": iso(epoch_time(last)), "value": found.level},
+                out["line"] = [{"at": iso(from_epoch(last)), "value": found.level},
                                {"at": out["eta"], "value": args.threshold}]
         return out

@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor_app.access import audit
-from monitor_app.store.base import utcnow
+from monitor_app.store.base import upsert_insert, utcnow
 from monitor_app.store.models import AuditEntry
 from monitor_app.store.models.audit import AnonymousAuditWindow
 
@@ -53,8 +51,7 @@ def record(store, *, limit: int, remote_addr: str | None, now: datetime | None =
 
 def _count(s: Session, addr: str, window: datetime) -> int:
     """Atomically add one to the address's count for this minute and return the new count."""
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(AnonymousAuditWindow).values(remote_addr=addr, window_start=window, seen=1)
+    stmt = upsert_insert(s, AnonymousAuditWindow).values(remote_addr=addr, window_start=window, seen=1)
     stmt = stmt.on_conflict_do_update(index_elements=["remote_addr", "window_start"],
                                       set_={"seen": AnonymousAuditWindow.seen + 1})
     return s.execute(stmt.returning(AnonymousAuditWindow.seen)).scalar_one()

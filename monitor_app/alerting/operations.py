@@ -18,14 +18,14 @@ from monitor_app.alerting.channels import driver_for
 from monitor_app.alerting.channels.base import DeliveryError
 from monitor_app.alerting.config import AlertingConfig, EventRule, ThresholdRule
 from monitor_app.alerting.messages import build as build_message
-from monitor_app.alerting.rules import Signal, events_signals, load_rules, metric_signals
+from monitor_app.alerting.rules import Signal, events_signals, live_assets, load_rules, metric_signals
 from monitor_app.alerting.series_rules import SERIES_RULES, series_rule_signals
 from monitor_app.alerting.templates import TemplateRenderer
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.access.secret_keys import KeyRing
 from monitor_app.store.base import Store, utcnow
 from monitor_app.store.models.alerting import Alert, AlertingCursor, Incident, Notification
-from monitor_app.store.models.core import Asset, Event
+from monitor_app.store.models.core import Event
 
 
 @dataclass
@@ -109,10 +109,10 @@ class AlertOperations:
             now = self.clock()
             batch = incidents.Batch(session, self.cfg, now)
             rules = [r for r in load_rules(session, self.cfg.rules) if isinstance(r, (ThresholdRule, *SERIES_RULES))]
-            signals = metric_signals(session, rules, now)
+            assets = live_assets(session) if rules else {}
+            signals = metric_signals(session, rules, now, assets)
             series_rules = [r for r in rules if isinstance(r, SERIES_RULES)]
             if series_rules:
-                assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.status != "gone"))}
                 active = set(session.scalars(select(Alert.fingerprint).where(
                     Alert.rule.in_([r.name for r in series_rules]), Alert.state.in_(state.ACTIVE))))
                 signals += series_rule_signals(session, series_rules, now, assets, active)

@@ -69,6 +69,11 @@ def asset_labels(asset: Asset | None) -> dict[str, str]:
     return labels
 
 
+def string_labels(labels: dict | None) -> dict[str, str]:
+    """A sample's or series' labels as alert labels, which are strings."""
+    return {str(k): str(v) for k, v in (labels or {}).items()}
+
+
 def base_labels(rule, asset: Asset | None) -> dict[str, str]:
     return {**asset_labels(asset), **rule.labels, "alertname": rule.name, "severity": rule.severity}
 
@@ -213,7 +218,7 @@ def threshold_signals(session: Session, rule: ThresholdRule, now: datetime,
             continue
         if rule.sample_match and not all_match(rule.sample_match, sample_labels):
             continue
-        labels = {**{str(k): str(v) for k, v in sample_labels.items()}, **base_labels(rule, asset)}
+        labels = {**string_labels(sample_labels), **base_labels(rule, asset)}
         summary = f"{rule.metric} {rule.op} {rule.value:g} on {asset.name if asset else 'host'} (now {value:g})"
         signals.append(Signal(rule, labels, rule.breached(value), at, value=value, asset_id=asset_id,
                               context={"asset": asset.name if asset else None, "metric": rule.metric,
@@ -221,11 +226,12 @@ def threshold_signals(session: Session, rule: ThresholdRule, now: datetime,
     return signals
 
 
-def metric_signals(session: Session, rules: list, now: datetime) -> list[Signal]:
+def live_assets(session: Session) -> dict[int, Asset]:
+    return {a.id: a for a in session.scalars(select(Asset).where(Asset.status != "gone"))}
+
+
+def metric_signals(session: Session, rules: list, now: datetime, assets: dict[int, Asset]) -> list[Signal]:
     threshold_rules = [r for r in rules if isinstance(r, ThresholdRule)]
-    if not threshold_rules:
-        return []
-    assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.status != "gone"))}
     signals = []
     for rule in threshold_rules:
         signals.extend(threshold_signals(session, rule, now, assets))

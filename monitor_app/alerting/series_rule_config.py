@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from monitor_app.alerting.rule_fields import Duration, Matchers, RuleBase
 from monitor_app.analysis.anomaly_detector import SENSITIVITY
+from monitor_app.analysis.forecast import CYCLE_AWARE
 from monitor_app.config.section import ConfigSection
 
 Direction = Literal["up", "down", "both"]
@@ -103,4 +104,4 @@ class ForecastRule(RuleBase):
 
     @property
     def history_needed(self) -> float:
-        return self.min_history if self.min_history is not None else 1.25 * self.window
+        return self.min_history if self.min_history is not None else CYCLE_AWARE * self.window

@@ -6,17 +6,18 @@ so the page, the webhook and the API all say why without a second lookup.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor_app.alerting.matchers import all_match
-from monitor_app.alerting.rules import Signal, asset_selected, base_labels
+from monitor_app.alerting.rules import Signal, asset_selected, base_labels, string_labels
 from monitor_app.alerting.series_rule_config import AnomalyRule, BaselineRule, ForecastRule
 from monitor_app.analysis import series_watch
 from monitor_app.analysis.anomaly_detector import DetectorSettings
-from monitor_app.analysis.series_forecast import POINTS_PER_WINDOW, stored_forecast
+from monitor_app.analysis.series_forecast import bucket_seconds, stored_forecast
+from monitor_app.store.base import from_epoch
 from monitor_app.store.models import Asset, MetricSeries
 from monitor_app.store.models.analysis import MetricAnomaly, SeriesDetectorState
 
@@ -24,7 +25,7 @@ SERIES_RULES = (AnomalyRule, BaselineRule, ForecastRule)
 
 
 def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+    return None if epoch is None else from_epoch(epoch).isoformat(timespec="seconds")
 
 
 def _g(value: float | None) -> str:
@@ -42,7 +43,7 @@ def _series(session: Session, rule, metrics: list[str], now: datetime, assets: d
         if asset is None or not asset_selected(rule, asset):
             continue
         matchers = sample_match_for(s)
-        if matchers and not all_match(matchers, {str(k): str(v) for k, v in (s.labels or {}).items()}):
+        if matchers and not all_match(matchers, string_labels(s.labels)):
             continue
         out.append(s)
     return out
@@ -76,8 +77,7 @@ def deviation_signals(session: Session, rule: AnomalyRule | BaselineRule, now: d
     if rule.group == "series":
         for s in series:
             asset = assets[s.asset_id]
-            labels = {**{str(k): str(v) for k, v in (s.labels or {}).items()}, "metric": s.name,
-                      **base_labels(rule, asset)}
+            labels = {**string_labels(s.labels), "metric": s.name, **base_labels(rule, asset)}
             evidence = _evidence(s, open_now.get(s.id))
             summary = (f"{s.name} on {asset.name} is {what}: {evidence['value']} against a usual "
                        f"{evidence['baseline']} (score {evidence['score']}) since {evidence['since']}") if evidence else rule.name
@@ -101,7 +101,7 @@ def deviation_signals(session: Session, rule: AnomalyRule | BaselineRule, now: d
 def _forecast_of(session: Session, rule: ForecastRule, s: MetricSeries, now: datetime) -> dict:
     """The series' forecast, recomputed once per bucket width (cached in its detector-state row)."""
     row = session.get(SeriesDetectorState, (rule.name, s.id))
-    if row is not None and row.fed_until > now - timedelta(seconds=max(60.0, rule.window / POINTS_PER_WINDOW)):
+    if row is not None and row.fed_until > now - timedelta(seconds=bucket_seconds(rule.window)):
         cached = series_watch.unpack(row.state)
         if cached is not None:
             return cached
@@ -124,7 +124,7 @@ def forecast_signals(session: Session, rule: ForecastRule, now: datetime, assets
     signals = []
     for s in _series(session, rule, [rule.metric], now, assets, lambda _s: rule.sample_match):
         asset = assets[s.asset_id]
-        labels = {**{str(k): str(v) for k, v in (s.labels or {}).items()}, **base_labels(rule, asset)}
+        labels = {**string_labels(s.labels), **base_labels(rule, asset)}
         result = _forecast_of(session, rule, s, now)
         hours = result.get("hours")
         signal = Signal(rule, labels, False, now, value=s.last_value, asset_id=asset.id)

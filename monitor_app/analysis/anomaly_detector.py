@@ -48,6 +48,7 @@ CLIP = 5.0  # residuals beyond this many sigmas teach the noise estimate no more
 GAP_STEPS = 10  # a longer silence forgets the persistence window
 STALE_STEPS = 30  # and a longer one the rolling baseline
 HOLD = 30  # suspicious steps in a row kept out of the baselines
+SIGMA_PER_MEAN_ABS = 1.2533  # mean |N(0, s)| = 0.798 s
 CREDIBLE = 2.0  # a prediction whose noise is more than this times the best one's is not consulted
 
 
@@ -108,12 +109,12 @@ class _Errors:
     count: int = 0
 
     def sigma(self) -> float | None:
-        return None if self.mean_abs is None else self.mean_abs * 1.2533  # mean |N(0, s)| = 0.798 s
+        return None if self.mean_abs is None else self.mean_abs * SIGMA_PER_MEAN_ABS
 
     def learn(self, residual: float, clip: float = CLIP) -> None:
         size = abs(residual)
         if self.mean_abs:
-            size = min(size, clip * self.mean_abs * 1.2533)
+            size = min(size, clip * self.mean_abs * SIGMA_PER_MEAN_ABS)
         # A plain mean over the first steps, then the long-run weight: quick to warm up, slow to forget.
         weight = max(ERROR_WEIGHT, 1 / (self.count + 1))
         self.mean_abs = size if self.mean_abs is None else self.mean_abs + weight * (size - self.mean_abs)
@@ -259,7 +260,7 @@ class Detector:
         if not baselines:
             return
         if len(self.rolling) == self.rolling.maxlen:
-            self._sorted.pop(_index(self._sorted, self.rolling[0]))
+            self._sorted.pop(bisect_left(self._sorted, self.rolling[0]))
         self.rolling.append(value)
         insort(self._sorted, value)
         if "rolling" not in predictions and len(self._sorted) >= ROLLING_READY:
@@ -316,10 +317,6 @@ class Detector:
 
     def reportable(self, window: Window) -> bool:
         return self.s.direction in ("both", window.direction)
-
-
-def _index(ordered: list[float], value: float) -> int:
-    return bisect_left(ordered, value)
 
 
 @dataclass

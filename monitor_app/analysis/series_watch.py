@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import delete as sa_delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor_app.analysis.anomaly_detector import Detector, DetectorSettings, Window
 from monitor_app.metrics.rollup import floor_time
 from monitor_app.metrics.series_query import Query, read_series_in
 from monitor_app.store.models import MetricSeries
+from monitor_app.store.base import from_epoch, upsert_insert
 from monitor_app.store.models.analysis import MetricAnomaly, SeriesDetectorState
 
 STEP = timedelta(minutes=1)
@@ -49,10 +49,6 @@ class Watched:
 
 def _epoch(at: datetime) -> float:
     return at.timestamp()
-
-
-def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
 
 
 def pack(state: dict) -> bytes:
@@ -156,8 +152,7 @@ def _save(session: Session, rule: str, fed: list[Watched], end: datetime, now: d
     """Every detector fed, in one statement (an upsert each was most of a minute's cost)."""
     if not fed:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(SeriesDetectorState)
+    statement = upsert_insert(session, SeriesDetectorState)
     session.execute(statement.on_conflict_do_update(
         index_elements=["rule", "series_id"],
         set_={k: statement.excluded[k] for k in ("fed_until", "state", "updated_at")}),
@@ -172,8 +167,8 @@ def record_windows(session: Session, rule: str, w: Watched) -> None:
     """The rule's windows on this series as rows: one per start, its end filled in when it ends."""
     kind = "baseline" if w.detector.s.mode == "ratio" else "anomaly"
     for window in [*w.ended, *([w.open] if w.open else [])]:
-        start = _at(window.start)
-        values = {"end_at": _at(window.end) if window.end is not None else None, "score": window.peak_score,
+        start = from_epoch(window.start)
+        values = {"end_at": from_epoch(window.end) if window.end is not None else None, "score": window.peak_score,
                   "peak": window.peak_value, "adapted": window.adapted}
         changed = _rowcount(session.execute(update(MetricAnomaly).where(
             MetricAnomaly.rule == rule, MetricAnomaly.series_id == w.series.id, MetricAnomaly.start == start,

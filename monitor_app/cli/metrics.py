@@ -4,7 +4,6 @@ code and defaults the `anomaly` and `forecast` rules run."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import click
 
@@ -12,6 +11,7 @@ from monitor_app.analysis import series_csv
 from monitor_app.analysis.anomaly_detector import SENSITIVITY, DetectorSettings, scan
 from monitor_app.analysis.forecast import forecast as run_forecast
 from monitor_app.alerting.config import parse_duration
+from monitor_app.store.base import from_epoch
 
 
 def parse_duration_option(text: str, name: str) -> float:
@@ -27,7 +27,7 @@ def parse_duration_option(text: str, name: str) -> float:
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    return from_epoch(epoch).isoformat().replace("+00:00", "Z")
 
 
 @click.group()

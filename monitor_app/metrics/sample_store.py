@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from monitor_app.metrics import chunk_codec
 from monitor_app.metrics.rollup import RAW, ROLLUPS, floor_time, replace_range, to_buckets
-from monitor_app.store.base import Store
+from monitor_app.store.base import Store, upsert_insert
 from monitor_app.store.models import MetricChunk, MetricPoint, MetricSeries
 
 RAW_RETENTION = timedelta(hours=48)
@@ -42,8 +42,7 @@ def labels_key(labels: dict) -> str:
 
 
 def _insert_ignoring_duplicates(session, model, rows: list[dict], keys: list[str]) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
+    session.execute(upsert_insert(session, model).values(rows).on_conflict_do_nothing(index_elements=keys))
 
 
 _SERIES = cast(Table, MetricSeries.__table__)

@@ -29,6 +29,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def upsert_insert(session: Session, model):
+    """`INSERT` with `ON CONFLICT` clauses, in the dialect of the session's backend."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(model)
+
+
 def iso(value: datetime | None) -> str | None:
     """How a stored timestamp leaves dbmon (API, CLI, webhooks): ISO 8601 with its UTC offset."""
     return value.isoformat() if value else None
