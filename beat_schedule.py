@@ -13,6 +13,9 @@ PG_FAST_SWEEP_INTERVAL = 2.0  # finer than the fast interval, so polls stay near
 PG_MEDIUM_SWEEP_INTERVAL = 5.0  # the medium and slow tiers' sweeps
 SQLITE_SWEEP_INTERVAL = 5.0
 CONTAINER_SWEEP_INTERVAL = 5.0
+FILE_WATCH_SYNC_INTERVAL = 120.0  # asks local PostgreSQL servers where their files are
+FILE_RESCAN_SWEEP_INTERVAL = 60.0  # each watch is due every files.rescan_interval
+BACKUP_SWEEP_INTERVAL = 30.0  # settles backups in progress and notices missing ones
 POSTURE_SWEEP_INTERVAL = 300.0  # how often due posture checks are looked for; each asset's own interval is a setting
 
 
@@ -46,5 +49,8 @@ def entries(settings: Settings) -> dict:
         "container-metrics": _every("metrics.container_due", CONTAINER_SWEEP_INTERVAL),
         "metrics-compact": _every("metrics.compact", METRICS_COMPACT_INTERVAL),
         "posture-checks": _every("posture.check_due", min(POSTURE_SWEEP_INTERVAL, settings.posture_interval)),
+        "files-sync-watches": _every("files.sync_watches", FILE_WATCH_SYNC_INTERVAL),
+        "files-rescan": _every("files.rescan_due", FILE_RESCAN_SWEEP_INTERVAL),
+        "files-backups": _every("files.check_backups", BACKUP_SWEEP_INTERVAL),
         **alerting_schedule.entries(settings),
     }

@@ -145,6 +145,7 @@ MARKS_BY_FIXTURE = {
     "exposed_cluster": ("slow",),
     "hardened_cluster": ("slow",),
     "tls_cluster": ("slow",),
+    "files_cluster": ("slow",),
 }
 
 

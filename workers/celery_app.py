@@ -14,6 +14,7 @@ from monitor_app.platform.task_queues import QUEUES, queue_for
 TASK_MODULES = [
     "workers.tasks.assets",
     "workers.tasks.metrics",
+    "workers.tasks.files",
     "workers.tasks.maintenance",
     "workers.tasks.containers",
     "workers.tasks.schema",

@@ -14,4 +14,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.config:ns",
     "api.namespaces.collectors:ns",
     "api.namespaces.servers:ns",
+    "api.namespaces.files:ns",
 ]

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "health": "monitor_app.cli.health:health",
     "servers": "monitor_app.cli.servers:servers",
     "metrics": "monitor_app.cli.metrics:metrics",
+    "files": "monitor_app.cli.files:files",
 }
 
 

@@ -19,6 +19,7 @@ from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
 from monitor_app.assets.connection_budget import server_key
 from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SslMode, default_sslmode, weak_sslmode_error
+from monitor_app.files.config import FilesConfig, WatchConfig
 from monitor_app.metrics.config import MetricsConfig
 from monitor_app.schema.config import SchemaConfig
 
@@ -82,13 +83,6 @@ class AssetConfig(ConfigSection):
                                 file=self.password_file)
 
 
-class WatchConfig(ConfigSection):
-    path: Path
-    asset: str | None = None
-    kinds: list[Literal["data", "wal", "config", "backup"]] = Field(default_factory=lambda: ["data"])
-    recursive: bool = True
-
-
 class ServerConfig(ConfigSection):
     """What one monitored PostgreSQL server lends dbmon, where it differs from the settings' default."""
 
@@ -117,6 +111,7 @@ class DbmonConfig(ConfigSection):
     schema_checks: SchemaConfig = Field(default_factory=SchemaConfig, alias="schema")
     alerting: AlertingSection = Field(default_factory=AlertingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)
 
     @field_validator("assets")
     @classmethod

@@ -32,6 +32,8 @@ SCAN_KINDS: dict[str, ScanKind] = {
                         "poll a PostgreSQL asset's slow-tier metrics (sizes, vacuum health, unused indexes, settings) now"),
     "pgbouncer-metrics": ScanKind("metrics.pgbouncer", "required", "read a PgBouncer asset's pools and averages now"),
     "container-metrics": ScanKind("metrics.container", "required", "read a database container's Docker stats now"),
+    "files": ScanKind("files.scan", "none", "rescan every watched path against its baseline and report changes"),
+    "file-watches": ScanKind("files.sync_watches", "none", "work out which paths to watch (config, assets) and baseline new ones"),
     "posture": ScanKind("posture.check", "optional",
                         "check PostgreSQL security posture (pg_hba, ssl, roles, version...) and report changes"),
 }

@@ -27,6 +27,7 @@ def sync_config(rt: Runtime) -> dict:
     # New, revived and re-addressed assets are due now: look at them at once, not an interval later.
     # Runs on start-up too (`dbmon up`, the watcher's config source), so nothing waits for the first beat.
     rt.dispatch("assets.check_reachability", {})
+    rt.dispatch("files.sync_watches", {})  # watch entries and new assets' files, without waiting for beat
     return result
 
 

@@ -8,6 +8,7 @@ source sit out when it has nothing to watch.
 
 SOURCES: dict[str, str] = {
     "config": "workers.watch_sources.config_file:ConfigFileSource",
+    "files": "workers.watch_sources.file_changes:FileChangesSource",
     "docker": "workers.watch_sources.docker_events:DockerEventsSource",
     "pg_notify": "workers.watch_sources.pg_notify:PgNotifySource",
     "sqlite_schema": "workers.watch_sources.sqlite_schema:SqliteSchemaSource",

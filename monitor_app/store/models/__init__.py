@@ -5,6 +5,7 @@ from monitor_app.store.models.alerting import Alert, Incident, Notification  # n
 from monitor_app.store.models.audit import AnonymousAuditWindow  # noqa: F401
 from monitor_app.store.models.collectors import CollectorHealth  # noqa: F401
 from monitor_app.store.models.containers import ContainerEventCursor, ContainerState  # noqa: F401
+from monitor_app.store.models.files import FileBackup, FileChange, FileEntry, FileWatch  # noqa: F401
 from monitor_app.store.models.core import ApiKey, Asset, AuditEntry, Event
 from monitor_app.store.models.metrics import MetricChunk, MetricPoint, MetricPollState, MetricSample, MetricSeries  # noqa: F401
 from monitor_app.store.models.posture import PostureFinding, PostureState  # noqa: F401

@@ -1,0 +1,221 @@
+"""Watch the stored file watches with inotify (watchdog) and push what moved as `files.scan` tasks.
+
+Events are coalesced per watch for `FLUSH_SECONDS`: a burst of writes is one task naming the
+paths, and a burst past `MAX_PATHS` is one full rescan. inotify is not trusted to be complete,
+so a full rescan is also pushed when the kernel's queue overflowed, when this source starts
+(whatever happened while no watcher ran), and when a path that could not be watched becomes
+watchable. The periodic rescan (beat) is the net under all of it.
+
+A single file is watched through its directory: editors and config tools replace files by rename.
+A path whose name is not valid UTF-8 is sent as its directory, which the scan lists itself (the
+ledger stores task arguments as JSON, which cannot carry such a name).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from sqlalchemy import select
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+
+from monitor_app.store.models.files import FileWatch
+from workers.watch_sources.refreshing import RefreshingSource
+
+log = logging.getLogger("dbmon.watcher.files")
+FLUSH_SECONDS = 0.15
+# A watch that reports only permissions (a data directory, WAL) is written to all day; its events
+# are gathered for longer, so a busy database is a scan a second, not seven.
+QUIET_FLUSH_SECONDS = 1.0
+CONTENT_EVENTS = {"created", "modified", "deleted", "moved"}
+MAX_PATHS = 500
+REFRESH_SECONDS = 15.0
+OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+
+
+class _OverflowSignal(logging.Handler):
+    """watchdog reports a kernel queue overflow only as a log record (no callback reaches a
+    handler), so the record is the signal."""
+
+    def __init__(self, on_overflow):
+        super().__init__(logging.WARNING)
+        self.on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.on_overflow()
+
+
+class _Root:
+    def __init__(self, watch_id: int, path: str, recursive: bool, events: list[str] | None = None):
+        self.watch_id, self.path, self.recursive = watch_id, path.rstrip("/") or "/", recursive
+        self.flush_every = FLUSH_SECONDS if CONTENT_EVENTS & set(events or CONTENT_EVENTS) else QUIET_FLUSH_SECONDS
+        self.is_file = not os.path.isdir(path)
+        # A file is watched through its directory.
+        self.directory = os.path.dirname(self.path) if self.is_file else self.path
+
+    def covers(self, path: str) -> bool:
+        if self.is_file:
+            return path == self.path
+        if path == self.path:
+            return True
+        if not path.startswith(self.path + "/"):
+            return False
+        return self.recursive or "/" not in path[len(self.path) + 1:]
+
+
+class FileChangesSource(RefreshingSource, FileSystemEventHandler):
+    thread_name = "file-changes-source"
+    refresh_seconds = REFRESH_SECONDS
+
+    def __init__(self, runtime, emit):
+        super().__init__(runtime, emit)
+        self.roots: dict[int, _Root] = {}
+        self._scheduled: dict[int, tuple[str, bool]] = {}  # watch id -> its inotify (directory, recursive)
+        # One inotify watch per (directory, recursive), shared by the watches under it: watchdog
+        # hands back the same watch for the same pair, and unscheduling it ends it for all.
+        self._inotify: dict[tuple[str, bool], tuple[object, set[int]]] = {}
+        self._pending: dict[int, set[str] | None] = {}  # None: a full rescan
+        self._lock = threading.Lock()
+        self._observer: Observer | None = None
+        self._flusher: threading.Thread | None = None
+        self._overflow = _OverflowSignal(self._on_overflow)
+        self.overflows = 0
+        self._last_flush: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._observer = Observer()
+        self._observer.start()
+        logging.getLogger(OVERFLOW_LOGGER).addHandler(self._overflow)
+        self.start_refreshing()
+        self._flusher = threading.Thread(target=self._flush_loop, name="file-changes-flush", daemon=True)
+        self._flusher.start()
+
+    def refresh(self) -> None:
+        with self.runtime.store.session() as s:
+            rows = s.execute(select(FileWatch.id, FileWatch.path, FileWatch.spec, FileWatch.baseline_ready)
+                             .where(FileWatch.status != "removed")).all()
+        wanted = {r.id: r for r in rows}
+        for watch_id in [w for w in self._scheduled if w not in wanted]:
+            self._unschedule(watch_id)
+        for watch_id, row in wanted.items():
+            if watch_id in self._scheduled:
+                continue
+            spec = row.spec or {}
+            root = _Root(watch_id, row.path, bool(spec.get("recursive", True)), spec.get("events"))
+            if not os.path.lexists(row.path) or not os.path.isdir(root.directory):
+                continue  # unavailable: the scan says so; retried at the next refresh
+            pair = (root.directory, root.recursive and not root.is_file)
+            if pair not in self._inotify:
+                try:
+                    self._inotify[pair] = (self._observer.schedule(self, pair[0], recursive=pair[1]), set())
+                except OSError as exc:
+                    log.warning("cannot watch %s (%s); it gets its periodic rescans only", row.path, exc)
+                    continue
+            self._inotify[pair][1].add(watch_id)
+            self._scheduled[watch_id] = pair
+            with self._lock:
+                self.roots[watch_id] = root
+                # First sight (watcher start, or the path just became watchable): whatever happened
+                # while nobody watched is found by reading it all. A new watch is baselined by its sync.
+                if row.baseline_ready:
+                    self._pending[watch_id] = None
+
+    def _unschedule(self, watch_id: int) -> None:
+        pair = self._scheduled.pop(watch_id)
+        with self._lock:
+            self.roots.pop(watch_id, None)
+            self._pending.pop(watch_id, None)
+        observed, users = self._inotify[pair]
+        users.discard(watch_id)
+        if users:
+            return
+        del self._inotify[pair]
+        try:
+            self._observer.unschedule(observed)
+        except (KeyError, OSError):
+            pass
+
+    def on_any_event(self, event) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        full = event.is_directory and event.event_type == "moved"  # a tree moved in: its contents are unseen
+        with self._lock:
+            for raw in (event.src_path, getattr(event, "dest_path", "")):
+                if not raw:
+                    continue
+                path = os.fsdecode(raw)
+                for root in self.roots.values():
+                    if root.covers(path):
+                        self._add(root, path, full)
+
+    def _add(self, root: _Root, path: str, full: bool) -> None:
+        pending = self._pending.get(root.watch_id, set())
+        if pending is None:
+            return
+        if full or len(pending) >= MAX_PATHS:
+            self._pending[root.watch_id] = None
+            return
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            path = os.path.dirname(path)
+        pending.add(path)
+        self._pending[root.watch_id] = pending
+
+    def _on_overflow(self) -> None:
+        with self._lock:
+            for watch_id in self.roots:
+                self._pending[watch_id] = None
+        self.overflows += 1
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the batch is put back and tried again
+                log.exception("pushing file changes failed; retrying")
+
+    def flush(self, everything: bool = False) -> int:
+        now = time.monotonic()
+        with self._lock:
+            due = [w for w in self._pending if everything or w not in self.roots
+                   or now - self._last_flush.get(w, 0.0) >= self.roots[w].flush_every]
+            batch = {w: self._pending.pop(w) for w in due}
+            for w in due:
+                self._last_flush[w] = now
+        sent = 0
+        try:
+            for watch_id, paths in list(batch.items()):
+                if paths is None:
+                    self.emit("files.scan", {"watch_id": watch_id, "reason": "rescan"})
+                else:
+                    self.emit("files.scan", {"watch_id": watch_id, "paths": sorted(paths), "reason": "event"})
+                batch.pop(watch_id)
+                sent += 1
+        finally:
+            if batch:
+                with self._lock:
+                    for watch_id, paths in batch.items():
+                        now = self._pending.get(watch_id, set())
+                        self._pending[watch_id] = None if paths is None or now is None else now | paths
+        return sent
+
+    def is_alive(self) -> bool:
+        return super().is_alive() and self._flusher is not None and self._flusher.is_alive()
+
+    def stop(self) -> None:
+        self.stop_refreshing()
+        logging.getLogger(OVERFLOW_LOGGER).removeHandler(self._overflow)
+        if self._flusher:
+            self._flusher.join(timeout=2)
+        try:
+            self.flush(everything=True)  # what was seen before the stop is pushed, not dropped
+        except Exception:  # noqa: BLE001
+            log.exception("could not push the last file changes")
+        if self._observer:
+            self._observer.stop()
+            self._observer.join(timeout=5)
