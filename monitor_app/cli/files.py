@@ -1,22 +1,75 @@
 """`dbmon files ...`: AIDE-style baselines and checks of any tree, and config diffs, for people
-and CI pipelines. `check` and `diff-config` exit like diff(1): 0 unchanged, 1 changes, 2 trouble."""
+and CI pipelines. `check` and `diff-config` exit like diff(1): 0 unchanged, 1 changes, 2 trouble.
+
+A check re-hashes every file instead of trusting the baseline's size and mtime (as the watcher
+does between its own scans): mtimes are set at will (`touch -r`), and a check exists to catch
+exactly the change made to look like none. What cannot be read is trouble when it is the root and
+a warning below it, never a deletion. The baseline file itself is left out of the tree it
+describes, so `baseline . --out base.json` does not make every later check fail."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from monitor_app.errors import DbmonError
 
+if TYPE_CHECKING:
+    from monitor_app.files.tree_scan import ScanResult
+
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+MAX_WARNINGS = 20  # unreadable paths named on stderr; the rest are counted
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_TROUBLE)
+
+
+def _shown(path: str) -> str:
+    """A path for a line of text: a newline in a file name must not pass for another line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", path)
+
+
+def _readable(path: Path, root: str, result: ScanResult) -> None:
+    """Trouble when the root cannot be read or the tree is too large to read whole."""
+    from monitor_app.files.tree_scan import display_path
+
+    if result.root_error:
+        _fail(f"{path}: {result.root_error}")
+    listing_error = result.errors.get(display_path(root))
+    if listing_error:
+        _fail(f"{path}: cannot be read ({listing_error})")
+    if result.truncated:
+        _fail(f"{path}: more than {len(result.states)} entries; narrow it with --include or --exclude")
+
+
+def _drop_own_file(result: ScanResult, baseline_path: Path) -> str:
+    from monitor_app.files.tree_scan import display_path
+
+    own = display_path(str(baseline_path.absolute()))
+    result.states.pop(own, None)
+    return own
+
+
+def _unread(result: ScanResult) -> list[str]:
+    """Paths whose state is not known now: unreadable directories and files, and files that
+    changed while they were hashed."""
+    return list(result.errors) + result.changing
+
+
+def _scope(old: dict, result: ScanResult, unread: list[str]) -> set[str] | None:
+    """The paths this read answers for: all of them, less what lies in or under an unread path."""
+    if not unread:
+        return None
+    return {p for p in set(old) | set(result.states)
+            if not any(p == u or p.startswith(u.rstrip("/") + "/") for u in unread)}
 
 
 @click.group("files")
@@ -37,11 +90,12 @@ def baseline_cmd(path: Path, out: Path, include, exclude, no_hash: bool, hash_li
     from monitor_app.files.tree_scan import ScanSpec, scan
     from monitor_app.store.base import iso, utcnow
 
-    spec = ScanSpec(root=str(path.absolute()), include=tuple(include), exclude=tuple(exclude),
+    root = str(path.absolute())
+    spec = ScanSpec(root=root, include=tuple(include), exclude=tuple(exclude),
                     hash_content=not no_hash, hash_limit=hash_limit)
     result = scan(spec)
-    if result.root_error:
-        _fail(f"{path}: {result.root_error}")
+    _readable(path, root, result)
+    _drop_own_file(result, out)
     try:
         out.write_text(dump(spec, result, iso(utcnow()) or ""))
     except OSError as exc:
@@ -58,7 +112,7 @@ def check_cmd(path: Path, baseline_path: Path, fmt: str) -> None:
     """Compare PATH with a baseline file; exit 0 unchanged, 1 changed, 2 trouble."""
     from monitor_app.files.baseline_file import load
     from monitor_app.files.compare import compare
-    from monitor_app.files.tree_scan import ScanSpec, scan
+    from monitor_app.files.tree_scan import scan
 
     try:
         spec, old = load(baseline_path.read_text(errors="replace"), str(baseline_path))
@@ -68,17 +122,23 @@ def check_cmd(path: Path, baseline_path: Path, fmt: str) -> None:
         _fail(exc.message)
     root = str(path.absolute())
     if root != spec.root:
-        _fail(f"the baseline was taken of {spec.root}, not {root}")
-    result = scan(ScanSpec(**{**spec.__dict__, "root": root}), old)
-    if result.root_error:
-        _fail(f"{path}: {result.root_error}")
-    changes = compare(old, result.states)
+        _fail(f"{baseline_path} is a baseline of {spec.root}, not of {root}")
+    result = scan(spec)  # no hashes taken over from the baseline: see the module docstring
+    _readable(path, root, result)
+    old.pop(_drop_own_file(result, baseline_path), None)
+    unread = _unread(result)
+    for unread_path in unread[:MAX_WARNINGS]:
+        why = result.errors.get(unread_path, "changed while it was read")
+        click.echo(f"warning: {_shown(unread_path)}: {why}; not compared", err=True)
+    if len(unread) > MAX_WARNINGS:
+        click.echo(f"warning: {len(unread) - MAX_WARNINGS} more paths not compared", err=True)
+    changes = compare(old, result.states, _scope(old, result, unread))
     if fmt == "json":
         click.echo(json.dumps([c.as_dict() for c in changes], indent=1))
     else:
         for c in changes:
-            target = f" -> {c.dest}" if c.dest else ""
-            click.echo(f"{c.type:20} {c.path}{target}  {','.join(c.fields)}")
+            target = f" -> {_shown(c.dest)}" if c.dest else ""
+            click.echo(f"{c.type:20} {_shown(c.path)}{target}  {','.join(c.fields)}")
         click.echo(f"{len(changes)} change(s) in {len(result.states)} entries", err=True)
     sys.exit(EXIT_DIFFERENT if changes else EXIT_SAME)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
 from monitor_app.files import backup_run
 from monitor_app.files.scan_run import run_scan
 from monitor_app.store.base import utcnow
-from monitor_app.store.models.files import FileWatch
+from monitor_app.store.models.files import FileChange, FileWatch
 
 
 def live_watch_ids(s) -> list[int]:
@@ -42,3 +42,11 @@ def backup_sweep(rt, now: datetime | None = None) -> dict:
             if watch is not None and watch.baseline_ready and backup_run.check_missing(s, watch, now or utcnow()):
                 out["missing"] += 1
     return out
+
+
+def prune(s, now: datetime, retention: timedelta) -> dict:
+    """Changes past the retention, and watches removed that long ago (their changes with them)."""
+    cutoff = now - retention
+    changes = s.execute(delete(FileChange).where(FileChange.observed_at < cutoff)).rowcount
+    watches = s.execute(delete(FileWatch).where(FileWatch.status == "removed", FileWatch.updated_at < cutoff)).rowcount
+    return {"file_changes": changes, "file_watches": watches}

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from monitor_app.analysis import series_watch
+from monitor_app.files import runs as file_runs
 from monitor_app.metrics import sample_store
 from monitor_app.metrics.host_liveness import silent_samplers
 from monitor_app.platform.runtime import Runtime
@@ -40,7 +41,8 @@ def prune(rt: Runtime) -> dict:
         runs = s.execute(delete(TaskRun).where(
             TaskRun.status.in_(("done", "failed")), TaskRun.finished_at < now - FINISHED_RUN_RETENTION)).rowcount
         analysis = series_watch.prune(s, now, timedelta(days=rt.settings.metrics_retention_days))
+        files = file_runs.prune(s, now, timedelta(days=rt.settings.metrics_retention_days))
     series = sample_store.prune(rt.store, now, timedelta(hours=rt.settings.metrics_raw_retention_hours),
                                 timedelta(days=rt.settings.metrics_retention_days))
     return {"metric_samples": samples, "task_runs": runs, **{f"metric_{k}": v for k, v in series.items()},
-            **analysis}
+            **analysis, **files}
