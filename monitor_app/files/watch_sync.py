@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from monitor_app.assets.config_assets import password_for
-from monitor_app.assets.connection_budget import BudgetExhausted
+from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.errors import DbmonError
 from monitor_app.files import watch_targets
 from monitor_app.files.pg_server_files import read_server_files
@@ -37,27 +37,42 @@ def desired_watches(rt) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
     derived: list[watch_targets.DesiredWatch] = []
     unknown: set[int] = set()
     if config.files.auto_watch:
+        servers: dict[str, list] = {}
         for a in assets:
-            try:
-                derived += _derived(rt, a)
-            except (DbmonError, BudgetExhausted) as exc:
-                log.info("cannot tell where asset %s keeps its files: %s", a.name, exc)
-                unknown.add(a.id)
+            if a.engine == "postgresql" and is_local_host((a.connection or {}).get("host")):
+                servers.setdefault(server_key(a.connection), []).append(a)
+                continue
+            derived += _derived(a)
+        for same_server in servers.values():
+            found, failed = _server_watches(rt, sorted(same_server, key=lambda a: a.id))
+            derived += found
+            unknown |= failed
     return watch_targets.merge(declared, derived), unknown
 
 
-def _derived(rt, a) -> list[watch_targets.DesiredWatch]:
+def _derived(a) -> list[watch_targets.DesiredWatch]:
     connection = a.connection or {}
     if a.engine == "sqlite" and connection.get("path"):
         return watch_targets.for_sqlite(a.id, connection["path"])
     if a.source == "docker":
         return watch_targets.for_container(a.id, a.details or {})
-    if a.engine == "postgresql" and is_local_host(connection.get("host")):
-        password = password_for(a, rt.credentials) if a.secret else None
-        found = read_server_files(connection, password, budget=rt.connection_budget,
-                                  timeout=rt.settings.probe_timeout)
-        return watch_targets.for_postgresql(a.id, found["locations"])
     return []
+
+
+def _server_watches(rt, assets: list) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
+    """A server's files are watched once, under its first asset (the lowest id, so the owner does
+    not flip between syncs), however many of its databases are assets: asked through the first
+    asset that answers (three at most: a server that refuses one login refuses the next)."""
+    for a in assets[:3]:
+        password = password_for(a, rt.credentials) if a.secret else None
+        try:
+            found = read_server_files(a.connection, password, budget=rt.connection_budget,
+                                      timeout=rt.settings.probe_timeout)
+        except (DbmonError, BudgetExhausted) as exc:
+            log.info("cannot tell where asset %s keeps its files: %s", a.name, exc)
+            continue
+        return watch_targets.for_postgresql(assets[0].id, found["locations"]), set()
+    return [], {assets[0].id}
 
 
 def apply_watches(store, desired: list[watch_targets.DesiredWatch], unknown_assets: set[int],

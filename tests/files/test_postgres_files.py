@@ -101,3 +101,14 @@ def test_a_server_that_cannot_be_asked_keeps_its_watches(files_rt, files_cluster
         s.get(Asset, asset_id).connection = {**files_cluster.connection(), "port": 1}
     out = watch_sync.sync(files_rt)
     assert out["removed"] == [] and {w.key for w in _watches_all(files_rt) if w.status != "removed"} == before
+
+
+def test_a_server_s_files_are_watched_once_however_many_of_its_databases_are_assets(files_rt, files_cluster):
+    first = _register(files_rt, files_cluster)
+    with files_rt.store.session() as s:
+        for name in ("second-db", "third-db"):
+            s.add(Asset(kind="database", engine="postgresql", name=name, source="config", external_id=name,
+                        labels={}, connection=files_cluster.connection(), details={}, status="up"))
+    watch_sync.sync(files_rt)
+    watches = [w for w in _watches_all(files_rt) if w.status != "removed"]
+    assert len(watches) == 3 and {w.asset_id for w in watches} == {first}
