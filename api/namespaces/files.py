@@ -29,7 +29,7 @@ backup_args.add_argument("state", choices=BACKUP_STATES, location="args")
 
 
 @ns.route("/watches")
-class WatchList(Resource):
+class FileWatchList(Resource):
     @ns.expect(watch_args)
     @require_role("viewer")
     def get(self):
@@ -44,7 +44,7 @@ class WatchList(Resource):
 
 
 @ns.route("/watches/<int:watch_id>")
-class WatchOne(Resource):
+class FileWatchOne(Resource):
     @require_role("viewer")
     def get(self, watch_id: int):
         """One watched path."""
@@ -56,7 +56,7 @@ class WatchOne(Resource):
 
 
 @ns.route("/changes")
-class ChangeList(Resource):
+class FileChangeList(Resource):
     @ns.expect(change_args)
     @require_role("viewer")
     def get(self):
@@ -74,7 +74,7 @@ class ChangeList(Resource):
 
 
 @ns.route("/backups")
-class BackupList(Resource):
+class FileBackupList(Resource):
     @ns.expect(backup_args)
     @require_role("viewer")
     def get(self):

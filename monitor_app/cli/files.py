@@ -10,6 +10,7 @@ describes, so `baseline . --out base.json` does not make every later check fail.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -65,11 +66,13 @@ def _unread(result: ScanResult) -> list[str]:
 
 
 def _scope(old: dict, result: ScanResult, unread: list[str]) -> set[str] | None:
-    """The paths this read answers for: all of them, less what lies in or under an unread path."""
+    """The paths this read answers for: all of them, less the unread ones and what lies under
+    them. A directory that could be stat'ed but not listed still answers for itself (its mode)."""
     if not unread:
         return None
-    return {p for p in set(old) | set(result.states)
-            if not any(p == u or p.startswith(u.rstrip("/") + "/") for u in unread)}
+    unknown = {u for u in unread if u not in result.states}
+    below = tuple(u.rstrip("/") + "/" for u in unread)
+    return {p for p in set(old) | set(result.states) if p not in unknown and not p.startswith(below)}
 
 
 @click.group("files")
@@ -90,7 +93,7 @@ def baseline_cmd(path: Path, out: Path, include, exclude, no_hash: bool, hash_li
     from monitor_app.files.tree_scan import ScanSpec, scan
     from monitor_app.store.base import iso, utcnow
 
-    root = str(path.absolute())
+    root = os.path.realpath(path)  # a symlinked root is the tree it points to
     spec = ScanSpec(root=root, include=tuple(include), exclude=tuple(exclude),
                     hash_content=not no_hash, hash_limit=hash_limit)
     result = scan(spec)
@@ -120,7 +123,7 @@ def check_cmd(path: Path, baseline_path: Path, fmt: str) -> None:
         _fail(f"{baseline_path}: {exc.strerror or exc}")
     except DbmonError as exc:
         _fail(exc.message)
-    root = str(path.absolute())
+    root = os.path.realpath(path)
     if root != spec.root:
         _fail(f"{baseline_path} is a baseline of {spec.root}, not of {root}")
     result = scan(spec)  # no hashes taken over from the baseline: see the module docstring

@@ -33,7 +33,8 @@ def _record(row: FileBackup) -> BackupRecord:
 
 
 def _latest_completed(s, watch_id: int) -> FileBackup | None:
-    return s.scalars(select(FileBackup).where(FileBackup.watch_id == watch_id, FileBackup.completed_at.is_not(None))
+    return s.scalars(select(FileBackup).where(FileBackup.watch_id == watch_id, FileBackup.completed_at.is_not(None),
+                                              FileBackup.state != "deleted")
                      .order_by(FileBackup.completed_at.desc(), FileBackup.id.desc()).limit(1)).first()
 
 
@@ -61,12 +62,16 @@ def _sha256(path: str, state: FileState) -> str | None:
         return None
 
 
-def judge_backups(s, watch: FileWatch, result, now: datetime, first: bool) -> dict:
+def judge_backups(s, watch: FileWatch, result, now: datetime, first: bool, gone: list[str]) -> dict:
     from monitor_app.files.scan_run import path_key
 
     policy = policy_of(watch)
     rows = {r.path: r for r in s.scalars(select(FileBackup).where(FileBackup.watch_id == watch.id))}
     counts = {"in_progress": 0, "completed": 0, "events": 0}
+    for path in gone:
+        # Rotated away or lost: kept as history, no longer a backup anyone can restore.
+        if path in rows and rows[path].state != "deleted":
+            rows[path].state = "deleted"
     for path, state in sorted(result.states.items()):
         if state.type != "file" or not is_backup_name(os.path.basename(path), policy):
             continue
@@ -79,7 +84,7 @@ def judge_backups(s, watch: FileWatch, result, now: datetime, first: bool) -> di
                 row.state, row.completed_at, row.detail = "completed", _mtime(state), "present when watching began"
                 row.sha256 = state.sha256
                 continue
-        elif (row.size, row.mtime_ns) != (state.size, state.mtime_ns):
+        elif row.state == "deleted" or (row.size, row.mtime_ns) != (state.size, state.mtime_ns):
             row.size, row.mtime_ns, row.state, row.first_seen_at, row.completed_at = (
                 state.size, state.mtime_ns, "in_progress", now, None)
         if row.state != "in_progress":
@@ -120,7 +125,9 @@ def in_progress_paths(s, watch_id: int) -> list[str]:
 def check_missing(s, watch: FileWatch, now: datetime) -> bool:
     """Record `backup.missing` once per gap: the dedupe key names the newest completed backup."""
     policy = policy_of(watch)
-    latest = s.scalar(select(func.max(FileBackup.completed_at)).where(FileBackup.watch_id == watch.id))
+    # A deleted backup does not count: with the newest one rotated away, nothing is left to restore.
+    latest = s.scalar(select(func.max(FileBackup.completed_at)).where(FileBackup.watch_id == watch.id,
+                                                                      FileBackup.state != "deleted"))
     found = missing(latest, watch.created_at, policy, now)
     if found is None:
         return False

@@ -63,9 +63,11 @@ def _scope(paths: list[str] | None, old: dict, result: ScanResult) -> set[str] |
     scope = set(result.states) if paths is None else event_scope([display_path(p) for p in paths], old, result.states)
     if paths is None and not result.truncated:
         scope |= set(old)
-    blocked = list(result.errors) + result.changing
-    if blocked:
-        scope = {p for p in scope if not any(p == b or p.startswith(b + "/") for b in blocked)}
+    # An unlistable directory was still stat'ed: its own mode is compared, what is under it is not.
+    under = [b + "/" for b in result.errors]
+    changing = set(result.changing)
+    if under or changing:
+        scope = {p for p in scope if p not in changing and not any(p.startswith(u) for u in under)}
     return scope
 
 
@@ -119,7 +121,8 @@ def run_scan(rt, watch_id: int, paths: list[str] | None = None, reason: str = "r
                "changes": 0 if first else len(changes), "events": recorded, "errors": len(result.errors),
                "changing": len(result.changing), "truncated": result.truncated}
         if "backup" in watch.kinds:
-            out["backups"] = backup_run.judge_backups(s, watch, result, now, first)
+            out["backups"] = backup_run.judge_backups(s, watch, result, now, first, [c.path for c in changes
+                                                                                     if c.type in ("deleted", "moved")])
         _growth_sample(rt, s, watch, now)
     return out
 

@@ -7,7 +7,7 @@ from monitor_app.store.models.files import FileBackup, FileChange, FileWatch
 
 WATCH_STATUSES = ("pending", "ok", "unavailable", "error", "removed")
 CHANGE_TYPES = ("created", "modified", "deleted", "moved", "permissions_changed", "config_changed")
-BACKUP_STATES = ("in_progress", "completed", "corrupt")
+BACKUP_STATES = ("in_progress", "completed", "corrupt", "deleted")
 
 
 def watch_dict(w: FileWatch) -> dict:

@@ -42,7 +42,8 @@ def _spec(kinds: tuple[str, ...], *, recursive: bool = True, include=(), exclude
 
 
 def from_config(watches: list[WatchConfig], asset_ids: dict[str, int]) -> list[DesiredWatch]:
-    return [DesiredWatch("config", os.path.normpath(str(w.path)), asset_ids.get(w.asset) if w.asset else None,
+    # Resolved: a symlinked data directory is watched and keyed as the tree it points to.
+    return [DesiredWatch("config", os.path.realpath(w.path), asset_ids.get(w.asset) if w.asset else None,
                          tuple(w.kinds), w.spec()) for w in watches]
 
 

@@ -33,6 +33,7 @@ def post_json(api, path, text: str, role="operator", **headers):
     (f"/api/v1/alerts/silences/{HUGE}", "silence_id"),
     (f"/api/v1/containers/assets/{HUGE}/events", "asset_id"),
     (f"/api/v1/schema/assets/{HUGE}/history", "asset_id"),
+    (f"/api/v1/files/watches/{HUGE}", "watch_id"),
 ])
 def test_it_answers_path_integers_over_64_bits_with_the_field_named(api, path, field):
     field_error(api.get(path, headers=api.keys["viewer"]), field)
@@ -40,6 +41,9 @@ def test_it_answers_path_integers_over_64_bits_with_the_field_named(api, path, f
 
 @pytest.mark.parametrize("query, field", [
     (f"/api/v1/events?asset_id={HUGE}", "asset_id"),
+    (f"/api/v1/files/changes?watch_id={HUGE}", "watch_id"),
+    (f"/api/v1/files/backups?watch_id={HUGE}", "watch_id"),
+    ("/api/v1/files/changes?since=0001-01-01T00:00:00%2B01:00", "since"),
     (f"/api/v1/alerts/alerts?incident_id={HUGE}", "incident_id"),
     (f"/api/v1/metrics/samples?name=x&asset_id={HUGE}", "asset_id"),
     (f"/api/v1/schema/changes?change_set_id={HUGE}", "change_set_id"),

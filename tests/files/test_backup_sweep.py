@@ -132,3 +132,16 @@ def test_an_sqlite_asset_s_files_are_watched_without_a_watch_entry(files_rt, tmp
     with files_rt.store.session() as s:
         assert s.get(FileWatch, watch_id).total_bytes > before + 200_000
     conn.close()
+
+
+def test_a_deleted_backup_is_marked_and_no_longer_counts_as_a_recent_one(files_rt, tmp_path):
+    root = tmp_path / "backups"
+    root.mkdir()
+    (root / "only.sql").write_text(DUMP)
+    watch_id = _backup_watch(files_rt, root)
+    now = utcnow()
+    assert runs.backup_sweep(files_rt, now=now)["missing"] == 0
+    (root / "only.sql").unlink()
+    run_scan(files_rt, watch_id, [str(root / "only.sql")], reason="event", now=now)
+    assert _backups(files_rt)["only.sql"].state == "deleted"
+    assert runs.backup_sweep(files_rt, now=now + timedelta(minutes=61))["missing"] == 1
