@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from api import request_guard
 from api.json_body import GuardedJSONProvider
 from monitor_app.errors import ConfigError, DbmonError, NotFound
-from monitor_app.platform.package_files import templates_dir
+from monitor_app.platform.package_files import static_dir, templates_dir
 from monitor_app.platform.runtime import Runtime
 
 log = logging.getLogger("dbmon.api")
@@ -20,7 +20,8 @@ log = logging.getLogger("dbmon.api")
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     rt = runtime or Runtime()
-    app = Flask(__name__, template_folder=str(templates_dir()))
+    app = Flask(__name__, template_folder=str(templates_dir()), static_folder=str(static_dir()),
+                static_url_path="/static")
     app.json = GuardedJSONProvider(app)
     app.extensions["dbmon"] = rt
     app.config["RESTX_MASK_SWAGGER"] = False
@@ -48,6 +49,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(health)
     app.register_blueprint(pages)
     app.register_blueprint(prometheus)
+    from api.web import install as install_pages
+
+    install_pages(app, rt)
     from api.audit_trail import install as install_audit_trail
 
     install_audit_trail(app)

@@ -51,6 +51,23 @@ def authenticate(session: Session, plain: str | None) -> Principal | None:
     return Principal(name=f"key:{row.name}", role=row.role)
 
 
+def key_id_of(session: Session, plain: str | None) -> int | None:
+    """The id of a live key, which a page session keeps instead of the key itself."""
+    if not plain:
+        return None
+    return session.scalar(select(ApiKey.id).where(ApiKey.key_hash == _hash(plain), ApiKey.revoked_at.is_(None)))
+
+
+def principal_of(session: Session, key_id: int | None) -> Principal | None:
+    """Who a page session acts as, while its key lives: revoking the key ends its sessions."""
+    if key_id is None:
+        return None
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return None
+    return Principal(name=f"key:{row.name}", role=row.role)
+
+
 def revoke(session: Session, key_id: int) -> bool:
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:

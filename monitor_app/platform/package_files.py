@@ -16,6 +16,11 @@ def _package_path(*parts: str) -> Path:
     return Path(str(files("monitor_app").joinpath(*parts)))
 
 
+def static_dir() -> Path:
+    """Files the pages load: dbmon's own script and style, and the vendored chart library."""
+    return _package_path("templates", "static")
+
+
 def templates_dir() -> Path:
     """Jinja2 pages (`status.html`, ...) and `alerting/<channel>/` notification templates."""
     return _package_path("templates")
