@@ -46,13 +46,42 @@ def scan_spec(watch: FileWatch, files_config) -> ScanSpec:
                     hash_limit=files_config.hash_limit_bytes, max_entries=files_config.max_entries)
 
 
-def _baseline(s, watch_id: int) -> tuple[dict[str, FileState], dict[str, dict | None]]:
-    states, configs = {}, {}
-    for path, state, config in s.execute(select(FileEntry.path, FileEntry.state, FileEntry.config)
-                                         .where(FileEntry.watch_id == watch_id)):
-        states[path] = FileState.from_dict(state)
-        configs[path] = config
+def _baseline(s, watch_id: int, paths: list[str] | None = None) -> tuple[dict[str, FileState], dict[str, dict | None]]:
+    """The stored entries of a watch; with `paths` (an event scan) only those and, for a path that
+    is a directory, its direct entries: loading a 50,000-entry baseline for every burst of events
+    made each event scan as slow as a full rescan."""
+    states: dict[str, FileState] = {}
+    configs: dict[str, dict | None] = {}
+    columns = select(FileEntry.path, FileEntry.state, FileEntry.config).where(FileEntry.watch_id == watch_id)
+    if paths is None:
+        queries = [columns]
+    else:
+        shown = sorted({display_path(p) for p in paths})
+        queries = [columns.where(FileEntry.path_key.in_([path_key(p) for p in shown[i:i + 500]]))
+                   for i in range(0, len(shown), 500)]
+    for query in queries:
+        for path, state, config in s.execute(query):
+            states[path] = FileState.from_dict(state)
+            configs[path] = config
+    if paths is None:
+        return states, configs
+    # A directory now or in the baseline (it may be gone): its entries may have come or gone.
+    for directory in [p for p in shown if os.path.isdir(p) or (p in states and states[p].type == "dir")]:
+        for path, state, config in s.execute(columns.where(FileEntry.path.like(_like_prefix(directory),
+                                                                              escape="\\"))):
+            states[path] = FileState.from_dict(state)
+            configs[path] = config
+    # Deeper entries (and, on SQLite, whose LIKE ignores case, other spellings) came with the
+    # prefix match; an event scan answers for the asked paths and their direct entries only.
+    asked = set(shown)
+    for path in [p for p in states if p not in asked and p.rsplit("/", 1)[0] not in asked]:
+        del states[path], configs[path]
     return states, configs
+
+
+def _like_prefix(directory: str) -> str:
+    escaped = directory.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.rstrip("/") + "/%"
 
 
 def _scope(paths: list[str] | None, old: dict, result: ScanResult) -> set[str] | None:
@@ -87,7 +116,7 @@ def run_scan(rt, watch_id: int, paths: list[str] | None = None, reason: str = "r
         if not watch.baseline_ready:
             paths = None  # a first scan reads everything
         spec = scan_spec(watch, rt.config.files)
-        old, configs = _baseline(s, watch_id)
+        old, configs = _baseline(s, watch_id, paths)
         result = scan(spec, old) if paths is None else read_paths(spec, paths, old)
         now = now or utcnow()
         watch.last_scan_at = now

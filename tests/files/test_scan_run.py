@@ -118,6 +118,21 @@ def test_paths_from_events_are_judged_alone(files_rt, tmp_path):
     assert [c.path for c in files_rt.changes()][-1] == str(root / "b.log")
 
 
+def test_an_event_for_a_removed_directory_reports_its_entries_gone_and_nothing_else(files_rt, tmp_path):
+    root = tmp_path / "logs"
+    (root / "Old_1").mkdir(parents=True)
+    (root / "old_1").mkdir()  # another spelling, and `_` is a LIKE wildcard: neither may leak in
+    (root / "Old_1" / "a.log").write_text("x")
+    (root / "old_1" / "b.log").write_text("x")
+    watch_id = _watch(files_rt, root, ["log"])
+    (root / "Old_1" / "a.log").unlink()
+    (root / "Old_1").rmdir()
+    out = run_scan(files_rt, watch_id, paths=[str(root / "Old_1")], reason="event")
+    assert out["changes"] == 2
+    assert sorted((c.type, c.path) for c in files_rt.changes()) == [
+        ("deleted", str(root / "Old_1")), ("deleted", str(root / "Old_1" / "a.log"))]
+
+
 def test_a_path_that_goes_away_is_reported_once_and_what_changed_meanwhile_is_found(files_rt, tmp_path):
     root = tmp_path / "conf"
     root.mkdir()

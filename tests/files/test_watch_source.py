@@ -69,7 +69,7 @@ def test_a_started_source_rescans_what_it_watched_before_and_pushes_writes_as_pa
     watched.mkdir()
     source, emitted, (watch_id,) = source_for((str(watched), ALL, True))
     wait_for(lambda: emitted.calls, timeout=5, what="the start-up rescan")
-    assert emitted.take() == [{"watch_id": watch_id, "reason": "rescan"}]
+    assert emitted.take() == [{"watch_id": watch_id, "reason": "start"}]
     (watched / "sub").mkdir()
     time.sleep(0.3)
     emitted.take()
@@ -82,12 +82,11 @@ def test_a_started_source_rescans_what_it_watched_before_and_pushes_writes_as_pa
 
 
 def test_an_overflow_turns_into_a_full_rescan(source_for, tmp_path):
-    source, emitted, (watch_id,) = source_for((str(tmp_path), ALL, True))
-    wait_for(lambda: emitted.calls, timeout=5, what="the start-up rescan")
-    emitted.take()
+    source, emitted, (watch_id,) = source_for((str(tmp_path), ALL, False))  # no start-up rescan to wait out
+    time.sleep(0.3)
     logging.getLogger(OVERFLOW_LOGGER).warning("Inotify queue overflowed; filesystem events were lost")
     wait_for(lambda: emitted.calls, timeout=5, what="the rescan")
-    assert {"watch_id": watch_id, "reason": "rescan"} in emitted.take()
+    assert emitted.take() == [{"watch_id": watch_id, "reason": "overflow"}]
     assert source.overflows == 1
 
 
@@ -100,7 +99,7 @@ def test_a_burst_is_covered_by_named_paths_or_a_full_rescan_and_never_exceeds_th
     time.sleep(1.0)
     calls = emitted.take()
     named = {p for c in calls for p in c.get("paths", [])}
-    assert {"watch_id": watch_id, "reason": "rescan"} in calls or names <= named
+    assert {"watch_id": watch_id, "reason": "burst"} in calls or names <= named
     assert max(len(c.get("paths", [])) for c in calls) <= 500
 
 
@@ -127,7 +126,7 @@ def test_a_path_that_appears_later_is_watched_and_rescanned(source_for, tmp_path
     later.mkdir()
     source.refresh()
     wait_for(lambda: emitted.calls, timeout=5, what="the rescan of the new path")
-    assert emitted.take() == [{"watch_id": watch_id, "reason": "rescan"}]
+    assert emitted.take() == [{"watch_id": watch_id, "reason": "appeared"}]
 
 
 def test_a_name_that_is_not_utf8_is_sent_as_its_directory(source_for, tmp_path):
@@ -138,3 +137,17 @@ def test_a_name_that_is_not_utf8_is_sent_as_its_directory(source_for, tmp_path):
     paths = [p for c in emitted.take() for p in c.get("paths", [])]
     assert str(tmp_path) in paths
     assert all(p.encode("utf-8") for p in paths)
+
+
+def test_full_rescans_of_one_watch_are_spaced_and_the_last_one_is_still_sent(source_for, tmp_path):
+    source, emitted, (watch_id,) = source_for((str(tmp_path), ALL, True))
+    wait_for(lambda: emitted.calls, timeout=5, what="the start-up rescan")
+    started = time.monotonic()
+    assert emitted.take() == [{"watch_id": watch_id, "reason": "start"}]
+    for _ in range(3):  # three more bursts at once: one rescan covers them, after the spacing
+        logging.getLogger(OVERFLOW_LOGGER).warning("Inotify queue overflowed")
+    time.sleep(1.0)
+    assert emitted.take() == []
+    wait_for(lambda: emitted.calls, timeout=10, what="the spaced rescan")
+    assert time.monotonic() - started >= 4.5
+    assert emitted.take() == [{"watch_id": watch_id, "reason": "overflow"}]

@@ -31,6 +31,9 @@ FLUSH_SECONDS = 0.15
 # are gathered for longer, so a busy database is a scan a second, not seven.
 QUIET_FLUSH_SECONDS = 1.0
 CONTENT_EVENTS = {"created", "modified", "deleted", "moved"}
+# A full rescan reads the whole tree: during a burst, at most one per watch this often (the last
+# one is sent when the spacing has passed, so the burst's end is always read).
+FULL_RESCAN_SPACING = 5.0
 MAX_PATHS = 500
 REFRESH_SECONDS = 15.0
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
@@ -79,11 +82,14 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
         # hands back the same watch for the same pair, and unscheduling it ends it for all.
         self._inotify: dict[tuple[str, bool], tuple[object, set[int]]] = {}
         self._pending: dict[int, set[str] | None] = {}  # None: a full rescan
+        self._full_reason: dict[int, str] = {}  # why a full rescan is pending: start, appeared, burst, overflow
+        self._last_full: dict[int, float] = {}
         self._lock = threading.Lock()
         self._observer: Observer | None = None
         self._flusher: threading.Thread | None = None
         self._overflow = _OverflowSignal(self._on_overflow)
         self.overflows = 0
+        self._first_refresh_done = False
         self._last_flush: dict[int, float] = {}
 
     def start(self) -> None:
@@ -122,13 +128,15 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
                 # First sight (watcher start, or the path just became watchable): whatever happened
                 # while nobody watched is found by reading it all. A new watch is baselined by its sync.
                 if row.baseline_ready:
-                    self._pending[watch_id] = None
+                    self._want_full(watch_id, "appeared" if self._first_refresh_done else "start")
+        self._first_refresh_done = True
 
     def _unschedule(self, watch_id: int) -> None:
         pair = self._scheduled.pop(watch_id)
         with self._lock:
             self.roots.pop(watch_id, None)
             self._pending.pop(watch_id, None)
+            self._full_reason.pop(watch_id, None)
         observed, users = self._inotify[pair]
         users.discard(watch_id)
         if users:
@@ -142,6 +150,12 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
     def on_any_event(self, event) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
+        # watchdog adds a "modified" event of the parent directory to every create, delete, move and
+        # write; the entry's own event says what happened, and reading a large parent's whole
+        # listing for each would make every event scan as slow as a full one. A directory's own mode
+        # or owner change arrives as "attrib".
+        if event.is_directory and event.event_type == "modified":
+            return
         full = event.is_directory and event.event_type == "moved"  # a tree moved in: its contents are unseen
         with self._lock:
             for raw in (event.src_path, getattr(event, "dest_path", "")):
@@ -152,12 +166,17 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
                     if root.covers(path):
                         self._add(root, path, full)
 
+    def _want_full(self, watch_id: int, reason: str) -> None:
+        """Under the lock: a full rescan of the watch replaces whatever paths were pending."""
+        self._pending[watch_id] = None
+        self._full_reason.setdefault(watch_id, reason)
+
     def _add(self, root: _Root, path: str, full: bool) -> None:
         pending = self._pending.get(root.watch_id, set())
         if pending is None:
             return
         if full or len(pending) >= MAX_PATHS:
-            self._pending[root.watch_id] = None
+            self._want_full(root.watch_id, "burst")
             return
         try:
             path.encode("utf-8")
@@ -169,7 +188,7 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
     def _on_overflow(self) -> None:
         with self._lock:
             for watch_id in self.roots:
-                self._pending[watch_id] = None
+                self._want_full(watch_id, "overflow")
         self.overflows += 1
 
     def _flush_loop(self) -> None:
@@ -182,16 +201,19 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
     def flush(self, everything: bool = False) -> int:
         now = time.monotonic()
         with self._lock:
-            due = [w for w in self._pending if everything or w not in self.roots
-                   or now - self._last_flush.get(w, 0.0) >= self.roots[w].flush_every]
-            batch = {w: self._pending.pop(w) for w in due}
+            due = [w for w, paths in self._pending.items() if everything or w not in self.roots or (
+                now - self._last_flush.get(w, 0.0) >= self.roots[w].flush_every
+                and (paths is not None or now - self._last_full.get(w, -FULL_RESCAN_SPACING) >= FULL_RESCAN_SPACING))]
+            batch = {w: (self._pending.pop(w), self._full_reason.pop(w, "rescan")) for w in due}
             for w in due:
                 self._last_flush[w] = now
+                if batch[w][0] is None:
+                    self._last_full[w] = now
         sent = 0
         try:
-            for watch_id, paths in list(batch.items()):
+            for watch_id, (paths, reason) in list(batch.items()):
                 if paths is None:
-                    self.emit("files.scan", {"watch_id": watch_id, "reason": "rescan"})
+                    self.emit("files.scan", {"watch_id": watch_id, "reason": reason})
                 else:
                     self.emit("files.scan", {"watch_id": watch_id, "paths": sorted(paths), "reason": "event"})
                 batch.pop(watch_id)
@@ -199,9 +221,11 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
         finally:
             if batch:
                 with self._lock:
-                    for watch_id, paths in batch.items():
-                        now = self._pending.get(watch_id, set())
-                        self._pending[watch_id] = None if paths is None or now is None else now | paths
+                    for watch_id, (paths, reason) in batch.items():
+                        if paths is None:
+                            self._want_full(watch_id, reason)
+                        elif self._pending.get(watch_id, set()) is not None:
+                            self._pending[watch_id] = self._pending.get(watch_id, set()) | paths
         return sent
 
     def is_alive(self) -> bool:
