@@ -37,9 +37,11 @@ def note_denial(actor: str | None, detail: dict) -> None:
 
 def _record_refusals_and_failures(response: Response) -> Response:
     status = response.status_code
-    if status < 400 or g.get("audit_recorded"):
+    # A page that sends a signed-out browser to the login page refused it as surely as a 401.
+    noted = g.get("audit_denial") is not None
+    if (status < 400 and not noted) or g.get("audit_recorded"):
         return response
-    denied = status in (401, 403)
+    denied = status in (401, 403) or noted
     if not denied and request.method not in WRITE_METHODS:
         return response
     denial = g.get("audit_denial") or {}

@@ -15,6 +15,12 @@ from api.web import session_auth
 
 PAGE_MODULES: list[str] = [
     "api.web.session_auth:blueprint",
+    "api.web.overview:blueprint",
+    "api.web.live:blueprint",
+    "api.web.incidents:blueprint",
+    "api.web.inventory:blueprint",
+    "api.web.asset_page:blueprint",
+    "api.web.system:blueprint",
 ]
 SESSION_HOURS = 12
 

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 
+from api.audit_trail import note_denial
 from api.context import runtime
 from monitor_app.access import audit
 from monitor_app.access.api_keys import Principal, authenticate, key_id_of, principal_of
@@ -73,6 +74,7 @@ def page_role(role: str):
         def wrapper(*args, **kwargs):
             who = current_principal()
             if who is None:
+                note_denial(None, {"needed_role": role, "had_role": None, "reason": "not signed in"})
                 return redirect(url_for("session_auth.login", next=request.full_path.rstrip("?")))
             if not who.allows(role):
                 abort(403, f"this page needs the {role} role; you have {who.role}")

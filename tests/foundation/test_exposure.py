@@ -81,7 +81,9 @@ def test_the_public_may_be_shown_details_or_nothing_by_setting(make_client, stor
     seed_status(full, store)
     assert "ledger-db" in full.get("/").get_data(as_text=True)
     closed = make_client(public_status_page=False)
-    assert closed.get("/").status_code == 401
+    signed_out = closed.get("/")
+    assert signed_out.status_code == 302 and signed_out.headers["Location"].startswith("/login")
+    assert "ledger-db" not in signed_out.get_data(as_text=True)
     assert "ledger-db" in closed.get("/", headers=closed.viewer).get_data(as_text=True)
 
 

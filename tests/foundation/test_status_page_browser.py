@@ -1,4 +1,5 @@
-"""The status page in a real headless Chromium."""
+"""The status page in a real headless Chromium: the public summary signed out, the Overview with a key
+(the pages' own tests, login form and live updates included, are in tests/pages)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def test_it_renders_assets_host_charts_and_events_in_a_browser(deployment, tmp_p
         wait_for(lambda: _try_goto(public, f"http://127.0.0.1:{port}/"), 30, interval=0.3, what="page served")
         assert public.locator("#overall").inner_text().strip() == "All monitored assets reachable"
         assert "billing-db" not in public.content() and public.locator("#events").count() == 0
+        up = sum(1 for a in _assets(deployment, source=None) if a.status == "up")  # billing-db and the host
+        assert public.locator("#counts").inner_text().split() == ["Status", "Assets", "up", str(up)] and up == 2
         page = browser.new_page(extra_http_headers={"X-API-Key": key})
         wait_for(lambda: _try_goto(page, f"http://127.0.0.1:{port}/"), 30, interval=0.3, what="page served")
         row = page.locator(f"#assets tr[data-asset-id='{asset_id}']")
@@ -51,6 +54,8 @@ def test_it_renders_assets_host_charts_and_events_in_a_browser(deployment, tmp_p
         cpu = page.locator(".chart[data-metric='host.cpu_percent'] polyline").get_attribute("points")
         assert len(cpu.split()) == 2
         assert "asset.up" in page.locator("#events").inner_text()
+        today = row.locator(".history rect").last
+        assert row.locator(".history rect").count() == 90 and today.get_attribute("class") == "h-up"
         page.screenshot(path=str(tmp_path / "status.png"), full_page=True)
         browser.close()
     assert (tmp_path / "status.png").stat().st_size > 5000
@@ -70,10 +75,11 @@ def _try_goto(page, url):
         return False
 
 
-def _assets(deployment):
+def _assets(deployment, source: str | None = "config"):
     from sqlalchemy import select
 
     from monitor_app.store.models import Asset
 
+    query = select(Asset) if source is None else select(Asset).where(Asset.source == source)
     with deployment.runtime.store.session() as session:
-        return list(session.scalars(select(Asset).where(Asset.source == "config")))
+        return list(session.scalars(query))

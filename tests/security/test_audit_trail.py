@@ -73,12 +73,12 @@ def live_api(store, tmp_path):
 def test_it_audits_refused_reads_on_any_endpoint(live_api):
     assert live_api.call("GET", "/api/v1/assets")[0] == 401
     assert live_api.call("GET", "/api/v1/audit", role="viewer")[0] == 403
-    assert live_api.call("GET", "/")[0] == 401  # the status page, when it is not public
+    assert live_api.call("GET", "/")[0] == 302  # the status page, when it is not public: to the login page
 
     anonymous = live_api.rows(actor="anonymous", action="GET /api/v1/assets")
     assert [(r.outcome, r.target, r.remote_addr, r.detail["status"], r.detail["reason"]) for r in anonymous] == \
         [("denied", "/api/v1/assets", "127.0.0.1", 401, "no key")]
-    assert [(r.outcome, r.detail["status"]) for r in live_api.rows(action="GET /")] == [("denied", 401)]
+    assert [(r.outcome, r.detail["status"]) for r in live_api.rows(action="GET /")] == [("denied", 302)]
     viewer = live_api.rows(actor="key:viewer", action="GET /api/v1/audit")
     assert [(r.outcome, r.detail["needed_role"], r.detail["had_role"]) for r in viewer] == \
         [("denied", "admin", "viewer")]
