@@ -1,7 +1,10 @@
-"""The PostgreSQL database (or PgBouncer admin console) an asset names, with what it takes to log into it.
+"""The database (PostgreSQL, PgBouncer's admin console, or a MySQL/MariaDB server) an asset names,
+with what it takes to log into it.
 
 Metrics polls and posture checks both start from an asset id that came through the broker: the
-asset may have gone since, or be a discovered container that has no credentials yet.
+asset may have gone since, or be a discovered container that has no credentials yet. A PostgreSQL
+login goes to a database, so it needs one; a MySQL or MariaDB login goes to the server as an
+account (the database is optional), so it needs the user, which only credentials bring.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import NamedTuple
 from sqlalchemy.orm import Session
 
 from monitor_app.access.credential_box import CredentialBox
+from monitor_app.assets.mysql_transport import MYSQL_ENGINES
 from monitor_app.assets.config_assets import password_for
 from monitor_app.errors import NotFound
 from monitor_app.store.models import Asset
@@ -24,8 +28,10 @@ class LoginTarget(NamedTuple):
 
 
 def loginable(engine: str | None, connection: dict | None, engines: tuple[str, ...] = ("postgresql",)) -> bool:
-    # A discovered container without credentials has no database to log into yet.
-    return engine in engines and bool((connection or {}).get("host") and (connection or {}).get("database"))
+    # A discovered container without credentials has no database (or account) to log into yet.
+    connection = connection or {}
+    needed = "user" if engine in MYSQL_ENGINES else "database"
+    return engine in engines and bool(connection.get("host") and connection.get(needed))
 
 
 def login_target(session: Session, asset_id: int, credentials: CredentialBox,

@@ -11,13 +11,15 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from monitor_app.assets.certificates import DEFAULT_TLS_WARN_DAYS
 from monitor_app.assets.config_assets import password_for
 from monitor_app.assets.reachability import apply_probe, can_probe, probe
+from monitor_app.config.last_good import ConfigUnavailable
 from monitor_app.errors import NotFound
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset
 
-PROBED_ENGINES = ("postgresql", "sqlite")
+PROBED_ENGINES = ("postgresql", "sqlite", "mysql", "mariadb")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,16 @@ def run_check(rt, asset_id: int, *, now: datetime | None = None) -> dict:
                    rt.recent_logins)
     with rt.store.session() as s:
         asset = s.get(Asset, asset_id)
-        changed = apply_probe(s, asset, result, rt.settings.reachability_interval, now=now or utcnow())
+        changed = apply_probe(s, asset, result, rt.settings.reachability_interval, now=now or utcnow(),
+                              tls_warn_days=_tls_warn_days(rt))
         status = asset.status
     return {"asset_id": asset_id, "status": status, "changed": changed is not None,
             "latency_ms": round(result.latency_ms, 2), "error": result.error}
+
+
+def _tls_warn_days(rt) -> tuple[int, ...]:
+    """The container section's thresholds apply to certificates a login reads too."""
+    try:
+        return tuple(rt.config.containers.tls_warn_days)
+    except ConfigUnavailable:
+        return DEFAULT_TLS_WARN_DAYS

@@ -42,7 +42,7 @@ class Credential:
     """Connection fields (no password) and the password, resolved from config or labels."""
 
     user: str
-    database: str
+    database: str | None  # None: a MySQL or MariaDB login to the server, no default database
     sslmode: str | None
     password: str | None
     rule: str  # which config rule or label supplied it, for the record

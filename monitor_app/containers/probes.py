@@ -2,23 +2,24 @@
 
 TCP: connect time and up/down per port. TLS: PostgreSQL negotiates it inside its
 own protocol (an 8-byte SSLRequest answered by `S` or `N`) before the handshake;
-everything else is tried as plain TLS. Certificates are read without verification
-on purpose: the point is to *report* on them (expiry, issuer, change), including
-self-signed ones.
+MySQL and MariaDB greet first, say in the greeting whether they offer TLS, and switch
+to it after the client's 32-byte SSL request; everything else is tried as plain TLS.
+Certificates are read without verification on purpose, and judged by
+`monitor_app.assets.certificates` (shared with the MySQL login probe).
 """
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import ssl
 import struct
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
+from monitor_app.assets.certificates import Certificate, TlsFinding, parse_certificate, tls_findings
+
+__all__ = ["Certificate", "PortProbe", "TlsFinding", "TlsProbe", "fetch_certificate", "parse_certificate",
+           "read_certificate", "tcp_probe", "tls_findings"]
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -36,31 +37,6 @@ class PortProbe:
         return f"{self.host}:{self.port}"
 
 
-@dataclass
-class Certificate:
-    subject: str
-    issuer: str
-    sans: list[str]
-    not_before: str
-    not_after: str
-    days_left: float
-    fingerprint_sha256: str
-    serial: str
-    self_signed: bool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class TlsFinding:
-    type: str
-    severity: str
-    summary: str
-    payload: dict = field(default_factory=dict)
-    dedupe_key: str | None = None
-
-
 def tcp_probe(host: str, port: int, timeout: float) -> PortProbe:
     started = time.perf_counter()
     try:
@@ -70,31 +46,14 @@ def tcp_probe(host: str, port: int, timeout: float) -> PortProbe:
         return PortProbe(host, port, False, None, exc.strerror or str(exc) or type(exc).__name__)
 
 
-def _name(n: x509.Name) -> str:
-    return n.rfc4514_string()
-
-
-def parse_certificate(der: bytes, now: datetime | None = None) -> Certificate:
-    now = now or datetime.now(timezone.utc)
-    cert = x509.load_der_x509_certificate(der)
-    try:
-        san_ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-        sans = [str(v) for v in san_ext.get_values_for_type(x509.DNSName)]
-        sans += [str(v) for v in san_ext.get_values_for_type(x509.IPAddress)]
-    except x509.ExtensionNotFound:
-        sans = []
-    not_after = cert.not_valid_after_utc
-    return Certificate(
-        subject=_name(cert.subject), issuer=_name(cert.issuer), sans=sans,
-        not_before=cert.not_valid_before_utc.isoformat(), not_after=not_after.isoformat(),
-        days_left=round((not_after - now).total_seconds() / 86400, 3),
-        fingerprint_sha256=hashlib.sha256(der).hexdigest(), serial=format(cert.serial_number, "x"),
-        self_signed=cert.subject == cert.issuer,
-    )
-
-
 # Engines that must be asked for TLS first (an SSLRequest); their 'N' answer means "no TLS".
 SSLREQUEST_ENGINES = ("postgresql", "pgbouncer", "cockroachdb")
+# Engines that greet first and offer TLS in the greeting (MySQL's connection phase).
+GREETING_ENGINES = ("mysql", "mariadb")
+MYSQL_CLIENT_PROTOCOL_41, MYSQL_CLIENT_SSL, MYSQL_CLIENT_SECURE_CONNECTION = 0x200, 0x800, 0x8000
+MYSQL_UTF8MB4 = 45
+# A greeting is about 100 bytes; a server sending more is not one dbmon should read on.
+MAX_GREETING = 4096
 
 
 @dataclass
@@ -116,11 +75,47 @@ def read_certificate(host: str, port: int, engine: str | None, timeout: float) -
                 answer = sock.recv(1)
                 if answer != b"S":
                     return TlsProbe(None)  # 'N': the server has ssl=off
+            elif engine in GREETING_ENGINES and not _mysql_ssl_request(sock):
+                return TlsProbe(None)  # the greeting does not offer TLS
             with context.wrap_socket(sock, server_hostname=host if not _is_ip(host) else None) as tls:
                 der = tls.getpeercert(binary_form=True)
+            return TlsProbe(parse_certificate(der) if der else None)
     except (ssl.SSLError, OSError, ValueError) as exc:
         return TlsProbe(None, f"{type(exc).__name__}: {exc}"[:500])
-    return TlsProbe(parse_certificate(der) if der else None)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ValueError("the server closed the connection during its greeting")
+        data += chunk
+    return data
+
+
+def _mysql_ssl_request(sock: socket.socket) -> bool:
+    """Read a MySQL/MariaDB greeting; if it offers TLS, ask to switch (then the handshake follows)
+    and say True. Raises ValueError for an error packet or bytes that are not a greeting."""
+    header = _recv_exact(sock, 4)
+    length = int.from_bytes(header[:3], "little")
+    if not 0 < length <= MAX_GREETING:
+        raise ValueError(f"not a MySQL greeting ({length} byte packet)")
+    payload = _recv_exact(sock, length)
+    if payload[0] == 0xFF:  # e.g. "Host '...' is blocked because of many connection errors"
+        raise ValueError("the server refused the connection: "
+                         + payload[3:].decode("utf-8", "replace").lstrip("#")[:300])
+    end = payload.find(b"\0", 1)  # protocol 10, then the NUL-terminated server version
+    flags_at = end + 1 + 4 + 8 + 1  # connection id, first scramble part, filler
+    if payload[0] != 10 or end < 0 or len(payload) < flags_at + 2:
+        raise ValueError("not a MySQL protocol 10 greeting")
+    capabilities = int.from_bytes(payload[flags_at:flags_at + 2], "little")
+    if not capabilities & MYSQL_CLIENT_SSL:
+        return False
+    request = struct.pack("<IIB23s", MYSQL_CLIENT_PROTOCOL_41 | MYSQL_CLIENT_SSL | MYSQL_CLIENT_SECURE_CONNECTION,
+                          1 << 24, MYSQL_UTF8MB4, b"")
+    sock.sendall(len(request).to_bytes(3, "little") + b"\x01" + request)
+    return True
 
 
 def fetch_certificate(host: str, port: int, engine: str | None, timeout: float) -> Certificate | None:
@@ -134,34 +129,3 @@ def _is_ip(host: str) -> bool:
         return True
     except OSError:
         return False
-
-
-def tls_findings(name: str, endpoint: str, previous: dict | None, current: Certificate | None,
-                 thresholds: list[int]) -> list[TlsFinding]:
-    """Events for one endpoint: a new or changed certificate, each threshold crossed once per certificate,
-    and expiry. Thresholds are days (e.g. 30, 7, 1); the smallest one crossed is critical."""
-    if current is None:
-        if previous:
-            return [TlsFinding("tls.removed", "warning", f"{name} {endpoint} no longer offers TLS",
-                               {"endpoint": endpoint, "previous": previous.get("fingerprint_sha256")})]
-        return []
-    found: list[TlsFinding] = []
-    fp = current.fingerprint_sha256
-    payload = {"endpoint": endpoint, **current.to_dict()}
-    if previous and previous.get("fingerprint_sha256") != fp:
-        found.append(TlsFinding("tls.changed", "info",
-                                f"{name} {endpoint} presents a new certificate (expires {current.not_after[:10]})",
-                                {**payload, "previous": previous}, f"tls:changed:{endpoint}:{fp[:32]}"))
-    if current.days_left <= 0:
-        found.append(TlsFinding("tls.expired", "critical", f"{name} {endpoint} certificate expired {current.not_after[:10]}",
-                                payload, f"tls:expired:{endpoint}:{fp[:32]}"))
-        return found
-    crossed = sorted(t for t in thresholds if current.days_left <= t)
-    if crossed:
-        t = crossed[0]
-        severity = "critical" if t == min(thresholds) else "warning"
-        found.append(TlsFinding("tls.expiring", severity,
-                                f"{name} {endpoint} certificate expires in {current.days_left:.1f} days "
-                                f"({current.not_after[:10]})", {**payload, "threshold_days": t},
-                                f"tls:expiring:{endpoint}:{fp[:32]}:{t}"))
-    return found

@@ -24,7 +24,9 @@ from monitor_app.store.models import Asset
 
 log = logging.getLogger("dbmon.containers.runs")
 # Scan kinds that take a PostgreSQL asset once credentials are known (registered by those concerns).
-HANDOVER_KINDS = ("schema", "metrics")
+# What a newly discovered, loginable container is checked for at once (scan kinds), per engine.
+HANDOVER_KINDS = {"postgresql": ("schema", "metrics"), "mysql": ("schema", "mysql-metrics"),
+                  "mariadb": ("schema", "mysql-metrics")}
 
 
 def _client(rt, attempt: Attempt | None = None):
@@ -53,11 +55,14 @@ def _follow_up(rt, out: Outcome) -> None:
     if not out.created and not out.revived:
         return
     with rt.store.session() as s:
-        handed = s.scalars(select(Asset.id).where(Asset.source == SOURCE, Asset.name.in_(out.created + out.revived),
-                                                  Asset.engine == "postgresql")).all()
-        handed = [a.id for a in (s.get(Asset, i) for i in handed) if (a.details or {}).get("monitoring")]
-    for asset_id in handed:
-        for kind in HANDOVER_KINDS:
+        rows = s.scalars(select(Asset).where(Asset.source == SOURCE, Asset.name.in_(out.created + out.revived),
+                                             Asset.engine.in_(list(HANDOVER_KINDS)))).all()
+        # A MySQL login names no database by default: its schema is checked once one is labelled.
+        handed = [(a.id, [k for k in HANDOVER_KINDS[a.engine or ""]
+                          if k != "schema" or a.engine == "postgresql" or (a.connection or {}).get("database")])
+                  for a in rows if (a.details or {}).get("monitoring")]
+    for asset_id, kinds in handed:
+        for kind in kinds:
             spec = SCAN_KINDS.get(kind)
             if spec is not None and spec.asset != "none":
                 rt.dispatch(spec.task, {"asset_id": asset_id}, kind=kind)

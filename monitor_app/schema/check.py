@@ -32,7 +32,8 @@ from monitor_app.store.models import Asset
 from monitor_app.store.models.schema import SchemaWatchState
 
 log = logging.getLogger("dbmon.schema")
-ENGINES = ("postgresql", "sqlite")
+ENGINES = ("postgresql", "sqlite", "mysql", "mariadb")
+MYSQL_ENGINES = ("mysql", "mariadb")
 
 
 def postgres_dsn(connection: dict, password: str | None) -> str:
@@ -71,6 +72,9 @@ def run_check(rt, asset_id: int, context: dict | None = None, *, now: datetime |
             snapshot, marker, trigger = _postgres(postgres_dsn(connection, password), settings.trigger_allowed(name),
                                                   was_installed, last_marker, skip_if_unchanged,
                                                   audit_as=(rt.store, f"asset:{name}"), budget=rt.connection_budget)
+        elif engine in MYSQL_ENGINES:
+            snapshot, marker, trigger = _mysql(connection, password, last_marker, skip_if_unchanged,
+                                               timeout=rt.settings.probe_timeout)
         else:
             snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
     except BudgetExhausted:
@@ -139,6 +143,33 @@ def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker:
             raise DbmonError(f"PostgreSQL error during the schema check: {first[:500]}") from None
 
 
+def _mysql(connection: dict, password: str | None, last_marker: str | None, skip_if_unchanged: bool, *,
+           timeout: float):
+    """One short session (the asset's TLS and password rules, a statement timeout, read-only): the
+    marker first, a snapshot only when it moved. MySQL has no event trigger to push changes, so a
+    short interval with this pre-check is how a change is seen within seconds."""
+    import pymysql
+
+    from monitor_app.assets import mysql_transport
+    from monitor_app.schema import mysql_connection, mysql_precheck, mysql_snapshot
+
+    try:
+        conn = mysql_transport.connect(connection, password, timeout=timeout)
+    except pymysql.MySQLError as exc:
+        raise DbmonError(f"cannot connect to {connection.get('host')}:{connection.get('port')}: "
+                         f"{mysql_transport.describe_error(exc)}") from None
+    try:
+        mysql_connection.bound_session(conn)
+        marker = mysql_precheck.mysql_marker(conn)
+        if skip_if_unchanged and marker == last_marker:
+            return None, marker, None
+        return mysql_snapshot.take_snapshot(conn), marker, None
+    except pymysql.MySQLError as exc:
+        raise DbmonError(f"MySQL error during the schema check: {mysql_transport.describe_error(exc)}") from None
+    finally:
+        mysql_transport.close_quietly(conn)
+
+
 def _sqlite(path: str, last_marker: str | None, skip_if_unchanged: bool):
     try:
         marker = precheck.sqlite_marker(path)
@@ -187,7 +218,9 @@ def due_assets(rt, now: datetime | None = None) -> list[int]:
             .outerjoin(SchemaWatchState, SchemaWatchState.asset_id == Asset.id)
             .where(Asset.engine.in_(ENGINES), Asset.kind == "database",
                    or_(Asset.status.is_(None), Asset.status != "gone")).order_by(Asset.id)).all()
-    # A discovered PostgreSQL container without credentials has no database to log into yet.
+    # A discovered PostgreSQL container without credentials has no database to log into yet; a
+    # MySQL asset is checked one database at a time, so it needs one named (and a user).
     return [asset_id for asset_id, name, engine, connection, checked in rows
-            if (engine != "postgresql" or (connection or {}).get("database"))
+            if (engine not in ("postgresql",) + MYSQL_ENGINES or (connection or {}).get("database"))
+            and (engine not in MYSQL_ENGINES or (connection or {}).get("user"))
             and spread.is_due(asset_id, settings.interval_for(name), checked, now)]

@@ -8,7 +8,8 @@ Objects are matched by key (OIDs on PostgreSQL), then by type and name for objec
 carry no data (an index rebuilt CONCURRENTLY or a view dropped and recreated unchanged is
 no change), then on SQLite, which has no OIDs, by content and by the b-tree root page a
 table rename keeps (a table or column whose definition is unchanged but whose name is new
-was renamed). Both inputs are first made canonical documents, so a live read, a saved file
+was renamed), and on MySQL and MariaDB, keyed by name too, first by InnoDB's table id.
+Both inputs are first made canonical documents, so a live read, a saved file
 and a stored version give the same answer. Children of an added or
 removed object are folded into it; attribute changes that a rename explains (a view's
 text naming the renamed table) are not repeated.
@@ -107,16 +108,19 @@ class _Matcher:
         return 2 * len(names & self._column_names(self.old, old_key)) > len(names)
 
     def _pair_by_content(self) -> None:
-        # Strongest evidence first: the same definition and columns under a new name; then
+        # Strongest evidence first: a server's table id that RENAME keeps and nothing reuses
+        # (InnoDB's, on MySQL and MariaDB); the same definition and columns under a new name; then
         # SQLite's b-tree root page, which a rename keeps (a page freed by a DROP may be reused,
         # and VACUUM renumbers pages, so it counts only with half the column names kept); then
         # the same column shapes with half the names kept.
+        self._pair_by_table_id()
         self._pair_relations(strict=True)
         self._pair_by_rootpage()
         self._pair_relations(strict=False)
         self._pair_children()
         self._pair_columns()
         self._pair_derived_names()
+        self._pair_same_content()
 
     def _pair_relations(self, *, strict: bool) -> None:
         gone, new = self._candidates({"table", "view"})
@@ -133,6 +137,14 @@ class _Matcher:
                 for candidates in sigs.values():
                     if pool[0] in candidates:
                         candidates.remove(pool[0])
+
+    def _pair_by_table_id(self) -> None:
+        gone, new = self._candidates({"table"})
+        by_id = {self.old[k]["table_id"]: k for k in gone if self.old[k].get("table_id") is not None}
+        for k in new:
+            match = by_id.pop(self.new[k].get("table_id"), None)
+            if match is not None:
+                self.alias[k] = match
 
     def _pair_by_rootpage(self) -> None:
         gone, new = self._candidates({"table"})
@@ -184,6 +196,22 @@ class _Matcher:
             match = by_local.pop((parent, renames.undo(self.new[k]["local"])), None)
             if match is not None:
                 self.alias[k] = match
+
+    def _pair_same_content(self) -> None:
+        # An index, constraint or trigger under a new name with the same table and definition was
+        # renamed (MySQL's RENAME INDEX): with names for keys its content is all that is left.
+        # SQLite's definitions carry their own names, so this never pairs two of its objects.
+        gone, new = self._candidates({"index", "constraint", "trigger"})
+        by_content: dict[tuple, list[str]] = {}
+        for k in gone:
+            obj = self.old[k]
+            by_content.setdefault((obj["type"], obj["parent"], _fingerprint(obj["attrs"])), []).append(k)
+        for k in new:
+            obj = self.new[k]
+            parent = self.old_key(obj["parent"]) if obj["parent"] else None
+            pool = by_content.get((obj["type"], parent, _fingerprint(obj["attrs"])))
+            if pool:
+                self.alias[k] = pool.pop(0)
 
     @staticmethod
     def _last_positions(snap: dict) -> dict[str, int]:
@@ -251,15 +279,17 @@ def diff(old_snapshot: dict, new_snapshot: dict) -> list[dict]:
     old, new = old_snapshot["objects"], new_snapshot["objects"]
     matcher = _Matcher(old, new, by_name=new_snapshot.get("identity") == "name")
     removed, added = matcher.unmatched()
-    changes = _removals(old, new, matcher, removed, added) + _additions(old, new, removed, added)
+    rater = rubric.rater_for(old_snapshot, new_snapshot)
+    changes = _removals(old, new, matcher, removed, added, rater) + _additions(old, new, removed, added, rater)
     pairs = [(old[matcher.old_key(k)], new[k]) for k in new if k not in added]
     renames, renamed_pairs = _renames(pairs, matcher, names_derived=new_snapshot.get("identity") == "name")
-    changes += _modifications(new, pairs, renames, renamed_pairs)
+    changes += _modifications(new, pairs, renames, renamed_pairs, rater)
     changes.sort(key=lambda c: (ORDER[c["action"]], c["object"], c["object_type"]))
     return changes
 
 
-def _removals(old: dict, new: dict, matcher: _Matcher, removed: set, added: set) -> list[dict]:
+def _removals(old: dict, new: dict, matcher: _Matcher, removed: set, added: set,
+              rater: rubric.Rater) -> list[dict]:
     # Attaching a partition makes its columns, indexes and constraints inherited copies of
     # the parent's, which a snapshot does not list; that is the attach, not removals.
     attached = {matcher.old_key(new[k]["parent"]) for k in added if new[k]["type"] == "partition"}
@@ -270,12 +300,12 @@ def _removals(old: dict, new: dict, matcher: _Matcher, removed: set, added: set)
         obj = old[key]
         rows, _ = _table_facts(old, obj["parent"])
         has_children = any(o["parent"] == key and o["type"] not in FOLLOWERS for o in old.values())
-        verdict = rubric.removed(obj, rows, has_children)
+        verdict = rater.removed(obj, rows, has_children)
         changes.append(_record("removed", obj, verdict, {"before": _sorted(obj["attrs"])}))
     return changes
 
 
-def _additions(old: dict, new: dict, removed: set, added: set) -> list[dict]:
+def _additions(old: dict, new: dict, removed: set, added: set, rater: rubric.Rater) -> list[dict]:
     # A detached partition's columns, indexes and constraints were inherited and hidden;
     # detaching makes them its own. They are part of the detach, not additions.
     detached = {old[k]["parent"] for k in removed if old[k]["type"] == "partition"}
@@ -285,7 +315,7 @@ def _additions(old: dict, new: dict, removed: set, added: set) -> list[dict]:
             continue
         obj = new[key]
         rows, rls = _table_facts(new, obj["parent"])
-        verdict = rubric.added(obj, rows, rls)
+        verdict = rater.added(obj, rows, rls)
         changes.append(_record("added", obj, verdict, {"after": _sorted(obj["attrs"])}))
     return changes
 
@@ -307,7 +337,7 @@ def _renames(pairs: list[tuple[dict, dict]], matcher: _Matcher, *,
 
 
 def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
-                   renamed_pairs: set[int]) -> list[dict]:
+                   renamed_pairs: set[int], rater: rubric.Rater) -> list[dict]:
     changes = []
     for i, (before, after) in enumerate(pairs):
         # An attribute that differs only by the renames above (a view naming a renamed column) has not changed.
@@ -320,9 +350,9 @@ def _modifications(new: dict, pairs: list[tuple[dict, dict]], renames: _Renames,
             rows = after.get("rows")
         else:
             rows, _ = _table_facts(new, after["parent"])
-        verdicts = [rubric.modified(before, after, a, rows) for a in changed]
+        verdicts = [rater.modified(before, after, a, rows) for a in changed]
         if i in renamed_pairs:
-            verdicts.insert(0, rubric.renamed(after))
+            verdicts.insert(0, rater.renamed(after))
         verdict = rubric.worst(verdicts)
         detail: dict[str, Any] = {"before": {a: before["attrs"].get(a) for a in changed},
                                   "after": {a: after["attrs"].get(a) for a in changed}}

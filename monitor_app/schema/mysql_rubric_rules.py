@@ -1,0 +1,303 @@
+"""The rows of the MySQL/MariaDB rubric, in the order of the table in `mysql_rubric`'s docstring
+(same ids, same risks; tests/schema/test_mysql_rubric.py keeps the two in step)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor_app.schema.mysql_change_facts import MysqlChange
+from monitor_app.schema.rubric import Rule
+
+
+@dataclass(frozen=True)
+class MysqlRule(Rule):
+    risk_if_empty: str | None = None  # a copy of an empty table costs nothing
+
+
+def R(id_: str, change: str, risk: str, category: str, why: str, when, *, large: str | None = None,
+      empty: str | None = None) -> MysqlRule:
+    return MysqlRule(id_, change, risk, category, why, when, risk_if_large=large, risk_if_empty=empty)
+
+
+def _col(c: MysqlChange, action: str) -> bool:
+    return c.is_(action, "column")
+
+
+def _typed(c: MysqlChange, *shifts: str) -> bool:
+    return c.is_("modified", "column", attr="type") and c.type_shift in shifts
+
+
+_PROGRAMS = ("procedure", "function")
+_COPY = "ALGORITHM=COPY, the table copied row by row while writes wait"
+
+RULES: tuple[MysqlRule, ...] = (
+    # --- added ------------------------------------------------------------------------------
+    R("add-column-not-null-no-default", "column added NOT NULL without a default", "high", "backward-incompatible",
+      "NOT NULL column without a default: in strict mode every INSERT that does not name it fails; existing rows "
+      "get the type's implicit default",
+      lambda c: _col(c, "added") and bool(c.attrs.get("not_null")) and c.default is None
+      and not c.attrs.get("auto_increment") and not c.attrs.get("generated")),
+    R("add-column-copy", "column added that is computed per row (STORED generated, per-row default)", "medium",
+      "locking/rewrite", "new column computed for every row ({c.rows_phrase}): " + _COPY,
+      lambda c: _col(c, "added") and c.computed_per_row, large="high", empty="low"),
+    R("add-column-auto-increment", "AUTO_INCREMENT column added", "medium", "locking/rewrite",
+      "AUTO_INCREMENT column ({c.rows_phrase}): INPLACE with a table rebuild during which writes wait (LOCK=SHARED)",
+      lambda c: _col(c, "added") and bool(c.attrs.get("auto_increment")), large="high", empty="low"),
+    R("add-column-instant", "column added where the server adds it INSTANT", "low", "additive",
+      "new column, INSTANT on {c.server} (metadata only); writers that omit it get {c.default_phrase}",
+      lambda c: _col(c, "added") and c.instant_add_blocker is None),
+    R("add-column-rebuild", "column added where the server rebuilds the table", "low", "locking/rewrite",
+      "new column ({c.instant_add_blocker}): INPLACE with a table rebuild ({c.rows_phrase}), writes continue",
+      lambda c: _col(c, "added"), large="medium"),
+    R("add-primary-key", "primary key added", "medium", "locking/rewrite",
+      "primary key ({c.rows_phrase}): INPLACE rebuild of the clustered index, i.e. the whole table; fails on a "
+      "duplicate or NULL; writers inserting a duplicate now fail",
+      lambda c: c.is_("added", "index") and bool(c.attrs.get("primary")), large="high"),
+    R("add-unique-index", "unique index added", "medium", "backward-incompatible",
+      "unique index ({c.rows_phrase}): writers inserting a duplicate now fail and the build fails on existing "
+      "ones; built INPLACE without a rebuild, writes continue",
+      lambda c: c.is_("added", "index") and bool(c.attrs.get("unique"))),
+    R("add-fulltext-or-spatial-index", "FULLTEXT or SPATIAL index added", "medium", "locking/rewrite",
+      "{c.attrs[kind]} index ({c.rows_phrase}): INPLACE but writes wait for the whole build (LOCK=SHARED); a "
+      "first FULLTEXT index also rebuilds the table",
+      lambda c: c.is_("added", "index") and c.attrs.get("kind") in ("FULLTEXT", "SPATIAL"), large="high",
+      empty="low"),
+    R("add-index-large", "index added on a large table", "medium", "locking/rewrite",
+      "index build on a large table ({c.rows_phrase}): INPLACE and writes continue, but it runs long and "
+      "replicas apply it only after it commits, lagging meanwhile",
+      lambda c: c.is_("added", "index") and c.large),
+    R("add-index", "index added on a smaller table", "low", "additive",
+      "new index ({c.rows_phrase}): INPLACE without a rebuild, writes continue",
+      lambda c: c.is_("added", "index")),
+    R("add-foreign-key", "foreign key added", "medium", "data-dependent",
+      "foreign key ({c.rows_phrase}): with foreign_key_checks on, " + _COPY + ", every row checked; "
+      "writers that violate it now fail",
+      lambda c: c.is_("added", "constraint") and c.attrs.get("kind") == "foreign key", large="high", empty="low"),
+    R("add-check", "CHECK constraint added", "medium", "data-dependent",
+      "CHECK constraint ({c.rows_phrase}): " + _COPY + ", every row checked; writers that violate it now fail",
+      lambda c: c.is_("added", "constraint"), large="high", empty="low"),
+    R("add-trigger", "trigger added", "medium", "behaviour",
+      "new trigger runs on every matching write: it can slow, change or reject writes",
+      lambda c: c.is_("added", "trigger")),
+    R("add-partition", "RANGE or LIST partition added", "low", "additive",
+      "new partition: a RANGE/LIST partition starts empty, existing rows stay where they are",
+      lambda c: c.is_("added", "partition") and not c.redistributes),
+    R("add-partition-redistribute", "HASH or KEY partition added", "medium", "locking/rewrite",
+      "partition added to a {c.attrs[method]} table: rows are redistributed over the partitions, a copy",
+      lambda c: c.is_("added", "partition"), large="high", empty="low"),
+    R("add-table", "table added", "low", "additive", "new table: nothing uses it yet, no lock on others",
+      lambda c: c.is_("added", "table")),
+    R("add-view", "view added", "low", "additive", "new view: nothing uses it yet", lambda c: c.is_("added", "view")),
+    R("add-routine", "procedure or function added", "low", "additive", "new {c.kind}: nothing calls it yet",
+      lambda c: c.is_("added", *_PROGRAMS)),
+    R("add-sequence", "sequence added", "low", "additive", "new sequence: nothing uses it yet",
+      lambda c: c.is_("added", "sequence")),
+    R("add-event", "event added", "medium", "behaviour",
+      "new event runs its statement on a schedule (when the event scheduler is on)",
+      lambda c: c.is_("added", "event")),
+    R("add-account-global", "account added with global privileges", "high", "security",
+      "new account with global privileges ({c.global_privileges}): they reach every database on the server",
+      lambda c: c.is_("added", "user") and bool(c.attrs.get("global_privileges"))),
+    R("add-account", "account added", "low", "additive", "new account; what it may do here is in its grants",
+      lambda c: c.is_("added", "user")),
+    # --- privileges -------------------------------------------------------------------------
+    R("revoke", "privilege revoked", "high", "backward-incompatible",
+      "REVOKE ({c.revoked_who}): accounts that relied on it now fail",
+      lambda c: c.kind == "privilege" and bool(c.revoked)),
+    R("grant-with-grant-option", "privilege granted WITH GRANT OPTION", "high", "security",
+      "GRANT ... WITH GRANT OPTION ({c.granted_who}): the grantee can pass its privileges on",
+      lambda c: c.kind == "privilege" and c.grants_grant_option),
+    R("grant", "privilege granted", "low", "additive", "GRANT ({c.granted_who})", lambda c: c.kind == "privilege"),
+    # --- removed ----------------------------------------------------------------------------
+    R("drop-table", "table dropped", "critical", "destructive",
+      "table dropped with its data ({c.rows_phrase}); every query naming it fails",
+      lambda c: c.is_("removed", "table")),
+    R("drop-column", "column dropped", "critical", "destructive",
+      "column dropped with its data ({c.rows_phrase}); queries naming it fail ({c.drop_algorithm})",
+      lambda c: _col(c, "removed")),
+    R("drop-partition", "RANGE or LIST partition dropped", "critical", "destructive",
+      "partition dropped with its rows ({c.rows_phrase})",
+      lambda c: c.is_("removed", "partition") and not c.redistributes),
+    R("drop-partition-redistribute", "HASH or KEY partition removed (COALESCE)", "medium", "locking/rewrite",
+      "partition removed from a {c.attrs[method]} table: its rows are copied into the others",
+      lambda c: c.is_("removed", "partition"), large="high", empty="low"),
+    R("drop-primary-key", "primary key dropped", "high", "backward-incompatible",
+      "primary key dropped: " + _COPY + "; InnoDB falls back to a hidden row id, and row-based replicas scan "
+      "the table for every UPDATE and DELETE",
+      lambda c: c.is_("removed", "index") and bool(c.attrs.get("primary"))),
+    R("drop-unique-index", "unique index dropped", "medium", "behaviour",
+      "unique index dropped: uniqueness no longer enforced; queries that used it may slow down",
+      lambda c: c.is_("removed", "index") and bool(c.attrs.get("unique"))),
+    R("drop-index", "index dropped", "medium", "behaviour",
+      "index dropped (metadata only): queries that used it may turn into full scans",
+      lambda c: c.is_("removed", "index")),
+    R("drop-constraint", "foreign key or CHECK dropped", "medium", "behaviour",
+      "{c.attrs[kind]} constraint no longer enforced: writes it refused are now accepted",
+      lambda c: c.is_("removed", "constraint")),
+    R("drop-trigger", "trigger dropped", "medium", "behaviour", "trigger dropped: writes behave differently",
+      lambda c: c.is_("removed", "trigger")),
+    R("drop-view", "view dropped", "high", "backward-incompatible", "view dropped: queries reading it fail",
+      lambda c: c.is_("removed", "view")),
+    R("drop-routine", "procedure or function dropped", "high", "backward-incompatible",
+      "{c.kind} dropped: callers, and triggers, events or views using it, fail",
+      lambda c: c.is_("removed", *_PROGRAMS)),
+    R("drop-sequence", "sequence dropped", "high", "backward-incompatible",
+      "sequence dropped: writers using NEXT VALUE FOR it fail", lambda c: c.is_("removed", "sequence")),
+    R("drop-event", "event dropped", "medium", "behaviour", "event dropped: its scheduled job no longer runs",
+      lambda c: c.is_("removed", "event")),
+    R("drop-account", "account dropped", "high", "backward-incompatible",
+      "account dropped: clients logging in as it fail", lambda c: c.is_("removed", "user")),
+    # --- renamed ----------------------------------------------------------------------------
+    R("rename-table", "table renamed", "high", "backward-incompatible",
+      "table renamed: queries using the old name fail", lambda c: c.is_("renamed", "table")),
+    R("rename-column", "column renamed", "high", "backward-incompatible",
+      "column renamed: queries using the old name fail", lambda c: c.is_("renamed", "column")),
+    R("rename-view", "view or sequence renamed", "high", "backward-incompatible",
+      "{c.kind} renamed: queries using the old name fail", lambda c: c.is_("renamed", "view", "sequence")),
+    R("rename-database", "another database compared (no server renames one)", "low", "additive",
+      "compared with another database: MySQL and MariaDB cannot rename one",
+      lambda c: c.is_("renamed", "database")),
+    R("rename-internal", "index, constraint, partition or other object renamed", "low", "additive",
+      "{c.kind} renamed: applications do not name it", lambda c: c.action == "renamed"),
+    # --- modified: column types -------------------------------------------------------------
+    R("type-narrowed", "column type narrowed (`varchar(40)` -> `varchar(20)`, signedness)", "high",
+      "backward-incompatible",
+      "type narrowed ({c.before} -> {c.after}, {c.rows_phrase}): " + _COPY + "; in strict mode a value that "
+      "does not fit aborts it, otherwise values are truncated",
+      lambda c: _typed(c, "narrowed")),
+    R("type-family", "column type family changed (`varchar` -> `int`)", "high", "data-dependent",
+      "type family changed ({c.before} -> {c.after}, {c.rows_phrase}): " + _COPY + ", converting every value; "
+      "clients get another type",
+      lambda c: _typed(c, "family"), empty="medium"),
+    R("enum-appended", "ENUM/SET members appended at the end", "low", "additive",
+      "members appended ({c.before} -> {c.after}): INSTANT, metadata only",
+      lambda c: _typed(c, "enum appended")),
+    R("enum-changed", "ENUM/SET members removed or reordered", "high", "backward-incompatible",
+      "members removed or reordered ({c.before} -> {c.after}): " + _COPY + "; stored values that no longer "
+      "exist are refused or emptied",
+      lambda c: _typed(c, "enum changed"), empty="medium"),
+    R("varchar-extended-in-place", "VARCHAR lengthened within the same length prefix", "low", "additive",
+      "VARCHAR lengthened ({c.before} -> {c.after}): in place, metadata only",
+      lambda c: _typed(c, "varchar extended in place")),
+    R("type-widened", "column type widened (`int` -> `bigint`, VARCHAR past 255 bytes)", "medium",
+      "locking/rewrite", "type widened ({c.before} -> {c.after}, {c.rows_phrase}): " + _COPY,
+      lambda c: c.is_("modified", "column", attr="type"), large="high", empty="low"),
+    R("charset-utf8mb4-in-place", "column utf8mb3 -> utf8mb4 on MariaDB 10.4+", "low", "additive",
+      "{c.attr} {c.before} -> {c.after}: in place on {c.server}, no copy",
+      lambda c: c.is_("modified", "column") and c.attr in ("charset", "collation") and c.utf8mb4_in_place),
+    R("charset-converted", "column character set converted", "high", "locking/rewrite",
+      "{c.attr} {c.before} -> {c.after} ({c.rows_phrase}): " + _COPY + ", converting every value; characters "
+      "the new set lacks are lost; index key lengths change",
+      lambda c: c.is_("modified", "column") and c.attr in ("charset", "collation") and c.charset_change is not None,
+      empty="medium"),
+    R("collation-changed", "column collation changed", "medium", "behaviour",
+      "collation {c.before} -> {c.after}: ordering, comparisons and uniqueness change; indexes on it are rebuilt",
+      lambda c: c.is_("modified", "column", attr="collation")),
+    R("set-not-null", "column made NOT NULL", "high", "data-dependent",
+      "NOT NULL ({c.rows_phrase}): INPLACE with a table rebuild; fails on a NULL in strict mode, else NULLs "
+      "become the implicit default; writers sending NULL now fail",
+      lambda c: c.is_("modified", "column", attr="not_null") and bool(c.after), empty="medium"),
+    R("drop-not-null", "column made nullable", "low", "locking/rewrite",
+      "NOT NULL dropped ({c.rows_phrase}): INPLACE with a table rebuild, writes continue; readers may meet NULL",
+      lambda c: c.is_("modified", "column", attr="not_null"), large="medium"),
+    R("default-added", "default added", "low", "additive",
+      "default added (INSTANT): writers that omit the column get a value",
+      lambda c: c.is_("modified", "column", attr="default") and c.before is None),
+    R("default-dropped-not-null", "default dropped from a NOT NULL column", "high", "backward-incompatible",
+      "default dropped from a NOT NULL column: writers that omit it now fail",
+      lambda c: c.is_("modified", "column", attr="default") and c.after is None and bool(c.attrs.get("not_null"))),
+    R("default-changed", "default changed, or dropped from a nullable column", "medium", "behaviour",
+      "default changed ({c.before} -> {c.after}, INSTANT): new rows get different values",
+      lambda c: c.is_("modified", "column", attr="default")),
+    R("auto-increment-changed", "AUTO_INCREMENT added to or removed from a column", "medium", "locking/rewrite",
+      "AUTO_INCREMENT changed ({c.rows_phrase}): " + _COPY + "; writers relying on it change behaviour",
+      lambda c: c.is_("modified", "column", attr="auto_increment"), large="high", empty="low"),
+    R("generated-changed", "generated column expression or storage changed", "medium", "locking/rewrite",
+      "generated column {c.attr} changed ({c.rows_phrase}): a STORED column is recomputed by a copy",
+      lambda c: c.is_("modified", "column") and c.attr in ("generated", "expression"), large="high", empty="low"),
+    R("column-visibility", "column made INVISIBLE or visible", "medium", "behaviour",
+      "column visibility changed: SELECT * and INSERT without a column list see other columns",
+      lambda c: c.is_("modified", "column", attr="invisible")),
+    R("on-update-changed", "ON UPDATE CURRENT_TIMESTAMP added or removed", "medium", "behaviour",
+      "ON UPDATE changed ({c.before} -> {c.after}): updates set the column differently",
+      lambda c: c.is_("modified", "column", attr="on_update")),
+    R("comment", "comment added or changed", "low", "additive", "{c.kind} comment changed (INSTANT)",
+      lambda c: c.action == "modified" and c.attr == "comment"),
+    # --- modified: indexes, constraints, tables ---------------------------------------------
+    R("index-hidden", "index made invisible (MySQL) or IGNORED (MariaDB)", "medium", "behaviour",
+      "index hidden from the optimizer (metadata only): queries that used it may turn into full scans; it is "
+      "still maintained, and a unique one still enforced",
+      lambda c: c.is_("modified", "index", attr="invisible") and bool(c.after)),
+    R("index-visible", "index made visible again", "low", "additive",
+      "index visible to the optimizer again (metadata only)", lambda c: c.is_("modified", "index", attr="invisible")),
+    R("index-redefined", "index dropped and created again differently", "medium", "behaviour",
+      "index {c.attr} changed ({c.before} -> {c.after}): rebuilt INPLACE; queries may use it differently",
+      lambda c: c.is_("modified", "index")),
+    R("constraint-changed", "foreign key or CHECK redefined", "medium", "data-dependent",
+      "{c.attrs[kind]} {c.attr} changed ({c.before} -> {c.after}, {c.rows_phrase}): added again by a copy "
+      "that checks every row; writes behave differently",
+      lambda c: c.is_("modified", "constraint"), large="high"),
+    R("engine-changed", "storage engine changed", "high", "locking/rewrite",
+      "engine {c.before} -> {c.after} ({c.rows_phrase}): " + _COPY + "; transactions, locking and crash "
+      "safety change with the engine",
+      lambda c: c.is_("modified", "table", attr="engine"), empty="medium"),
+    R("partitioning-changed", "table partitioned, re-partitioned or un-partitioned", "medium", "locking/rewrite",
+      "partitioning {c.before} -> {c.after} ({c.rows_phrase}): " + _COPY,
+      lambda c: c.is_("modified", "table", attr="partitioning"), large="high", empty="low"),
+    R("system-versioning", "system versioning added or removed (MariaDB)", "medium", "locking/rewrite",
+      "system versioning changed ({c.rows_phrase}): " + _COPY,
+      lambda c: c.is_("modified", "table", attr="system_versioned"), large="high", empty="low"),
+    R("table-options", "ROW_FORMAT or other table options changed", "low", "locking/rewrite",
+      "table {c.attr} changed ({c.before} -> {c.after}, {c.rows_phrase}): INPLACE with a table rebuild, "
+      "writes continue",
+      lambda c: c.is_("modified", "table") and c.attr in ("row_format", "options"), large="medium"),
+    R("table-default-charset-instant", "table default character set or collation changed (MariaDB)", "low",
+      "additive", "table default {c.attr} {c.before} -> {c.after}: INSTANT; only columns added later use it",
+      lambda c: c.is_("modified", "table") and c.attr in ("charset", "collation") and c.server.flavour == "mariadb"),
+    R("table-default-charset-rebuild", "table default character set or collation changed (MySQL)", "low",
+      "locking/rewrite",
+      "table default {c.attr} {c.before} -> {c.after} ({c.rows_phrase}): INPLACE, rebuilt when the encoding "
+      "differs; only columns added later use it",
+      lambda c: c.is_("modified", "table") and c.attr in ("charset", "collation"), large="medium"),
+    R("database-default-charset", "database default character set or collation changed", "low", "additive",
+      "database default {c.attr} {c.before} -> {c.after}: only tables created later use it",
+      lambda c: c.is_("modified", "database")),
+    # --- modified: programs, accounts, partitions -------------------------------------------
+    R("security-definer", "SQL SECURITY changed to DEFINER", "high", "security",
+      "{c.kind} now runs with its definer's privileges (SQL SECURITY DEFINER)",
+      lambda c: c.action == "modified" and c.attr == "security" and c.after == "DEFINER"),
+    R("definer-changed", "DEFINER changed", "medium", "security",
+      "{c.kind} definer {c.before} -> {c.after}: it runs with that account's privileges",
+      lambda c: c.action == "modified" and c.attr == "definer"),
+    R("view-changed", "view redefined", "medium", "behaviour", "view {c.attr} changed: its results differ",
+      lambda c: c.is_("modified", "view")),
+    R("routine-changed", "procedure or function changed", "medium", "behaviour",
+      "{c.kind} {c.attr} changed: callers get different results", lambda c: c.is_("modified", *_PROGRAMS)),
+    R("trigger-changed", "trigger redefined", "medium", "behaviour",
+      "trigger {c.attr} changed: writes behave differently", lambda c: c.is_("modified", "trigger")),
+    R("event-changed", "event changed, enabled or disabled", "medium", "behaviour",
+      "event {c.attr} changed ({c.before} -> {c.after}): the scheduled job runs differently",
+      lambda c: c.is_("modified", "event")),
+    R("sequence-changed", "sequence parameters changed", "medium", "behaviour",
+      "sequence changed: the values handed to writers change", lambda c: c.is_("modified", "sequence")),
+    R("account-global-revoked", "global privileges revoked", "high", "backward-incompatible",
+      "global REVOKE ({c.revoked_who}): what relied on it now fails",
+      lambda c: c.is_("modified", "user", attr="global_privileges") and bool(c.revoked)),
+    R("account-global-granted", "global privileges granted", "high", "security",
+      "global GRANT ({c.granted_who}): reaches every database on the server",
+      lambda c: c.is_("modified", "user", attr="global_privileges")),
+    R("account-locked", "account locked or its password expired", "high", "backward-incompatible",
+      "account {c.attr} set: its logins fail",
+      lambda c: c.is_("modified", "user") and c.attr in ("account_locked", "password_expired") and bool(c.after)),
+    R("account-changed", "account authentication, TLS requirement or limits changed", "medium", "security",
+      "account {c.attr} changed ({c.before} -> {c.after})", lambda c: c.is_("modified", "user")),
+    R("partition-changed", "partition bound or subpartitions changed (REORGANIZE)", "medium", "locking/rewrite",
+      "partition {c.attr} changed ({c.before} -> {c.after}, {c.rows_phrase}): REORGANIZE copies the rows it moves",
+      lambda c: c.is_("modified", "partition"), large="high", empty="low"),
+    # --- anything else ----------------------------------------------------------------------
+    R("other-added", "anything else added", "low", "additive", "new {c.kind}", lambda c: c.action == "added"),
+    R("other-dropped", "anything else dropped", "high", "backward-incompatible",
+      "{c.kind} dropped: anything that uses it fails", lambda c: c.action == "removed"),
+    R("other-changed", "any other attribute changed", "medium", "behaviour", "{c.kind} {c.attr} changed",
+      lambda c: True),
+)
