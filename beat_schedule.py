@@ -45,6 +45,7 @@ def entries(settings: Settings) -> dict:
         "pg-medium-tier": _every("metrics.pg_medium_due", PG_MEDIUM_SWEEP_INTERVAL),
         "pg-slow-tier": _every("metrics.pg_slow_due", PG_MEDIUM_SWEEP_INTERVAL),
         "pgbouncer-metrics": _every("metrics.pgbouncer_due", PG_FAST_SWEEP_INTERVAL),
+        "mysql-metrics": _every("metrics.mysql_due", PG_FAST_SWEEP_INTERVAL),
         "sqlite-metrics": _every("metrics.sqlite_due", SQLITE_SWEEP_INTERVAL),
         "container-metrics": _every("metrics.container_due", CONTAINER_SWEEP_INTERVAL),
         "metrics-compact": _every("metrics.compact", METRICS_COMPACT_INTERVAL),
@@ -52,5 +53,7 @@ def entries(settings: Settings) -> dict:
         "files-sync-watches": _every("files.sync_watches", FILE_WATCH_SYNC_INTERVAL),
         "files-rescan": _every("files.rescan_due", FILE_RESCAN_SWEEP_INTERVAL),
         "files-backups": _every("files.check_backups", BACKUP_SWEEP_INTERVAL),
+        # dbmon's own health (docs/self-monitoring.md): series for the built-in rules, the dead-man ping.
+        "selfmon-check": _every("selfmon.check", settings.selfmon_check_interval),
         **alerting_schedule.entries(settings),
     }

@@ -2,7 +2,8 @@
 
 A scraper authenticates with `Authorization: Bearer <token>`, the token being either
 `DBMON_METRICS_BEARER_TOKEN` or an API key with the viewer role; an `X-API-Key` header works as on
-every other endpoint. Refusals are audited like any other.
+every other endpoint. Refusals are audited like any other. dbmon's own metrics (tasks,
+notifications, detection latency: monitor_app/platform/own_metrics.py) follow the monitored values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from api.context import runtime
 from monitor_app.access.api_keys import authenticate
 from monitor_app.access.label_redaction import LabelRedactor
 from monitor_app.metrics.exposition import latest_exposition
+from monitor_app.platform import own_metrics
 from monitor_app.store.base import utcnow
 
 prometheus = Blueprint("prometheus", __name__)
@@ -48,4 +50,5 @@ def metrics():
     with rt.store.session() as s:
         body = latest_exposition(s, utcnow(), timedelta(seconds=rt.settings.metrics_stale_seconds),
                                  LabelRedactor(rt.settings.label_deny_patterns))
-    return Response(body, content_type=CONTENT_TYPE)
+    # dbmon's own metrics follow, added up over every process of this machine's deployment.
+    return Response(body + own_metrics.exposition(), content_type=CONTENT_TYPE)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import heartbeat_sent
+from celery.signals import beat_init, heartbeat_sent, worker_ready, worker_shutting_down
 from kombu import Exchange, Queue
 
 from monitor_app.platform.heartbeat import touch
+from monitor_app.selfmon import process_hooks as selfmon
 from workers import broker_reconnect
 from monitor_app.config.settings import Settings, get_settings
 from monitor_app.platform.task_queues import QUEUES, queue_for
@@ -20,6 +21,7 @@ TASK_MODULES = [
     "workers.tasks.schema",
     "workers.tasks.alerting",
     "workers.tasks.posture",
+    "workers.tasks.selfmon",
 ]
 
 
@@ -102,6 +104,12 @@ app = make_celery(get_settings())
 def _worker_alive(**_) -> None:
     # Sent every few seconds by a worker whose consumer talks to the broker: `dbmon health worker`.
     touch(get_settings(), "worker")
+
+
+# Component heartbeats in the store (docs/self-monitoring.md): a worker's row names the queues it consumes.
+worker_ready.connect(lambda sender=None, **_: selfmon.start_worker(get_settings(), sender), weak=False)
+worker_shutting_down.connect(lambda **_: selfmon.stop_worker(), weak=False)
+beat_init.connect(lambda sender=None, **_: selfmon.start_beat(get_settings(), sender), weak=False)
 
 
 def send(task_name: str, kwargs: dict, run_id: str, queue: str) -> None:

@@ -4,17 +4,22 @@ and a ledger row whose lease it keeps renewed while it runs."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from datetime import datetime
 from functools import wraps
 from typing import Callable
 
 from celery.exceptions import Retry, SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import OperationalError
 
 from monitor_app.errors import DbmonError
+from monitor_app.platform import own_metrics
 from monitor_app.platform.runtime import Runtime
 from monitor_app.platform.task_queues import queue_for
+from monitor_app.store.base import utcnow
 from workers.celery_app import app
 
 log = logging.getLogger("dbmon.tasks")
@@ -38,6 +43,21 @@ def _fresh_runtime_after_fork(**_):
     # A connection pool inherited across fork would be shared by two processes.
     global _runtime
     _runtime = None
+
+
+@worker_process_shutdown.connect
+def _pool_process_exits(pid=None, **_):
+    own_metrics.mark_process_dead(pid or os.getpid())
+
+
+def _queued_since(rt: Runtime, run_id: str) -> datetime | None:
+    """When the run was asked for, if this is its first start: a retry's wait is its backoff, and a
+    run beat sent straight to the broker is unknown to the ledger until it is claimed."""
+    try:
+        run = rt.ledger.get(run_id)
+    except Exception:  # noqa: BLE001 - only a metric is lost; the claim reports a broken store
+        return None
+    return run.requested_at if run is not None and run.attempts == 0 else None
 
 
 class _LeaseKeeper:
@@ -91,28 +111,36 @@ def dbmon_task(name: str, *, time_limit: float = 120, max_retries: int = 5,
         def task(self, **kwargs):
             rt = get_runtime()
             run_id = self.request.id
+            queued_since = _queued_since(rt, run_id)
             if not rt.ledger.claim(run_id, name=name, kwargs=kwargs, queue=queue):
                 log.info("%s %s: already done or running elsewhere; skipped", name, run_id)
                 return None
+            own_metrics.task_started(queue, queued_since, utcnow())
+            started = time.monotonic()
             try:
                 with _LeaseKeeper(rt, run_id):
                     result = fn(rt, **kwargs)
             except Retry:
+                own_metrics.task_finished(name, "retried", time.monotonic() - started)
                 raise
             except (DbmonError, SoftTimeLimitExceeded, OperationalError, OSError) as exc:
                 permanent = getattr(exc, "permanent", False)
                 if permanent or self.request.retries >= max_retries:
                     rt.ledger.fail(run_id, _describe(exc))
+                    own_metrics.task_finished(name, "failed", time.monotonic() - started)
                     log.error("%s %s failed: %s", name, run_id, _describe(exc))
                     return None
                 countdown = backoff(self.request.retries, backoff_base, backoff_cap)
                 rt.ledger.requeue(run_id, _describe(exc), countdown)
+                own_metrics.task_finished(name, "retried", time.monotonic() - started)
                 raise self.retry(exc=exc, countdown=countdown) from exc
             except Exception as exc:  # noqa: BLE001 - a bug: record it, do not loop on it
                 rt.ledger.fail(run_id, _describe(exc))
+                own_metrics.task_finished(name, "failed", time.monotonic() - started)
                 log.exception("%s %s crashed", name, run_id)
                 return None
             rt.ledger.finish(run_id, result if isinstance(result, dict) else {"result": result})
+            own_metrics.task_finished(name, "succeeded", time.monotonic() - started)
             return None
 
         task.domain_fn = fn

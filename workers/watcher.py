@@ -14,6 +14,7 @@ import time
 from monitor_app.platform.heartbeat import touch
 from monitor_app.platform.leader_lease import Lease, lease_for
 from monitor_app.platform.runtime import Runtime
+from monitor_app.selfmon.watcher_report import WatcherReporter
 from workers.watch_sources import SOURCES
 
 log = logging.getLogger("dbmon.watcher")
@@ -34,6 +35,7 @@ class Watcher:
         self.leading = threading.Event()
         self._renew_every = min(1.0, runtime.settings.leader_lease_seconds / 3)
         self._keeper = threading.Thread(target=self._keep_lease, name="watcher-lease", daemon=True)
+        self.selfmon = WatcherReporter(runtime, period=self._renew_every)  # its and its sources' rows in the store
 
     def emit(self, task_name: str, kwargs: dict) -> str:
         return self.runtime.dispatch(task_name, kwargs, requested_by="watcher")
@@ -81,6 +83,7 @@ class Watcher:
                 self._restart_dead_sources()
             # Touched once the sources started: a fresh heartbeat means watching (or standing by).
             touch(self.runtime.settings, "watcher")
+            self.selfmon.report(self)
         self.stop()
 
     def _keep_lease(self) -> None:

@@ -15,4 +15,5 @@ NAMESPACES: list[str] = [
     "api.namespaces.collectors:ns",
     "api.namespaces.servers:ns",
     "api.namespaces.files:ns",
+    "api.namespaces.system:ns",
 ]

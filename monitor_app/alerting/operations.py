@@ -23,6 +23,7 @@ from monitor_app.alerting.series_rules import SERIES_RULES, series_rule_signals
 from monitor_app.alerting.templates import TemplateRenderer
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.access.secret_keys import KeyRing
+from monitor_app.platform import own_metrics
 from monitor_app.store.base import Store, utcnow
 from monitor_app.store.models.alerting import Alert, AlertingCursor, Incident, Notification
 from monitor_app.store.models.core import Event
@@ -188,16 +189,19 @@ class AlertOperations:
             if spec is None:
                 outbox.mark_failed_attempt(session, row, row.attempts, now, f"channel {row.channel!r} is not configured",
                                            self.cfg.outbox, permanent=True)
+                own_metrics.notification_outcome("unconfigured", "failed")
                 return {"outcome": "failed"}
             if spec.rate_limit and row.kind not in ("summary", "test"):
                 decision = ratelimit.take(session, row.channel, spec.rate_limit, now)
                 if not decision.allowed:
+                    own_metrics.notification_outcome(spec.type, "suppressed")
                     return self._suppress(session, row, decision.next_token_at, now)
             attempts = row.attempts
             try:
                 context = build_message(session, row, self.cfg, self.secret_key, now)
             except DbmonError as exc:
                 outbox.mark_failed_attempt(session, row, attempts, now, exc.message, self.cfg.outbox, permanent=True)
+                own_metrics.notification_outcome(spec.type, "failed")
                 return {"outcome": "failed", "error": exc.message}
         started = time.perf_counter()
         try:
@@ -211,13 +215,16 @@ class AlertOperations:
         elapsed_ms = (time.perf_counter() - started) * 1000
         with self.store.session() as session:
             now = self.clock()
-            if error is None:
-                outbox.mark_sent(session, row, attempts, now, detail, elapsed_ms)
-                return {"outcome": "sent", "detail": detail}
-            result = outbox.mark_failed_attempt(session, row, attempts, now, error.message, self.cfg.outbox,
-                                                permanent=error.permanent, retry_after=error.retry_after,
-                                                duration_ms=elapsed_ms)
-            return {"outcome": result, "error": error.message}
+            if error is not None:
+                result = outbox.mark_failed_attempt(session, row, attempts, now, error.message, self.cfg.outbox,
+                                                    permanent=error.permanent, retry_after=error.retry_after,
+                                                    duration_ms=elapsed_ms)
+                own_metrics.notification_outcome(spec.type, "failed")
+                return {"outcome": result, "error": error.message}
+            outbox.mark_sent(session, row, attempts, now, detail, elapsed_ms)
+        own_metrics.notification_outcome(spec.type, "sent")
+        own_metrics.notification_delivered(self.store, row, spec.type, now)  # committed: reads in its own session
+        return {"outcome": "sent", "detail": detail}
 
     def _suppress(self, session, row: Notification, next_token_at: datetime, now: datetime) -> dict:
         row.status, row.lease_until = "suppressed", None

@@ -16,6 +16,20 @@ from monitor_app.platform.task_queues import QUEUES
 log = logging.getLogger("dbmon")
 
 
+def _share_own_metrics() -> None:
+    """First thing in each long-running command: prometheus_client picks where values live when
+    it is imported, and forked children (pool processes, gunicorn workers) inherit the choice."""
+    from monitor_app.platform.own_metrics import claim_directory
+
+    claim_directory(get_settings().resolved_prometheus_multiproc_dir)
+
+
+def _api_worker_exited(server, worker) -> None:
+    from monitor_app.platform.own_metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
 @click.command()
 @click.option("-Q", "--queues", default=",".join(QUEUES), show_default=True, help="queues to consume")
 @click.option("-c", "--concurrency", type=int, default=None, help="pool size (default DBMON_WORKER_CONCURRENCY)")
@@ -27,6 +41,7 @@ def worker(queues: str, concurrency: int | None, hostname: str | None, embedded:
     unknown = set(queues.split(",")) - set(QUEUES)
     if unknown:
         raise click.BadParameter(f"unknown queue(s): {', '.join(sorted(unknown))}", param_hint="--queues")
+    _share_own_metrics()
     from workers.celery_app import app
 
     settings = get_settings()
@@ -105,6 +120,7 @@ def watcher(sources: tuple[str, ...]) -> None:
     """Run the watcher: pushes file, container and database events as tasks."""
     import signal
 
+    _share_own_metrics()
     from monitor_app.platform.runtime import Runtime
     from workers.watch_sources import SOURCES
     from workers.watcher import Watcher
@@ -129,6 +145,7 @@ def api(host: str | None, port: int | None) -> None:
     """Serve the REST API and status pages (gunicorn)."""
     from gunicorn.app.base import BaseApplication
 
+    _share_own_metrics()
     settings = get_settings()
 
     class _App(BaseApplication):
@@ -139,6 +156,7 @@ def api(host: str | None, port: int | None) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("child_exit", _api_worker_exited)
             # Replicas: several `dbmon api` processes may bind the same port; the kernel spreads
             # connections over them, and they share all state through the store.
             self.cfg.set("reuse_port", True)
@@ -193,6 +211,8 @@ def up(no_api: bool) -> None:
     from monitor_app.platform.supervisor import Supervisor
 
     settings = get_settings()
+    # Claimed here, before any child starts, so the directory is emptied once for the whole tree.
+    _share_own_metrics()
     me = [sys.executable, "-m", "monitor_app.cli.main"]
     # Migrating imports the whole store; a short-lived child keeps that memory out of this
     # long-lived supervisor.

@@ -50,7 +50,7 @@ def schema() -> None:
 
 
 @schema.command("snapshot")
-@click.option("--dsn", required=True, help="postgresql://... or sqlite:///path")
+@click.option("--dsn", required=True, help="postgresql://..., mysql://... / mariadb://... or sqlite:///path")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 def snapshot_cmd(dsn: str, out: str | None) -> None:
     """Print (or save) a JSON snapshot of a database's schema."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from monitor_app.alerting.config import AlertingConfig, AlertingSection
 from monitor_app.containers.config import ContainersConfig
@@ -18,7 +18,8 @@ from monitor_app.config.password_source import resolve_password
 from monitor_app.config.section import ConfigSection, validation_errors
 from monitor_app.errors import ConfigError
 from monitor_app.assets.connection_budget import server_key
-from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SslMode, default_sslmode, weak_sslmode_error
+from monitor_app.assets import mysql_transport
+from monitor_app.assets.pg_transport import ENCRYPTED_SSLMODES, SSLMODES, default_sslmode, weak_sslmode_error
 from monitor_app.files.config import FilesConfig, WatchConfig
 from monitor_app.metrics.config import MetricsConfig
 from monitor_app.schema.config import SchemaConfig
@@ -28,9 +29,9 @@ ENGINES_WITH_DSN = ("postgresql",)
 
 class AssetConfig(ConfigSection):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
-    engine: Literal["postgresql", "sqlite", "pgbouncer"]
+    engine: Literal["postgresql", "sqlite", "pgbouncer", "mysql", "mariadb"]
     host: str | None = None
-    # Unset: 5432, or 6432 for PgBouncer.
+    # Unset: 5432, 6432 for PgBouncer, 3306 for MySQL and MariaDB.
     port: int | None = Field(None, ge=1, le=65535)
     database: str | None = None
     user: str | None = None
@@ -38,13 +39,24 @@ class AssetConfig(ConfigSection):
     password: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
-    # Unset: verify-full with sslrootcert, else require (see pg_transport).
-    sslmode: SslMode | None = None
+    # PostgreSQL's modes, or MySQL's (disable, preferred, required, verify_ca, verify_identity) for
+    # mysql and mariadb. Unset: verify with sslrootcert, else encrypt (see pg_transport, mysql_transport).
+    sslmode: str | None = Field(None, max_length=32)
     sslrootcert: Path | None = None
     insecure: bool = False
     path: Path | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     check_interval: float | None = Field(None, gt=0)
+
+    @field_validator("sslmode")
+    @classmethod
+    def _sslmode_of_the_engine(cls, sslmode: str | None, info: ValidationInfo) -> str | None:
+        engine = info.data.get("engine")
+        modes = mysql_transport.MYSQL_SSLMODES if engine in mysql_transport.MYSQL_ENGINES else SSLMODES
+        if sslmode is not None and sslmode not in modes:
+            raise ValueError(f"{sslmode!r} is not an sslmode for a {engine or 'database'} asset; "
+                             f"use one of {', '.join(modes)}")
+        return sslmode
 
     @model_validator(mode="after")
     def _engine_fields(self) -> "AssetConfig":
@@ -58,11 +70,21 @@ class AssetConfig(ConfigSection):
                 raise ValueError("host is required for a pgbouncer asset")
             # Its statistics are read from the admin console, a database of its own.
             self.database = self.database or "pgbouncer"
+        if self.engine in mysql_transport.MYSQL_ENGINES:
+            if not self.host:
+                raise ValueError(f"host is required for a {self.engine} asset")
+            # A server-wide login: the database is optional, but the account must be named.
+            if not self.user:
+                raise ValueError(f"user is required for a {self.engine} asset")
         if self.port is None:
-            self.port = 6432 if self.engine == "pgbouncer" else 5432
+            self.port = {"pgbouncer": 6432, "mysql": mysql_transport.DEFAULT_PORT,
+                         "mariadb": mysql_transport.DEFAULT_PORT}.get(self.engine, 5432)
         if self.engine == "sqlite" and not self.path:
             raise ValueError("path is required for a sqlite asset")
-        if self.sslmode and self.sslmode not in ENCRYPTED_SSLMODES and not self.insecure:
+        if self.engine in mysql_transport.MYSQL_ENGINES:
+            if self.sslmode and self.sslmode not in mysql_transport.ENCRYPTED_MYSQL_SSLMODES and not self.insecure:
+                raise ValueError(f"sslmode: {mysql_transport.weak_sslmode_error(self.sslmode)}")
+        elif self.sslmode and self.sslmode not in ENCRYPTED_SSLMODES and not self.insecure:
             raise ValueError(f"sslmode: {weak_sslmode_error(self.sslmode)}")
         given = [k for k in ("password", "password_env", "password_file") if getattr(self, k)]
         if len(given) > 1:
@@ -74,9 +96,12 @@ class AssetConfig(ConfigSection):
         if self.engine == "sqlite":
             return {"path": str(self.path)}
         rootcert = str(self.sslrootcert) if self.sslrootcert else None
+        if self.engine in mysql_transport.MYSQL_ENGINES:
+            sslmode = self.sslmode or ("preferred" if self.insecure else mysql_transport.default_sslmode(rootcert))
+        else:
+            sslmode = self.sslmode or ("prefer" if self.insecure else default_sslmode(rootcert))
         return {"host": self.host, "port": self.port, "database": self.database, "user": self.user,
-                "sslmode": self.sslmode or ("prefer" if self.insecure else default_sslmode(rootcert)),
-                "sslrootcert": rootcert, "insecure": self.insecure}
+                "sslmode": sslmode, "sslrootcert": rootcert, "insecure": self.insecure}
 
     def resolve_password(self) -> str | None:
         return resolve_password(f"assets.{self.name}", inline=self.password, env=self.password_env,

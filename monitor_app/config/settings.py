@@ -100,17 +100,43 @@ class Settings(BaseSettings):
     metrics_retention_days: int = Field(90, ge=1, description="Days metric rollups (1 min, 10 min, 1 h) and per-sample rows are kept.")
     metrics_bearer_token: str | None = Field(None, min_length=16, repr=False, description="A bearer token Prometheus may scrape GET /metrics with (an API key with the viewer role works too).")
     metrics_stale_seconds: float = Field(900.0, gt=0, description="GET /metrics leaves out series not written to for this long.")
+    prometheus_multiproc_dir: Path | None = Field(None, description="Where this machine's dbmon processes write their own metrics for GET /metrics to add up (PROMETHEUS_MULTIPROC_DIR); default: data_dir/prometheus. Emptied when the first dbmon process of a deployment starts.")
     metrics_raw_retention_hours: int = Field(48, ge=2, le=24 * 90, description="Hours raw metric samples are kept before only their rollups remain.")
     posture_interval: float = Field(86400.0, gt=0, description="Seconds between security posture checks of each PostgreSQL asset.")
     posture_release_list: Path | None = Field(None, description="JSON list of the latest PostgreSQL minor per branch; default: the dated list shipped with dbmon.")
     collector_failures_before_event: int = Field(1, ge=1, le=1000, description="Consecutive failures of one collector on one asset before <collector>.check_failed is recorded.")
+    selfmon_heartbeat_interval: float = Field(10.0, ge=0.2, le=300, description="How often workers, beat and the watcher write their heartbeat row in the store; a component silent for three of its intervals is dead.")
+    selfmon_check_interval: float = Field(30.0, ge=1, le=3600, description="How often selfmon.check writes dbmon's own series (queues, consumers, beat age, watch sources, task failures).")
+    selfmon_forget_after: float = Field(86400.0, ge=60, description="Heartbeat rows of components not seen for this long are deleted.")
+    deadman_url: str | None = Field(None, repr=False, description="Dead-man's switch: pinged while the self-check finds dbmon healthy, so an outside service notices when the pings stop. Treated as a secret (never logged).")
+    deadman_interval: float = Field(60.0, ge=1, le=86400, description="At most one dead-man ping per this many seconds.")
+    deadman_method: Literal["GET", "POST"] = Field("GET", description="HTTP method of the dead-man ping.")
+    deadman_timeout: float = Field(5.0, gt=0, le=60, description="Timeout of one dead-man ping.")
+    deadman_allow_private: bool = Field(False, description="Let the dead-man URL resolve to a private, loopback or link-local address.")
 
     @field_validator("database_url", "broker_url")
     @classmethod
     def _blank_is_default(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("api_tls_cert", "api_tls_key", mode="before")
+    @field_validator("deadman_url")
+    @classmethod
+    def _deadman_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("not a URL") from None
+        # The message never repeats the value: it may carry a token.
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL with a host")
+        return value.strip()
+
+    @field_validator("api_tls_cert", "api_tls_key", "prometheus_multiproc_dir", mode="before")
     @classmethod
     def _blank_path_is_unset(cls, value):
         # Compose passes `${DBMON_API_TLS_CERT:-}` as an empty string, which would read as ".".
@@ -167,6 +193,10 @@ class Settings(BaseSettings):
     @property
     def broker_dir(self) -> Path:
         return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_prometheus_multiproc_dir(self) -> Path:
+        return (self.prometheus_multiproc_dir or self.data_dir / "prometheus").resolve()
 
     def resolved_secret_key(self) -> str:
         """The configured key, else one generated once and kept in the data dir (mode 0600)."""

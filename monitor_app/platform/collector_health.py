@@ -25,7 +25,8 @@ from monitor_app.store.models.core import Asset
 
 # Every collector that reports here; its events are `<collector>.check_failed` / `.check_recovered`.
 COLLECTORS = ("schema", "posture", "containers.discovery", "containers.probe", "tls", "host", "metrics.pg_fast",
-              "metrics.pg_medium", "metrics.pg_slow", "metrics.pgbouncer", "metrics.sqlite", "metrics.container")
+              "metrics.pg_medium", "metrics.pg_slow", "metrics.pgbouncer", "metrics.sqlite", "metrics.container",
+              "metrics.mysql")
 ERROR_KEPT = 2000
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor_app.errors import DbmonError
+from monitor_app.platform import own_metrics
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Event
 from monitor_app.platform.vocabulary import SEVERITIES
@@ -51,4 +52,6 @@ def record_event(
     session.add(event)
     session.flush()
     session.info.setdefault(NEW_EVENTS_KEY, []).append(event.id)
+    if observed_at is not None:  # without it the recorder is the observer: no delay to measure
+        own_metrics.event_stored(observed_at, now)
     return event

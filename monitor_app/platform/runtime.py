@@ -61,6 +61,13 @@ class Runtime:
         return PersistentSessions(self.connection_budget, idle_seconds=idle_seconds_for(self.config.metrics.fast_interval))
 
     @cached_property
+    def mysql_sessions(self):
+        """Connections to monitored MySQL and MariaDB servers kept across metric polls."""
+        from monitor_app.metrics.mysql_connection import KeptConnections
+
+        return KeptConnections()
+
+    @cached_property
     def series_writer(self):
         """One per process: it remembers series ids, so a steady collector resolves each series once."""
         from monitor_app.metrics.sample_store import SeriesWriter
@@ -131,6 +138,8 @@ class Runtime:
     def close(self) -> None:
         if "pg_sessions" in self.__dict__:
             self.pg_sessions.close()
+        if "mysql_sessions" in self.__dict__:
+            self.mysql_sessions.close()
         if "connection_budget" in self.__dict__:
             self.connection_budget.close()
         if "store" in self.__dict__:

@@ -30,6 +30,8 @@ SCAN_KINDS: dict[str, ScanKind] = {
                           "poll a PostgreSQL asset's medium-tier metrics (statements, checkpointer, archiver, vacuums) now"),
     "pg-slow": ScanKind("metrics.pg_slow", "required",
                         "poll a PostgreSQL asset's slow-tier metrics (sizes, vacuum health, unused indexes, settings) now"),
+    "mysql-metrics": ScanKind("metrics.mysql", "required",
+                              "poll a MySQL or MariaDB asset's status, InnoDB, replication and statements now"),
     "pgbouncer-metrics": ScanKind("metrics.pgbouncer", "required", "read a PgBouncer asset's pools and averages now"),
     "container-metrics": ScanKind("metrics.container", "required", "read a database container's Docker stats now"),
     "files": ScanKind("files.scan", "none", "rescan every watched path against its baseline and report changes"),

@@ -13,6 +13,7 @@ _PREFIX_QUEUE = {
     "metrics": "metrics",
     "alerts": "alerts",
     "maintenance": "maintenance",
+    "selfmon": "maintenance",
 }
 
 

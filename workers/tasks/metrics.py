@@ -3,7 +3,7 @@ Docker stats of database containers, and packing finished hours of series into c
 
 from __future__ import annotations
 
-from monitor_app.metrics import (container_tier, host_sampling, pg_fast, pg_medium, pg_slow, pgbouncer_tier,
+from monitor_app.metrics import (container_tier, host_sampling, mysql_tier, pg_fast, pg_medium, pg_slow, pgbouncer_tier,
                                  sample_store, sqlite_tier)
 from monitor_app.platform.runtime import Runtime
 from monitor_app.store.base import utcnow
@@ -56,6 +56,17 @@ def pg_slow_due(rt: Runtime) -> dict:
 def pgbouncer_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
     """Read one PgBouncer's pools (clients active and waiting, servers, longest wait), averages and lists."""
     return pgbouncer_tier.run_poll(rt, asset_id, due_at=due_at)
+
+
+@dbmon_task("metrics.mysql", time_limit=60, max_retries=0)
+def mysql_poll(rt: Runtime, asset_id: int, due_at: str | None = None) -> dict:
+    """One MySQL or MariaDB asset's status, InnoDB, replication and (when on) statement digests."""
+    return mysql_tier.run_mysql_poll(rt, asset_id, due_at=due_at)
+
+
+@dbmon_task("metrics.mysql_due", time_limit=30)
+def mysql_due(rt: Runtime) -> dict:
+    return mysql_tier.dispatch_due(rt)
 
 
 @dbmon_task("metrics.pgbouncer_due", time_limit=30)

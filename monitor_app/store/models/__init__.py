@@ -11,6 +11,7 @@ from monitor_app.store.models.metrics import MetricChunk, MetricPoint, MetricPol
 from monitor_app.store.models.posture import PostureFinding, PostureState  # noqa: F401
 from monitor_app.store.models.servers import MonitoredServer, ServerConnectionSlot  # noqa: F401
 from monitor_app.store.models.schema import SchemaChange, SchemaChangeSet, SchemaSnapshot, SchemaWatchState  # noqa: F401
+from monitor_app.store.models.selfmon import ComponentHeartbeat, SelfmonState  # noqa: F401
 from monitor_app.store.models.tasks import TaskRun
 
 __all__ = ["ApiKey", "Asset", "AuditEntry", "Event", "MetricSample", "TaskRun"]
