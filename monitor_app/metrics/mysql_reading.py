@@ -44,7 +44,7 @@ VARIABLES = ("max_connections", "performance_schema", "read_only", "version", "v
 VARIABLES_SQL = "SELECT " + ", ".join(f"@@{name}" for name in VARIABLES) + ", UNIX_TIMESTAMP(NOW(6))"
 # Whether the counter runs: MariaDB says so in ENABLED, MySQL in STATUS. Two columns, not the
 # seventeen: a poll's client CPU goes mostly to column descriptions.
-DEADLOCKS_SQL = {flavor: f"SELECT COUNT, {column} FROM information_schema.INNODB_METRICS WHERE NAME = 'lock_deadlocks'"
+DEADLOCKS_SQL = {flavor: f"SELECT COUNT, {column} FROM information_schema.INNODB_METRICS WHERE NAME = 'lock_deadlocks'"  # nosec B608 - a column name from the tuple below
                  for flavor, column in (("mariadb", "ENABLED"), ("mysql", "STATUS"))}
 # MariaDB's ALL form lists every source of multi-source replication, each a row with its Connection_name.
 REPLICATION_SQL = {"mariadb": ("SHOW ALL REPLICAS STATUS", "SHOW ALL SLAVES STATUS"),

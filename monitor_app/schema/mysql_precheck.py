@@ -70,7 +70,7 @@ def _aggregate(name: str, columns: tuple[str, ...], stamp: str | None = None) ->
 
 
 def _part(name: str, source: str, columns: tuple[str, ...], where: str, *, stamp: str | None = None) -> str:
-    return f"(SELECT {_aggregate(name, columns, stamp)} FROM information_schema.{source} WHERE {where})"
+    return f"(SELECT {_aggregate(name, columns, stamp)} FROM information_schema.{source} WHERE {where})"  # nosec B608 - module constants only
 
 
 DB = "%(db)s"
@@ -172,7 +172,7 @@ def marker_sql(conn, *, accounts: bool = False) -> str:
     structure = [f"IF(t.others > 0, {part}, '')" for part in _structure_parts(mariadb, version)]
     parts = ["t.tables", *structure, *tail]
     return ("SELECT " + ", ".join(f"{part} AS p{i}" for i, part in enumerate(parts)) +
-            f" FROM (SELECT {_aggregate('tables', TABLE_COLUMNS, 'CREATE_TIME')} AS tables, "
+            f" FROM (SELECT {_aggregate('tables', TABLE_COLUMNS, 'CREATE_TIME')} AS tables, "  # nosec B608 - constants
             "SUM(IFNULL(ENGINE, 'InnoDB') <> 'InnoDB') AS others "
             f"FROM information_schema.TABLES WHERE TABLE_SCHEMA = {DB}) AS t")
 

@@ -26,7 +26,7 @@ _SUFFIXES = ("E", "P", "T", "G", "M", "K")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "r": "\r", "s": " ", "\\": "\\", '"': '"', "'": "'"}
 _BOOLEAN_OPTIONS = frozenset({"skip_networking", "skip_grant_tables", "require_secure_transport",
                               "skip_name_resolve", "local_infile", "skip_symbolic_links"})
-_ALL_INTERFACES = ("0.0.0.0", "*", "::")
+_ALL_INTERFACES = ("0.0.0.0", "*", "::")  # nosec B104 - values a config is compared with, never bound
 _MEDIUM_WORDS = ("buffer", "size", "cache", "innodb", "max_connections", "ssl", "tls", "log_bin", "datadir",
                  "port", "socket", "server_id", "gtid", "plugin", "password", "binlog", "secure")
 

@@ -42,7 +42,7 @@ HIGH_IMPACT = {
 _MEDIUM_PREFIXES = ("fsync", "full_page_writes", "checkpoint", "autovacuum", "vacuum", "wal_", "max_wal", "min_wal", "bgwriter", "ssl",
                     "password", "krb", "authentication", "effective_cache", "huge_pages", "max_worker",
                     "max_parallel", "archive", "restore_command", "primary_", "synchronous", "hot_standby")
-_ALL_INTERFACES = ("*", "0.0.0.0", "::")
+_ALL_INTERFACES = ("*", "0.0.0.0", "::")  # nosec B104 - values a config is compared with, never bound
 
 
 def assess(name: str, old: str | None, new: str | None, restart_required: bool | None,

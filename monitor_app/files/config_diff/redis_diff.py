@@ -19,7 +19,7 @@ from .redis import RedisSyntaxError, split_args
 
 _MEMORY = re.compile(r"(-?\d+)(k|kb|m|mb|g|gb)?", re.IGNORECASE)
 _UNIT_SIZES = {"": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
-_ALL_INTERFACES = ("0.0.0.0", "*", "::", "-::*", "::*")
+_ALL_INTERFACES = ("0.0.0.0", "*", "::", "-::*", "::*")  # nosec B104 - compared with, never bound
 _DANGEROUS_COMMANDS = ("config", "flushall", "flushdb", "debug", "shutdown", "keys", "module", "acl", "eval")
 _MEDIUM = ("save", "appendonly", "appendfsync", "maxmemory", "maxmemory-policy", "port", "dir", "dbfilename",
            "masterauth", "masteruser", "replicaof", "slaveof", "loadmodule", "include", "tls-port", "aclfile")
