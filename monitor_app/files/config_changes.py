@@ -56,12 +56,12 @@ def server_settings(rt, watch_id: int) -> dict | None:
         if watch is None or watch.asset_id is None or "config" not in (watch.kinds or []):
             return None
         asset = s.get(Asset, watch.asset_id)
-        if asset is None or asset.engine != "postgresql":
-            return None
+        if asset is None or asset.engine != "postgresql" or asset.status != "up":
+            return None  # a server the probe does not find up is not asked: it could hold the scan
         connection, password = dict(asset.connection), password_for(asset, rt.credentials) if asset.secret else None
     try:
         return read_server_files(connection, password, budget=rt.connection_budget,
-                                 timeout=rt.settings.probe_timeout)["settings"]
+                                 timeout=min(rt.settings.probe_timeout, 3.0))["settings"]
     except (DbmonError, BudgetExhausted) as exc:
         log.info("cannot read pg_settings for watch %s: %s", watch_id, exc)
         return None

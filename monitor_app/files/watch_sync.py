@@ -24,6 +24,8 @@ from monitor_app.store.models import Asset
 from monitor_app.store.models.files import FileEntry, FileWatch
 
 log = logging.getLogger("dbmon.files")
+# Reading two settings views takes milliseconds; a server slower than this is not asked this time.
+ASK_TIMEOUT = 3.0
 
 
 def desired_watches(rt) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
@@ -31,7 +33,7 @@ def desired_watches(rt) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
     config = rt.config
     with rt.store.session() as s:
         assets = s.execute(select(Asset.id, Asset.name, Asset.engine, Asset.source, Asset.connection, Asset.details,
-                                  Asset.secret).where(Asset.status != "gone")).all()
+                                  Asset.secret, Asset.status).where(Asset.status != "gone")).all()
     by_name = {a.name: a.id for a in assets if a.source == "config"}
     declared = watch_targets.from_config(config.watch, by_name)
     derived: list[watch_targets.DesiredWatch] = []
@@ -44,7 +46,14 @@ def desired_watches(rt) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
                 continue
             derived += _derived(a)
         for same_server in servers.values():
-            found, failed = _server_watches(rt, sorted(same_server, key=lambda a: a.id))
+            same_server.sort(key=lambda a: a.id)
+            answering = [a for a in same_server if a.status == "up"]
+            if not answering:
+                # Only a server the reachability probe found up is asked: a hung one would hold a
+                # worker slot for the whole timeout. Its watches stay as they were meanwhile.
+                unknown.add(same_server[0].id)
+                continue
+            found, failed = _server_watches(rt, same_server[0].id, answering)
             derived += found
             unknown |= failed
     return watch_targets.merge(declared, derived), unknown
@@ -59,20 +68,20 @@ def _derived(a) -> list[watch_targets.DesiredWatch]:
     return []
 
 
-def _server_watches(rt, assets: list) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
-    """A server's files are watched once, under its first asset (the lowest id, so the owner does
-    not flip between syncs), however many of its databases are assets: asked through the first
-    asset that answers (three at most: a server that refuses one login refuses the next)."""
+def _server_watches(rt, owner: int, assets: list) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
+    """A server's files are watched once, under its first asset (`owner`, the lowest id, so it does
+    not flip between syncs), however many of its databases are assets: asked through the first of
+    its up assets that answers (three at most: a server that refuses one login refuses the next)."""
     for a in assets[:3]:
         password = password_for(a, rt.credentials) if a.secret else None
         try:
             found = read_server_files(a.connection, password, budget=rt.connection_budget,
-                                      timeout=rt.settings.probe_timeout)
+                                      timeout=min(rt.settings.probe_timeout, ASK_TIMEOUT))
         except (DbmonError, BudgetExhausted) as exc:
             log.info("cannot tell where asset %s keeps its files: %s", a.name, exc)
             continue
-        return watch_targets.for_postgresql(assets[0].id, found["locations"]), set()
-    return [], {assets[0].id}
+        return watch_targets.for_postgresql(owner, found["locations"]), set()
+    return [], {owner}
 
 
 def apply_watches(store, desired: list[watch_targets.DesiredWatch], unknown_assets: set[int],

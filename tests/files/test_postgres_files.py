@@ -112,3 +112,14 @@ def test_a_server_s_files_are_watched_once_however_many_of_its_databases_are_ass
     watch_sync.sync(files_rt)
     watches = [w for w in _watches_all(files_rt) if w.status != "removed"]
     assert len(watches) == 3 and {w.asset_id for w in watches} == {first}
+
+
+def test_a_server_not_found_up_is_not_asked_where_its_files_are(files_rt, files_cluster):
+    asset_id = _register(files_rt, files_cluster)
+    with files_rt.store.session() as s:
+        s.get(Asset, asset_id).status = "unknown"  # just registered: its probe has not answered yet
+    out = watch_sync.sync(files_rt)
+    assert out["baseline"] == [] and _watches_all(files_rt) == []
+    with files_rt.store.session() as s:
+        s.get(Asset, asset_id).status = "up"
+    assert len(watch_sync.sync(files_rt)["baseline"]) == 3
