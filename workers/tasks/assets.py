@@ -27,7 +27,10 @@ def sync_config(rt: Runtime) -> dict:
     # New, revived and re-addressed assets are due now: look at them at once, not an interval later.
     # Runs on start-up too (`dbmon up`, the watcher's config source), so nothing waits for the first beat.
     rt.dispatch("assets.check_reachability", {})
-    rt.dispatch("files.sync_watches", {})  # watch entries and new assets' files, without waiting for beat
+    if rt.config.watch:
+        # Watch entries apply at once. An asset's own files wait for the next beat sync (2 min):
+        # its server is asked only once its probe, sent just above, has found it up.
+        rt.dispatch("files.sync_watches", {})
     return result
 
 
