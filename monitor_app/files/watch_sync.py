@@ -41,7 +41,8 @@ def desired_watches(rt) -> tuple[list[watch_targets.DesiredWatch], set[int]]:
     if config.files.auto_watch:
         servers: dict[str, list] = {}
         for a in assets:
-            if a.engine == "postgresql" and is_local_host((a.connection or {}).get("host")):
+            # A container's files are its host mounts; the paths its server reports are inside it.
+            if a.engine == "postgresql" and a.source != "docker" and is_local_host((a.connection or {}).get("host")):
                 servers.setdefault(server_key(a.connection), []).append(a)
                 continue
             derived += _derived(a)
