@@ -8,7 +8,7 @@ as much as all of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 RISKS = ("low", "medium", "high", "critical")
 CHANGES = ("removed", "added", "changed", "moved")
@@ -123,3 +123,24 @@ def entries_by_name(parsed: dict[str, Any], field: str = "parameter") -> dict[st
         if isinstance(entry, dict) and isinstance(entry.get(field), str):
             out[entry[field]] = entry
     return out
+
+
+def diff_values(old: dict[str, Any], new: dict[str, Any], canonical: Callable[[str, Any], tuple[Any, str]],
+                assess: Callable[[str, str | None, str | None], tuple[str, str]]) -> list[dict[str, Any]]:
+    """Added, removed and changed parameters of two parsed files whose values compare by their
+    `canonical` key (the shown form is its second part); kinds without a restart notion."""
+    before, after = entries_by_name(old), entries_by_name(new)
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        old_entry, new_entry = before.get(name), after.get(name)
+        old_value = canonical(name, old_entry.get("value")) if old_entry else None
+        new_value = canonical(name, new_entry.get("value")) if new_entry else None
+        if old_value and new_value and old_value[0] == new_value[0]:
+            continue
+        change = "added" if old_value is None else "removed" if new_value is None else "changed"
+        old_shown = old_value[1] if old_value else None
+        new_shown = new_value[1] if new_value else None
+        risk, reason = assess(name, old_shown, new_shown)
+        changes.append(make_change(name, change, old_shown, new_shown, risk=risk, reason=reason,
+                                   restart_required=None, where=new_entry or old_entry))
+    return sort_changes(changes)

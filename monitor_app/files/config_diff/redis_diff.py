@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .model import entries_by_name, make_change, sort_changes
+from .model import diff_values
 from .redis import RedisSyntaxError, split_args
 
 _MEMORY = re.compile(r"(-?\d+)(k|kb|m|mb|g|gb)?", re.IGNORECASE)
@@ -64,21 +64,7 @@ def _display(text: str) -> str:
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    before, after = entries_by_name(old), entries_by_name(new)
-    changes = []
-    for name in sorted(before.keys() | after.keys()):
-        old_entry, new_entry = before.get(name), after.get(name)
-        old_value = canonical(name, old_entry.get("value")) if old_entry else None
-        new_value = canonical(name, new_entry.get("value")) if new_entry else None
-        if old_value and new_value and old_value[0] == new_value[0]:
-            continue
-        change = "added" if old_value is None else "removed" if new_value is None else "changed"
-        old_shown = old_value[1] if old_value else None
-        new_shown = new_value[1] if new_value else None
-        risk, reason = assess(name, old_shown, new_shown)
-        changes.append(make_change(name, change, old_shown, new_shown, risk=risk, reason=reason,
-                                   restart_required=None, where=new_entry or old_entry))
-    return sort_changes(changes)
+    return diff_values(old, new, canonical, assess)
 
 
 def assess(name: str, old: str | None, new: str | None) -> tuple[str, str]:
