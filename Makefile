@@ -10,7 +10,7 @@ LOCK := requirements.lock
 unexport PYTHONDONTWRITEBYTECODE
 LOCK_VENV ?= .venv-lock
 
-.PHONY: run install lock audit test test-fast test-compose bench lint clean compose-check
+.PHONY: run install lock audit test test-fast test-compose bench lint clean compose-check postgres-versions
 
 run: install
 	$(VENV)/bin/dbmon up
@@ -56,7 +56,13 @@ lint: install
 # they start); then the Docker tests one at a time (they share one engine, and discovery sees
 # every container on it), all adding to the same coverage data.
 SLOW_WORKERS ?= 2
-test: install
+# PostgreSQL 13, 14, 16 and 17 server builds for the version tests (15 is the system's), pinned by
+# hash in tests/postgres_versions.json; without npm the version tests skip (fail in CI).
+postgres-versions: install
+	@if command -v npm >/dev/null; then $(PY) -m tests.postgres_versions; \
+	else echo "npm not found: the PostgreSQL 13/14/16/17 tests will not run"; fi
+
+test: install postgres-versions
 	rm -f .coverage .coverage.*
 	DBMON_TEST_PG=private $(PY) -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) --dist loadgroup --cov --cov-report= $(PYTEST_ARGS)
 	$(PY) -m pytest -m "not compose and not docker and not ($(FAST_MARKERS))" -n $(SLOW_WORKERS) --cov --cov-append \

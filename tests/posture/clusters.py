@@ -40,9 +40,10 @@ def _alive(pid: int) -> bool:
 
 
 class PrivateCluster:
-    def __init__(self, *, superuser_password: str | None = None):
-        if not (PG_BIN / "initdb").exists() or not shutil.which("runuser"):
-            missing(f"PostgreSQL server binaries in {PG_BIN} and runuser")
+    def __init__(self, *, superuser_password: str | None = None, bin_dir: Path | None = None):
+        self.bin = bin_dir or PG_BIN
+        if not (self.bin / "initdb").exists() or not shutil.which("runuser"):
+            missing(f"PostgreSQL server binaries in {self.bin} and runuser")
         if os.geteuid() != 0:
             missing("root, to run a private cluster as the postgres user")
         self.root = Path(tempfile.mkdtemp(prefix="dbmon-posture-"))
@@ -51,7 +52,7 @@ class PrivateCluster:
         self.port = free_port()
         self.password = superuser_password
         self.pid: int | None = None
-        args = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--no-sync"]
+        args = [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--no-sync"]
         if superuser_password:
             pwfile = self.root / "pw"
             pwfile.write_text(superuser_password)
@@ -68,7 +69,7 @@ class PrivateCluster:
     def start(self, *, listen: str, isolated: bool = False, **settings: str) -> None:
         options = [f"-p {self.port}", f"-k {self.root}", f"-c listen_addresses='{listen}'"]
         options += [f"-c {k}={v}" for k, v in settings.items()]
-        done = _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
+        done = _as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
                             "-t", "60", "start", "-o", " ".join(options), isolated=isolated)
         pidfile = self.data / "postmaster.pid"
         if pidfile.exists():
