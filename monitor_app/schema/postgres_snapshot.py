@@ -96,11 +96,15 @@ Q_FUNCTIONS = f"""
 SELECT p.oid, p.pronamespace, n.nspname, p.proname, oidvectortypes(p.proargtypes) AS argtypes,
        pg_get_function_arguments(p.oid) AS arguments, p.prokind, pg_get_function_result(p.oid) AS result,
        l.lanname, p.provolatile, p.prosecdef, p.proisstrict, p.proleakproof, p.proparallel,
-       CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END AS body,
+       {{body}} AS body,
        p.proconfig, pg_get_userbyid(p.proowner) AS owner,
        coalesce(p.proacl, acldefault('f', p.proowner))::text[] AS acl
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE {NSP_FILTER}"""  # nosec B608
+# A SQL-standard body (BEGIN ATOMIC ... END, RETURN ...) is kept parsed in `prosqlbody`, which
+# PostgreSQL 14 added; before it every body is the text in `prosrc`.
+SQL_BODY_SINCE = 140000
+SQL_BODY = "CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END"
 
 Q_SEQUENCES = """
 SELECT s.seqrelid, format_type(s.seqtypid, NULL) AS type, s.seqstart, s.seqincrement, s.seqmin,
@@ -210,8 +214,10 @@ class _CatalogueReader:
 
     def __init__(self, cur) -> None:
         self.cur = cur
-        cur.execute("SELECT current_database() AS db, current_setting('server_version') AS version")
+        cur.execute("SELECT current_database() AS db, current_setting('server_version') AS version, "
+                    "current_setting('server_version_num')::int AS version_num")
         head = cur.fetchone()
+        self.version_num = head["version_num"]
         self.snap = new_snapshot("postgresql", "oid", head["db"], head["version"])
         self.objects = self.snap["objects"]
         # Objects an extension owns are the extension's, not the schema's: they are skipped.
@@ -340,7 +346,8 @@ class _CatalogueReader:
                        {"definition": r["def"], "enabled": TRIGGER_ENABLED.get(r["tgenabled"])})
 
     def _functions(self) -> None:
-        for r in self._rows(Q_FUNCTIONS):
+        body = SQL_BODY if self.version_num >= SQL_BODY_SINCE else "p.prosrc"
+        for r in self._rows(Q_FUNCTIONS.format(body=body)):
             if ("pg_proc", r["oid"]) in self.members or r["pronamespace"] not in self.schemas:
                 continue
             kind = PROKIND_TYPES[r["prokind"]]
