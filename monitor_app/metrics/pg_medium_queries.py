@@ -68,7 +68,8 @@ def statements_info_sql(schema: str) -> str:
 
 
 # Names as the checkpointer reports them before 17; 17 moved them to pg_stat_checkpointer and
-# buffers written by backends to pg_stat_io.
+# buffers written by backends to pg_stat_io. Before 17 a standby's restartpoints count as
+# checkpoints; 17 counts them apart, so they are added back and the series mean the same.
 BGWRITER_COUNTERS = ("checkpoints_timed", "checkpoints_requested", "checkpoint_write_ms", "checkpoint_sync_ms",
                      "buffers_checkpoint", "buffers_clean", "maxwritten_clean", "buffers_backend", "buffers_alloc")
 
@@ -76,8 +77,9 @@ BGWRITER_COUNTERS = ("checkpoints_timed", "checkpoints_requested", "checkpoint_w
 def bgwriter_sql(version: int) -> str:
     if version >= 170000:
         return (f"SELECT {STATEMENT_MARK} extract(epoch FROM greatest(c.stats_reset, b.stats_reset))::float8, "  # nosec B608
-                "c.num_timed, c.num_requested, c.write_time, c.sync_time, c.buffers_written, b.buffers_clean, "
-                "b.maxwritten_clean, NULL, b.buffers_alloc FROM pg_stat_checkpointer c, pg_stat_bgwriter b")
+                "c.num_timed + c.restartpoints_timed, c.num_requested + c.restartpoints_req, c.write_time, "
+                "c.sync_time, c.buffers_written, b.buffers_clean, b.maxwritten_clean, NULL, b.buffers_alloc "
+                "FROM pg_stat_checkpointer c, pg_stat_bgwriter b")
     return (f"SELECT {STATEMENT_MARK} extract(epoch FROM stats_reset)::float8, checkpoints_timed, checkpoints_req, "  # nosec B608
             "checkpoint_write_time, checkpoint_sync_time, buffers_checkpoint, buffers_clean, maxwritten_clean, "
             "buffers_backend, buffers_alloc FROM pg_stat_bgwriter")

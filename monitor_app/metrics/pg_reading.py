@@ -20,8 +20,12 @@ MAX_ROWS = 100
 LABEL_CHARS = 63
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9 _.:()/@-]{1,63}$")
 # In every statement dbmon's tiers send: `pg_stat_statements` keeps it in the text, and the
-# statements that carry it are left out of what the medium tier ranks.
+# statements that carry it are left out of what the medium tier ranks. Transaction control
+# included: `pg_stat_statements` tracks BEGIN, SAVEPOINT and COMMIT too, each on its own even
+# when sent in one string with a query, so each carries the mark before its own semicolon.
 STATEMENT_MARK = "/* dbmon-metrics */"
+BEGIN_READ_ONLY = f"BEGIN READ ONLY {STATEMENT_MARK}; "
+GROUP_SAVEPOINT = f"SAVEPOINT metrics_group {STATEMENT_MARK}; "
 # dbmon's own sessions are left out of what any tier reports about sessions and statements.
 OWN_SESSIONS = "coalesce(application_name, '') NOT LIKE 'dbmon%' AND pid <> pg_backend_pid()"
 
@@ -103,9 +107,9 @@ class Prefixed:
 def read_group(cur, reading: PgReading, name: str, step) -> None:
     """One group under a savepoint: a refused or timed-out query loses that group only."""
     try:
-        step(Prefixed(cur, "SAVEPOINT metrics_group; "), reading)
+        step(Prefixed(cur, GROUP_SAVEPOINT), reading)
     except GROUP_ERRORS as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT metrics_group")
+        cur.execute(f"ROLLBACK TO SAVEPOINT metrics_group {STATEMENT_MARK}")
         reading.problems.append(f"{name}: {first_line(exc)}")
 
 
@@ -114,14 +118,14 @@ def read_transaction(conn, reading: PgReading, first, groups) -> None:
     fails alone, in one read-only transaction on an autocommit connection."""
     with conn.cursor() as cur:
         try:
-            first(Prefixed(cur, "BEGIN READ ONLY; "), reading)
+            first(Prefixed(cur, BEGIN_READ_ONLY), reading)
             for name, step in groups:
                 read_group(cur, reading, name, step)
-            cur.execute("COMMIT")
+            cur.execute(f"COMMIT {STATEMENT_MARK}")
         except BaseException:
             if not conn.closed:
                 try:
-                    cur.execute("ROLLBACK")
+                    cur.execute(f"ROLLBACK {STATEMENT_MARK}")
                 except psycopg2.Error:
                     pass  # the connection is broken; the caller discards it
             raise

@@ -53,7 +53,7 @@ def test_the_statement_that_took_the_most_time_in_the_interval_leads_and_dbmons_
     run_poll(rt, asset_id)
     run_statements(cluster.dsn(), *["SELECT pg_sleep(0.2)"] * 3, *[f"SELECT {i} + 1" for i in range(200)])
     second = run_poll(rt, asset_id)
-    assert second["problems"] == [] and len(second["statements_ranked"]) == 3
+    assert second["problems"] == [] and len(second["statements_ranked"]) == 2  # the two the load ran, none of dbmon's
     means = statement_series(rt.store, asset_id, "pg.statement_mean_ms")
     leader = max(statement_series(rt.store, asset_id, "pg.statement_exec_seconds_per_second").items(),
                  key=lambda kv: kv[1])[0]
