@@ -216,6 +216,12 @@ RUBRIC: tuple[Rule, ...] = (
     Rule("drop-not-null", "DROP NOT NULL", "low", "additive",
          "NOT NULL dropped: catalogue only; readers that assume a value may later meet NULL",
          lambda c: c.is_("modified", "column", attr="not_null")),
+    Rule("generated-expression-changed", "stored generated column's expression changed (`SET EXPRESSION`, "
+         "PostgreSQL 17)", "medium", "locking/rewrite",
+         "generation expression changed: the column is recomputed for every row ({c.rows_phrase}), the table "
+         "rewritten under ACCESS EXCLUSIVE",
+         lambda c: c.is_("modified", "column", attr="default") and c.attrs.get("generated") == "stored",
+         risk_if_large="high"),
     Rule("default-added", "default added", "low", "additive",
          "default added: writers that omit the column get a value instead of NULL",
          lambda c: c.is_("modified", "column", attr="default") and c.before is None),

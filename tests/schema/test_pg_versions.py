@@ -245,7 +245,7 @@ CHANGES = (
      {("modified", "privilege", "app.orders", "low", "grant")}),
     # A stored generated column's new expression is its `default`; the rubric rates it as one.
     (17, "ALTER TABLE app.users ALTER COLUMN shout SET EXPRESSION AS (lower(name))",
-     {("modified", "column", "app.users.shout", "medium", "default-changed")}),
+     {("modified", "column", "app.users.shout", "medium", "generated-expression-changed")}),
 )
 
 # What every major's snapshot must hold, by object type.
