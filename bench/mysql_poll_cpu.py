@@ -59,7 +59,7 @@ def measure(rt: Runtime, asset_id: int, server_pid: int, rounds: int, polls: int
         run_mysql_poll(rt, asset_id)
     kept = kept_for(rt)
     assert kept.opened == 1, "the poll did not keep its connection"
-    conn = kept._kept[kept.kept_servers()[0]][1]
+    conn = kept._kept[kept.kept_servers()[0]].conn
     per_poll: dict[str, list[float]] = {"dbmon_ms": [], "dbmon_read_ms": [], "server_ms": [], "wall_ms": []}
     samples = 0
     for _ in range(rounds):

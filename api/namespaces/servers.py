@@ -1,4 +1,5 @@
-"""Monitored PostgreSQL servers: each one's connection budget and the connections dbmon holds there."""
+"""Monitored PostgreSQL, MySQL and MariaDB servers: each one's connection budget and the connections
+dbmon holds there."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from api.auth import require_role
 from api.context import runtime
 from monitor_app.assets.server_usage import server_usage
 
-ns = Namespace("servers", description="Connection budget per monitored PostgreSQL server, and slots held now")
+ns = Namespace("servers", description="Connection budget per monitored database server, and slots held now")
 
 
 @ns.route("")

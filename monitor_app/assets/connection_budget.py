@@ -1,4 +1,5 @@
-"""Every connection dbmon opens to a monitored PostgreSQL server holds one of that server's slots.
+"""Every connection dbmon opens to a monitored PostgreSQL, MySQL or MariaDB server holds one of
+that server's slots.
 
 A monitor must never be the outage: a server with the default `max_connections` of 100 and a
 hundred databases would otherwise be filled by dbmon's listeners and checks alone. So every
@@ -14,8 +15,13 @@ renewing, so its slot is free again after `server_connection_lease` seconds.
 Work that finds every slot taken waits (polling, with back-off) up to `server_connection_wait`
 seconds, then gives up with `BudgetExhausted`, which callers treat as "deferred" (the task is
 retried later), never as a failure of the target. A server that refuses a connection for lack
-of slots ("too many clients") is backed off as a whole: no process connects to it for
-`server_refusal_backoff` seconds, so dbmon does not join a retry storm.
+of slots ("too many clients"; MySQL's "Too many connections") is backed off as a whole: no
+process connects to it for `server_refusal_backoff` seconds, so dbmon does not join a retry storm.
+
+What differs between engines is small: how a server's limits are read, what its refusal says, and
+how a closed connection is seen to have left the server (`engine` names it; PostgreSQL by default).
+MySQL and MariaDB have no reserved slots to subtract: past `max_connections` they admit one more
+connection for SUPER or CONNECTION_ADMIN, which dbmon never counts on.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Callable, Iterator, cast
 
 import psycopg2
 from psycopg2.extensions import parse_dsn
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -52,6 +58,13 @@ REFUSAL_MARKERS = ("too many clients", "remaining connection slots are reserved"
 LIMITS_SQL = ("SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'), "
               "coalesce(current_setting('reserved_connections', true), '0')")
 MAX_SANE_CONNECTIONS = 10_000_000
+MYSQL_ENGINES = ("mysql", "mariadb")
+MYSQL_DEFAULT_PORT = 3306
+MYSQL_LIMITS_SQL = "SELECT @@max_connections"
+# Too many connections; an account past its max_user_connections (1203, and 1226 for that resource).
+# Numbers first: a server may speak another language (lc_messages); a wrapped error keeps the text.
+MYSQL_REFUSAL_ERRORS = (1040, 1203)
+MYSQL_REFUSAL_MARKERS = ("too many connections", "'max_user_connections'")
 # A waiter looks for a free slot at least this often: a slot given back sits idle at most this long.
 MAX_POLL_SECONDS = 0.25
 
@@ -63,10 +76,15 @@ class BudgetExhausted(DbmonError):
     deferred = True
 
 
-def server_key(connection: dict) -> str:
-    """host:port, or the socket directory and port: databases of one server share the key."""
-    host = str(connection.get("host") or "/var/run/postgresql").strip().lower()
-    port = connection.get("port") or 5432
+def server_key(connection: dict, engine: str = "postgresql") -> str:
+    """host:port, or the socket directory and port: databases of one server share the key.
+    A MySQL or MariaDB server without host or port is localhost:3306, as its clients take it."""
+    if engine in MYSQL_ENGINES:
+        host = str(connection.get("host") or "localhost").strip().lower()
+        port = connection.get("port") or MYSQL_DEFAULT_PORT
+    else:
+        host = str(connection.get("host") or "/var/run/postgresql").strip().lower()
+        port = connection.get("port") or 5432
     return f"{host}:{port}"[:255]
 
 
@@ -80,9 +98,38 @@ def cap_from_limits(max_connections: int, reserved: int, share: float) -> int:
     return max(1, int(max(0, max_connections - reserved) * share))
 
 
-def refused_for_slots(exc: BaseException) -> bool:
+def refused_for_slots(exc: BaseException, engine: str = "postgresql") -> bool:
+    if engine in MYSQL_ENGINES:
+        return _mysql_refused_for_slots(exc)
     text = str(exc).lower()
     return any(marker in text for marker in REFUSAL_MARKERS)
+
+
+def _mysql_refused_for_slots(exc: BaseException) -> bool:
+    """The driver's error, or the one a caller wrapped it in (its cause or context), says "no slot"."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        args = getattr(seen, "args", ())
+        if args and isinstance(args[0], int) and args[0] in MYSQL_REFUSAL_ERRORS:
+            return True
+        if any(marker in str(seen).lower() for marker in MYSQL_REFUSAL_MARKERS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _wait_for_peer_close(fd: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not select_module.select([fd], [], [], remaining)[0]:
+            break
+        try:
+            if not os.read(fd, 65536):
+                break  # EOF: the server's end is gone
+        except OSError:
+            break
 
 
 def close_fully(conn, timeout: float = 2.0) -> None:
@@ -100,17 +147,55 @@ def close_fully(conn, timeout: float = 2.0) -> None:
         return
     try:
         conn.close()
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not select_module.select([fd], [], [], remaining)[0]:
-                break
-            try:
-                if not os.read(fd, 65536):
-                    break  # EOF: the backend is gone
-            except OSError:
-                break
+        _wait_for_peer_close(fd, timeout)
     finally:
         os.close(fd)
+
+
+def close_mysql_fully(conn, timeout: float = 2.0) -> None:
+    """`close_fully` for a PyMySQL connection: after COM_QUIT the server closes its end as its
+    thread ends, so the next connection of the slot does not meet the last one still counted."""
+    sock = getattr(conn, "_sock", None)
+    try:
+        fd = os.dup(sock.fileno()) if sock is not None else -1
+    except OSError:
+        fd = -1
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closed already, or the server dropped it: nothing left to free
+        pass
+    if fd >= 0:
+        try:
+            _wait_for_peer_close(fd, timeout)
+        finally:
+            os.close(fd)
+
+
+def close_for(engine: str) -> Callable[[object], None]:
+    return close_mysql_fully if engine in MYSQL_ENGINES else close_fully
+
+
+def _postgres_limits(conn) -> tuple[int, int]:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(LIMITS_SQL)
+            values = cur.fetchone()
+        return _bounded_int(values[0]), _bounded_int(values[1]) + _bounded_int(values[2])
+    finally:
+        if not conn.closed and not conn.autocommit:
+            conn.rollback()
+
+
+def _mysql_limits(conn) -> tuple[int, int]:
+    from monitor_app.assets.mysql_transport import DRIVER_ERRORS
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute(MYSQL_LIMITS_SQL)
+            values = cur.fetchone()
+    except DRIVER_ERRORS as exc:
+        raise ValueError(str(exc)) from None
+    return _bounded_int(values[0]), 0
 
 
 def _bounded_int(value) -> int:
@@ -171,7 +256,7 @@ class ConnectionBudget:
             return min(wanted, UNKNOWN_SERVER_BUDGET)
         return max(1, min(wanted, row.cap))
 
-    def learn_limits(self, server: str, conn) -> None:
+    def learn_limits(self, server: str, conn, engine: str = "postgresql") -> None:
         """Read the server's connection limits through a connection just opened, if not read lately."""
         now = self.clock()
         if time.monotonic() - self._limits_read.get(server, -1e9) < LIMITS_REREAD.total_seconds():
@@ -182,17 +267,10 @@ class ConnectionBudget:
                 self._limits_read[server] = time.monotonic() - (now - row.limits_read_at).total_seconds()
                 return
         try:
-            with conn.cursor() as cur:
-                cur.execute(LIMITS_SQL)
-                values = cur.fetchone()
-            max_connections = _bounded_int(values[0])
-            reserved = _bounded_int(values[1]) + _bounded_int(values[2])
+            max_connections, reserved = (_mysql_limits(conn) if engine in MYSQL_ENGINES else _postgres_limits(conn))
         except (psycopg2.Error, TypeError, ValueError, IndexError) as exc:
             log.warning("%s: could not read the connection limits (%s); keeping one slot", server, exc)
             return
-        finally:
-            if not conn.closed and not conn.autocommit:
-                conn.rollback()
         with self.store.session() as s:
             row = s.get(MonitoredServer, server) or MonitoredServer(server=server, refusals=0)
             row.max_connections, row.reserved_connections = max_connections, reserved
@@ -333,33 +411,44 @@ class ConnectionBudget:
 
     # -- connections -------------------------------------------------------------------------
 
-    def open(self, server: str, purpose: str, connect: Callable[[], object], lease: Lease):
+    def open(self, server: str, purpose: str, connect: Callable[[], object], lease: Lease, *,
+             engine: str = "postgresql"):
         """Open a connection under `lease`; a refusal for lack of slots backs the server off."""
         try:
             conn = connect()
-        except Exception as exc:  # callers may wrap psycopg2's error in their own
-            if refused_for_slots(exc):
+        except Exception as exc:  # callers may wrap the driver's error in their own
+            if refused_for_slots(exc, engine):
                 self.back_off(server, exc)
             raise
         try:
-            self.learn_limits(server, conn)
+            self.learn_limits(server, conn, engine)
         except Exception:  # noqa: BLE001 - the limits are re-read next time; the work goes on
             log.warning("%s: storing the connection limits failed", server, exc_info=True)
         return conn
 
     @contextmanager
     def connection(self, server: str, purpose: str, connect: Callable[[], object], *,
-                   wait: float | None = None) -> Iterator:
+                   wait: float | None = None, engine: str = "postgresql") -> Iterator:
         """A slot, a connection opened by `connect()`, both given back on the way out."""
         lease = self.acquire(server, purpose, wait=wait)
         conn = None
         try:
-            conn = self.open(server, purpose, connect, lease)
+            conn = self.open(server, purpose, connect, lease, engine=engine)
             yield conn
         finally:
             if conn is not None:
-                close_fully(conn)
+                close_for(engine)(conn)
             self.release(lease)
+
+    def slot_to_spare(self, server: str) -> bool:
+        """True while fewer slots of the server are held (by anyone) than its budget: a connection
+        kept between uses keeps its slot only while another is free for other work."""
+        now = self.clock()
+        with self.store.session() as s:
+            taken = s.scalar(select(func.count()).select_from(ServerConnectionSlot).where(
+                ServerConnectionSlot.server == server, ServerConnectionSlot.expires_at >= now))
+            row = s.get(MonitoredServer, server)
+        return (taken or 0) < self.budget_for(row, server)
 
 
 def held_per_server(store: Store, now: datetime | None = None) -> dict[str, list[ServerConnectionSlot]]:

@@ -95,22 +95,20 @@ def probe_sqlite(connection: dict, timeout: float) -> ProbeResult:
     return ProbeResult(True, (time.perf_counter() - started) * 1000, server_version=version)
 
 
-def probe_mysql(connection: dict, password: str | None, timeout: float) -> ProbeResult:
-    """Log into a MySQL or MariaDB server (TLS per `mysql_transport`) and read its version.
-
-    One short connection, not counted in the connection budget, whose accounting is PostgreSQL's."""
+def probe_mysql(connection: dict, password: str | None, timeout: float, budget) -> ProbeResult:
+    """Log into a MySQL or MariaDB server (TLS per `mysql_transport`) and read its version, in one
+    of the server's budgeted slots (BudgetExhausted if none is free)."""
     started = time.perf_counter()
     sslmode = mysql_transport.effective_sslmode(connection)
     try:
-        conn = mysql_transport.connect(connection, password, timeout=timeout)
-        try:
+        with budget.connection(server_key(connection, "mysql"), "probe",
+                               lambda: mysql_transport.connect(connection, password, timeout=timeout),
+                               engine="mysql") as conn:
             with conn.cursor() as cur:
                 cur.execute("SELECT VERSION()")
                 row = cur.fetchone()
             tls = mysql_transport.tls_state(conn, sslmode)
             der = mysql_transport.peer_certificate(conn)
-        finally:
-            mysql_transport.close_quietly(conn)
     except mysql_transport.DRIVER_ERRORS as exc:
         return ProbeResult(False, (time.perf_counter() - started) * 1000, mysql_transport.describe_error(exc))
     latency = (time.perf_counter() - started) * 1000
@@ -144,7 +142,7 @@ def probe(asset: Asset, password: str | None, timeout: float, budget, logins: Re
     if asset.engine == "sqlite":
         return probe_sqlite(asset.connection, timeout)
     if asset.engine in mysql_transport.MYSQL_ENGINES:
-        return probe_mysql(asset.connection, password, timeout)
+        return probe_mysql(asset.connection, password, timeout, budget)
     return ProbeResult(False, 0.0, f"no probe for engine {asset.engine!r}")
 
 

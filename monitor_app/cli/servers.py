@@ -1,4 +1,4 @@
-"""`dbmon servers`: each monitored PostgreSQL server's connection budget and what dbmon holds there."""
+"""`dbmon servers`: each monitored database server's connection budget and what dbmon holds there."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def servers(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("no monitored PostgreSQL servers")
+        click.echo("no monitored database servers")
     for r in rows:
         limits = f"max_connections {r['max_connections']}" if r["max_connections"] is not None else "limits not read yet"
         backoff = f", backing off until {r['backoff_until']}" if r["backoff_until"] else ""

@@ -109,7 +109,8 @@ class AssetConfig(ConfigSection):
 
 
 class ServerConfig(ConfigSection):
-    """What one monitored PostgreSQL server lends dbmon, where it differs from the settings' default."""
+    """What one monitored database server lends dbmon, where it differs from the settings' default
+    (a MySQL or MariaDB server names its port: the default is PostgreSQL's)."""
 
     host: str = Field(min_length=1, max_length=200)
     port: int = Field(5432, ge=1, le=65535)

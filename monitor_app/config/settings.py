@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     silence_max_days: float = Field(90.0, gt=0, le=3650, description="Longest silence the API accepts (and how far ahead it may start).")
     channel_test_per_minute: int = Field(6, ge=1, le=600, description="Test sends allowed per channel and minute.")
     probe_timeout: float = Field(5.0, gt=0, le=120)
-    server_connection_budget: int = Field(3, ge=1, le=100, description="Connections all dbmon processes together may hold on one monitored PostgreSQL server (host and port); work beyond it waits.")
+    server_connection_budget: int = Field(3, ge=1, le=100, description="Connections all dbmon processes together may hold on one monitored PostgreSQL, MySQL or MariaDB server (host and port); work beyond it waits.")
     server_connection_share: float = Field(0.05, gt=0, le=0.5, description="The budget never exceeds this share of the server's max_connections less its reserved slots (at least 1).")
     server_connection_wait: float = Field(30.0, ge=0, le=600, description="How long work waits for a free connection slot before it is deferred to its next run.")
     server_connection_lease: float = Field(30.0, ge=2, le=3600, description="A held slot is renewed by its process; a dead process's slot is free again after this.")

@@ -1,20 +1,21 @@
 """MySQL and MariaDB metrics of one asset: the body of a `metrics.mysql` task, free of Celery.
 
 Every asset of engine `mysql` or `mariadb` with credentials is polled at the fast tier's
-interval (`metrics.fast_interval`, per asset too), at its own slot. A poll is one connection,
-kept for the next poll of the same server by this process (`mysql_connection`), and four short
-statements (variables with the server's clock, status, InnoDB's deadlock counter, the replica
-status); every `medium_interval` it also ranks statement digests when performance_schema is on.
-Counters become the interval's rates (`counter_rates`: a restart, a `FLUSH STATUS` or a counter
-going back drops the interval).
+interval (`metrics.fast_interval`, per asset too), at its own slot. A poll is one connection in
+one of the server's budget slots, kept for the next poll of the same server by this process
+while another slot is free (`mysql_connection`), and four short statements (variables with the
+server's clock, status, InnoDB's deadlock counter, the replica status); every `medium_interval`
+it also ranks statement digests when performance_schema is on. Counters become the interval's
+rates (`counter_rates`: a restart, a `FLUSH STATUS` or a counter going back drops the interval).
 
 A part of a poll the server refuses or times out (the replica status without REPLICATION
 CLIENT, digests without SELECT on performance_schema) loses that part only and is reported
 as the collector's status; a poll that cannot connect or read the status at all is reported as
 `metrics.mysql.check_failed` (`check_recovered` when it works again) and raised as permanent:
-the next slot is the retry. A replica's last error is a sample every poll and, when its text
-changes, an event: `mysql.replication_error` (warning), `mysql.replication_error_cleared`
-(info) once it is gone.
+the next slot is the retry. A poll that finds no free budget slot within half its interval is
+deferred (`BudgetExhausted`), not a failure. A replica's last error is a sample every poll and,
+when its text changes, an event: `mysql.replication_error` (warning),
+`mysql.replication_error_cleared` (info) once it is gone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import datetime
 import pymysql
 
 from monitor_app.assets import mysql_transport
+from monitor_app.assets.connection_budget import BudgetExhausted
 from monitor_app.assets.login_target import login_target, loginable
 from monitor_app.errors import DbmonError
 from monitor_app.metrics import mysql_reading as r
@@ -82,7 +84,11 @@ def run_mysql_poll(rt, asset_id: int, now: datetime | None = None, *, due_at: st
         reading, digest_rows = kept_for(rt).run(
             server_of(connection), connection_identity(connection, password),
             lambda: connect(connection, password, limits),
-            lambda conn: read_mysql(conn, digests_from, settings.statements_tracked), limits.idle_seconds)
+            lambda conn: read_mysql(conn, digests_from, settings.statements_tracked), limits.idle_seconds,
+            # A slot that comes later than half an interval serves the next poll.
+            wait=min(rt.connection_budget.wait, poll_interval / 2))
+    except BudgetExhausted:
+        raise  # deferred: the server has no slot to spare; not a failure of the target
     except (DbmonError, TypeError, *mysql_transport.DRIVER_ERRORS) as exc:
         # Not only MySQL's errors: an answer that is not what MySQL sends (a proxy, a fork) makes
         # the driver raise what its parsing met.

@@ -62,10 +62,10 @@ class Runtime:
 
     @cached_property
     def mysql_sessions(self):
-        """Connections to monitored MySQL and MariaDB servers kept across metric polls."""
+        """Connections to monitored MySQL and MariaDB servers kept across metric polls, each holding a budget slot."""
         from monitor_app.metrics.mysql_connection import KeptConnections
 
-        return KeptConnections()
+        return KeptConnections(self.connection_budget)
 
     @cached_property
     def series_writer(self):

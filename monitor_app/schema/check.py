@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from monitor_app.assets.config_assets import password_for
-from monitor_app.assets.connection_budget import BudgetExhausted, server_key_from_dsn
+from monitor_app.assets.connection_budget import BudgetExhausted, server_key, server_key_from_dsn
 from monitor_app.platform.collector_health import Attempt, asset_subject, record_attempt
 from monitor_app.errors import DbmonError, NotFound
 from monitor_app.platform import spread
@@ -74,7 +74,7 @@ def run_check(rt, asset_id: int, context: dict | None = None, *, now: datetime |
                                                   audit_as=(rt.store, f"asset:{name}"), budget=rt.connection_budget)
         elif engine in MYSQL_ENGINES:
             snapshot, marker, trigger = _mysql(connection, password, last_marker, skip_if_unchanged,
-                                               timeout=rt.settings.probe_timeout)
+                                               timeout=rt.settings.probe_timeout, budget=rt.connection_budget)
         else:
             snapshot, marker, trigger = _sqlite(connection["path"], last_marker, skip_if_unchanged)
     except BudgetExhausted:
@@ -144,20 +144,31 @@ def _postgres(dsn: str, trigger_allowed: bool, was_installed: bool, last_marker:
 
 
 def _mysql(connection: dict, password: str | None, last_marker: str | None, skip_if_unchanged: bool, *,
-           timeout: float):
-    """One short session (the asset's TLS and password rules, a statement timeout, read-only): the
-    marker first, a snapshot only when it moved. MySQL has no event trigger to push changes, so a
-    short interval with this pre-check is how a change is seen within seconds."""
+           timeout: float, budget):
+    """One short session in one of the server's budgeted slots (the asset's TLS and password rules,
+    a statement timeout, read-only): the marker first, a snapshot only when it moved. MySQL has no
+    event trigger to push changes, so a short interval with this pre-check is how a change is seen
+    within seconds."""
+    import pymysql
+
+    from monitor_app.assets import mysql_transport
+
+    try:
+        with budget.connection(server_key(connection, "mysql"), "schema check",
+                               lambda: mysql_transport.connect(connection, password, timeout=timeout),
+                               engine="mysql") as conn:
+            return _mysql_check(conn, last_marker, skip_if_unchanged)
+    except pymysql.MySQLError as exc:  # only connecting raises it here: the check's own errors are wrapped
+        raise DbmonError(f"cannot connect to {connection.get('host')}:{connection.get('port')}: "
+                         f"{mysql_transport.describe_error(exc)}") from None
+
+
+def _mysql_check(conn, last_marker: str | None, skip_if_unchanged: bool):
     import pymysql
 
     from monitor_app.assets import mysql_transport
     from monitor_app.schema import mysql_connection, mysql_precheck, mysql_snapshot
 
-    try:
-        conn = mysql_transport.connect(connection, password, timeout=timeout)
-    except pymysql.MySQLError as exc:
-        raise DbmonError(f"cannot connect to {connection.get('host')}:{connection.get('port')}: "
-                         f"{mysql_transport.describe_error(exc)}") from None
     try:
         mysql_connection.bound_session(conn)
         marker = mysql_precheck.mysql_marker(conn)
@@ -166,8 +177,6 @@ def _mysql(connection: dict, password: str | None, last_marker: str | None, skip
         return mysql_snapshot.take_snapshot(conn), marker, None
     except pymysql.MySQLError as exc:
         raise DbmonError(f"MySQL error during the schema check: {mysql_transport.describe_error(exc)}") from None
-    finally:
-        mysql_transport.close_quietly(conn)
 
 
 def _sqlite(path: str, last_marker: str | None, skip_if_unchanged: bool):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from monitor_app.access.credential_box import CredentialBox
 from monitor_app.assets import mysql_transport
 from monitor_app.assets.config_assets import password_for, sync_config_assets
+from monitor_app.assets.connection_budget import ConnectionBudget
 from monitor_app.assets.login_target import loginable
 from monitor_app.assets.reachability import can_probe, probe_mysql
 from monitor_app.assets.reachability_check import due_assets, run_check
@@ -27,6 +28,13 @@ from tests.assets.mysql_password_trap import MySqlPasswordTrap
 from tests.containers.certs import make_ca, make_cert
 from tests.schema.conftest import make_runtime
 from tests.services import free_port
+
+
+@pytest.fixture()
+def budget(sqlite_store):
+    made = ConnectionBudget(sqlite_store)
+    yield made
+    made.close()
 
 
 def _errors(asset: dict) -> list[tuple[str, str]]:
@@ -140,9 +148,9 @@ def test_a_wrong_password_is_down_with_the_server_s_reason(sqlite_store, tmp_pat
     assert "not-the-password" not in down.summary + repr(down.payload)
 
 
-def test_a_refused_connection_is_down():
+def test_a_refused_connection_is_down(budget):
     port = free_port()
-    result = probe_mysql({"host": "127.0.0.1", "port": port, "user": "x", "insecure": True}, "pw", 2)
+    result = probe_mysql({"host": "127.0.0.1", "port": port, "user": "x", "insecure": True}, "pw", 2, budget)
     assert not result.up and "Connection refused" in result.error and "(MySQL error 2003)" in result.error
 
 
@@ -154,28 +162,30 @@ def trap_tls(tmp_path_factory):
 
 
 @pytest.mark.parametrize("demand", ["clear_password", "sha256_greeting", "caching_sha2_full"])
-def test_the_password_goes_to_a_server_that_asks_for_it_only_once_its_certificate_is_verified(demand, trap_tls):
+def test_the_password_goes_to_a_server_that_asks_for_it_only_once_its_certificate_is_verified(demand, trap_tls,
+                                                                                             budget):
     ca, (crt, key) = trap_tls
     password = "secret-" + secrets.token_hex(8)
     trap = MySqlPasswordTrap(demand, crt, key)
     try:
         target = {"host": "127.0.0.1", "port": trap.port, "user": "monitor"}
-        refused = probe_mysql({**target, "sslmode": "required"}, password, 3)
+        refused = probe_mysql({**target, "sslmode": "required"}, password, 3, budget)
         assert not refused.up and "clear text" in refused.error
         assert not trap.saw(password)
         # The same demand from a server that proved itself gets the password: the trap does catch it.
-        probe_mysql({**target, "sslmode": "verify_ca", "sslrootcert": str(ca[0])}, password, 3)
+        probe_mysql({**target, "sslmode": "verify_ca", "sslrootcert": str(ca[0])}, password, 3, budget)
         assert trap.saw(password)
     finally:
         trap.stop()
 
 
-def test_a_server_that_accepts_the_scramble_is_logged_into_over_unverified_tls(trap_tls):
+def test_a_server_that_accepts_the_scramble_is_logged_into_over_unverified_tls(trap_tls, budget):
     _, (crt, key) = trap_tls
     password = "secret-" + secrets.token_hex(8)
     trap = MySqlPasswordTrap("caching_sha2_fast", crt, key)
     try:
-        probe_mysql({"host": "127.0.0.1", "port": trap.port, "user": "monitor", "sslmode": "required"}, password, 3)
+        probe_mysql({"host": "127.0.0.1", "port": trap.port, "user": "monitor", "sslmode": "required"}, password, 3,
+                    budget)
         assert trap.logged_in and not trap.saw(password)
     finally:
         trap.stop()

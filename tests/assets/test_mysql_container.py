@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from monitor_app.access.credential_box import CredentialBox
 from monitor_app.assets.config_assets import password_for
+from monitor_app.assets.connection_budget import ConnectionBudget
 from monitor_app.assets.reachability import apply_probe, can_probe, probe
 from monitor_app.config.declarative import parse_config
 from monitor_app.containers.discovery import reconcile
@@ -72,7 +73,7 @@ def test_a_labelled_mariadb_container_is_discovered_and_logged_into_over_verifie
         assert asset.connection == {"host": "127.0.0.1", "port": server.port, "user": "monitor", "database": None,
                                     "sslmode": "verify_identity", "sslrootcert": ca, "insecure": False}
         assert can_probe(asset) and password_for(asset, box) == PASSWORD
-        result = probe(asset, PASSWORD, 5, None)
+        result = probe(asset, PASSWORD, 5, ConnectionBudget(sqlite_store))
         assert result.up and result.tls["verified"] is True, result.error
         apply_probe(s, asset, result, 60)
         asset_id, endpoints = asset.id, asset.details["endpoints"]

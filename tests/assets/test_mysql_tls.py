@@ -9,6 +9,7 @@ import secrets
 import pytest
 from sqlalchemy import select
 
+from monitor_app.assets.connection_budget import ConnectionBudget
 from monitor_app.assets.reachability import apply_probe, probe_mysql
 from monitor_app.containers.probes import read_certificate
 from monitor_app.store.models import Asset, Event
@@ -40,13 +41,20 @@ def tls_mariadb(tmp_path_factory):
         server.stop()
 
 
+@pytest.fixture()
+def budget(sqlite_store):
+    made = ConnectionBudget(sqlite_store)
+    yield made
+    made.close()
+
+
 def _target(server, **extra) -> dict:
     return {"host": "127.0.0.1", "port": server.port, "user": "monitor", **extra}
 
 
-def test_the_login_records_tls_and_the_certificate_with_its_expiry(tls_mariadb, sqlite_store):
+def test_the_login_records_tls_and_the_certificate_with_its_expiry(tls_mariadb, sqlite_store, budget):
     server, _ = tls_mariadb
-    result = probe_mysql(_target(server), PASSWORD, 5)  # the default: required, unverified
+    result = probe_mysql(_target(server), PASSWORD, 5, budget)  # the default: required, unverified
     assert result.up and result.server_version.split("-")[0].count(".") == 2
     assert result.tls["used"] and not result.tls["verified"] and result.tls["version"].startswith("TLSv1.")
     assert result.certificate.subject == "CN=mariadb.test" and 4 < result.certificate.days_left <= 5
@@ -57,7 +65,7 @@ def test_the_login_records_tls_and_the_certificate_with_its_expiry(tls_mariadb, 
     asset_id = add_asset(sqlite_store, name="shop", engine="mariadb", connection=_target(server))
     for _ in range(2):  # once per certificate and threshold, however often it is seen
         with sqlite_store.session() as s:
-            apply_probe(s, s.get(Asset, asset_id), probe_mysql(_target(server), PASSWORD, 5), 60,
+            apply_probe(s, s.get(Asset, asset_id), probe_mysql(_target(server), PASSWORD, 5, budget), 60,
                         tls_warn_days=[30, 7, 1])
     with sqlite_store.session() as s:
         details = s.get(Asset, asset_id).details
@@ -68,18 +76,18 @@ def test_the_login_records_tls_and_the_certificate_with_its_expiry(tls_mariadb, 
         assert [(e.type, e.severity, e.payload["threshold_days"]) for e in events] == [("tls.expiring", "warning", 7)]
 
 
-def test_verify_ca_accepts_the_issuing_ca_and_refuses_another(tls_mariadb, tmp_path):
+def test_verify_ca_accepts_the_issuing_ca_and_refuses_another(tls_mariadb, tmp_path, budget):
     server, ca = tls_mariadb
-    verified = probe_mysql(_target(server, sslmode="verify_ca", sslrootcert=ca), PASSWORD, 5)
+    verified = probe_mysql(_target(server, sslmode="verify_ca", sslrootcert=ca), PASSWORD, 5, budget)
     assert verified.up and verified.tls["verified"] is True
     stranger = make_ca(tmp_path, cn="another CA")[0]
-    refused = probe_mysql(_target(server, sslmode="verify_ca", sslrootcert=str(stranger)), PASSWORD, 5)
+    refused = probe_mysql(_target(server, sslmode="verify_ca", sslrootcert=str(stranger)), PASSWORD, 5, budget)
     assert not refused.up and "certificate verify failed" in refused.error
 
 
-def test_verify_identity_checks_the_name_the_asset_connects_to(tls_mariadb):
+def test_verify_identity_checks_the_name_the_asset_connects_to(tls_mariadb, budget):
     server, ca = tls_mariadb
-    assert probe_mysql(_target(server, sslrootcert=ca), PASSWORD, 5).tls["sslmode"] == "verify_identity"
+    assert probe_mysql(_target(server, sslrootcert=ca), PASSWORD, 5, budget).tls["sslmode"] == "verify_identity"
     # `localhost` reaches the same server, but the certificate names mariadb.test and 127.0.0.1 only.
-    wrong_name = probe_mysql(_target(server, host="localhost", sslrootcert=ca), PASSWORD, 5)
+    wrong_name = probe_mysql(_target(server, host="localhost", sslrootcert=ca), PASSWORD, 5, budget)
     assert not wrong_name.up and "certificate" in wrong_name.error.lower()

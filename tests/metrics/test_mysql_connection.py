@@ -1,14 +1,19 @@
 """Connecting to MySQL and MariaDB without a server: TLS modes, failure reasons, and the
-connection kept between polls (reused, replaced when stale, closed on errors)."""
+connection kept between polls (reused, replaced when stale, closed on errors) in its budget slot."""
 
 from __future__ import annotations
+
+import time
 
 import pymysql
 import pytest
 
+from monitor_app.assets.connection_budget import ConnectionBudget, held_per_server
 from monitor_app.errors import DbmonError
 from monitor_app.metrics.mysql_connection import (KeptConnections, SessionLimits, connect, failure_reason, ssl_mode,
                                                   transport_connection)
+from monitor_app.store.base import utcnow
+from monitor_app.store.models.servers import MonitoredServer
 
 
 def test_tls_modes_follow_the_transports_policy_and_ssl_stands_in_for_sslmode():
@@ -51,6 +56,21 @@ class FakeConnection:
         self.closed = True
 
 
+@pytest.fixture()
+def budget(sqlite_store):
+    """Servers whose limits were read (cap 50): the budget of 3 decides."""
+    with sqlite_store.session() as s:
+        for server in ("db:3306", "other:3306"):
+            s.add(MonitoredServer(server=server, cap=50, refusals=0, limits_read_at=utcnow()))
+    made = ConnectionBudget(sqlite_store, budget=3)
+    yield made
+    made.close()
+
+
+def held(budget) -> dict[str, int]:
+    return {server: len(slots) for server, slots in held_per_server(budget.store).items()}
+
+
 def opener():
     made: list[FakeConnection] = []
 
@@ -61,18 +81,37 @@ def opener():
     return made, connect
 
 
-def test_a_kept_connection_is_reused_for_the_same_server_and_identity_only():
-    kept, (made, connect) = KeptConnections(), opener()
+def test_a_kept_connection_is_reused_for_the_same_server_and_identity_only(budget):
+    kept, (made, connect) = KeptConnections(budget), opener()
     assert [kept.run("db:3306", "id", connect, lambda c: c.number, 25) for _ in range(3)] == [1, 1, 1]
     assert kept.run("db:3306", "new password", connect, lambda c: c.number, 25) == 2
     assert made[0].closed and not made[1].closed and kept.kept_servers() == ["db:3306"]
     assert kept.run("other:3306", "id", connect, lambda c: c.number, 25) == 3
+    assert held(budget) == {"db:3306": 1, "other:3306": 1}  # a kept connection keeps its slot
     kept.close()
-    assert all(c.closed for c in made) and kept.kept_servers() == []
+    assert all(c.closed for c in made) and kept.kept_servers() == [] and held(budget) == {}
 
 
-def test_a_connection_idle_past_the_servers_wait_timeout_is_replaced(monkeypatch):
-    kept, (made, connect) = KeptConnections(), opener()
+def test_a_connection_is_kept_only_while_another_slot_of_its_server_is_free(budget):
+    kept, (made, connect) = KeptConnections(budget), opener()
+    other = [budget.try_acquire("db:3306", "schema check") for _ in range(2)]
+    assert kept.run("db:3306", "id", connect, lambda c: c.number, 25) == 1
+    assert made[0].closed and kept.kept_servers() == [] and held(budget) == {"db:3306": 2}
+    budget.release(other[0])
+    kept.run("db:3306", "id", connect, lambda c: c.number, 25)
+    assert kept.kept_servers() == ["db:3306"] and held(budget) == {"db:3306": 2}
+
+
+def test_an_idle_kept_connection_is_closed_and_its_slot_given_back(budget):
+    kept, (made, connect) = KeptConnections(budget), opener()
+    kept.run("db:3306", "id", connect, lambda c: c.number, 25)
+    assert kept.reap(time.monotonic() + 10) == 0 and held(budget) == {"db:3306": 1}
+    assert kept.reap(time.monotonic() + 26) == 1
+    assert made[0].closed and kept.kept_servers() == [] and held(budget) == {}
+
+
+def test_a_connection_idle_past_the_servers_wait_timeout_is_replaced(monkeypatch, budget):
+    kept, (made, connect) = KeptConnections(budget), opener()
     clock = [1000.0]
     monkeypatch.setattr("monitor_app.metrics.mysql_connection.time.monotonic", lambda: clock[0])
     kept.run("db:3306", "id", connect, lambda c: c.number, 10)
@@ -82,8 +121,8 @@ def test_a_connection_idle_past_the_servers_wait_timeout_is_replaced(monkeypatch
     assert kept.run("db:3306", "id", connect, lambda c: c.number, 10) == 2 and made[0].closed
 
 
-def test_a_dead_kept_connection_is_replaced_once_and_any_other_failure_closes_it():
-    kept, (made, connect) = KeptConnections(), opener()
+def test_a_dead_kept_connection_is_replaced_once_and_any_other_failure_closes_it(budget):
+    kept, (made, connect) = KeptConnections(budget), opener()
     kept.run("db:3306", "id", connect, lambda c: None, 25)
 
     def gone_on_first(c):
@@ -98,4 +137,4 @@ def test_a_dead_kept_connection_is_replaced_once_and_any_other_failure_closes_it
     assert made[1].closed and made[2].closed  # retried once on a new connection, then given up
     with pytest.raises(ValueError):
         kept.run("db:3306", "id", connect, lambda c: int("x"), 25)
-    assert made[3].closed and kept.kept_servers() == [] and kept.opened == 4
+    assert made[3].closed and kept.kept_servers() == [] and kept.opened == 4 and held(budget) == {}
