@@ -5,9 +5,11 @@ more than the few percent being measured. Instruction counts do not: a private c
 under valgrind's callgrind (every backend counted from its start to its exit), and each run
 of the 452-statement migration is one new session whose total is read from its output file.
 Compared per mode: no trigger; the current install with an empty trigger function (what any
-`plpgsql` trigger of this shape costs before doing anything); the previous release (two
-triggers, on `ddl_command_end` and `sql_drop`); the current install; and the current install
-with its notification window scaled by how much slower the migration runs under callgrind.
+`plpgsql` trigger of this shape costs before doing anything); the release with two triggers (on
+`ddl_command_end` and `sql_drop`); the last signed release (a deciding function and a SECURITY
+DEFINER sender signing with a key table), its window scaled as below; the current install; and
+the current install with its notification window scaled by how much slower the migration runs
+under callgrind.
 
 Under callgrind the migration runs 15 to 20 times slower, so it spans that many times as many
 0.25 s windows and notifies every few statements instead of a handful of times: the plain
@@ -45,12 +47,14 @@ from monitor_app.schema import event_trigger  # noqa: E402
 from tests.posture.clusters import PG_BIN  # noqa: E402
 from tests.services import free_port  # noqa: E402
 
-KINDS = ("none", "empty", "release", "current", "current_scaled")
+KINDS = ("none", "empty", "release", "signed_scaled", "current", "current_scaled")
 TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.M)
 # The body of the release with two triggers (ddl_command_end and sql_drop), for comparison.
-RELEASE_BODY = (Path(__file__).resolve().parent.parent
-                / "tests/schema/test_trigger_tampering.py").read_text().split(
-    'PREVIOUS_TWO_TRIGGER_BODY = """', 1)[1].split('"""', 1)[0]
+RELEASES = (Path(__file__).resolve().parent.parent / "tests/schema/test_trigger_tampering.py").read_text()
+RELEASE_BODY = RELEASES.split('PREVIOUS_TWO_TRIGGER_BODY = """', 1)[1].split('"""', 1)[0]
+# The last signed release: its deciding function and its sender.
+SIGNED_BODY = RELEASES.split('PREVIOUS_SIGNED_FUNCTION_BODY = """', 1)[1].split('"""', 1)[0]
+SIGNED_SENDER_BODY = RELEASES.split('PREVIOUS_SIGNED_SENDER_BODY = """', 1)[1].split('"""', 1)[0]
 WINDOW = f"{event_trigger.NOTIFY_WINDOW_SECONDS}::pg_catalog.float8"
 
 
@@ -120,9 +124,17 @@ def set_trigger(dsn: str, kind: str, slowdown: float = 1.0) -> None:
                         f"SECURITY DEFINER SET search_path = {event_trigger.SEARCH_PATH} AS $fn${RELEASE_BODY}$fn$")
             for name, event in (("dbmon_schema_ddl_end", "ddl_command_end"), ("dbmon_schema_sql_drop", "sql_drop")):
                 cur.execute(f"CREATE EVENT TRIGGER {name} ON {event} EXECUTE FUNCTION {event_trigger.FUNCTION}()")
+        elif kind == "signed_scaled":
+            scaled = f"{event_trigger.NOTIFY_WINDOW_SECONDS * slowdown:.3f}::pg_catalog.float8"
+            cur.execute(f"CREATE TABLE {event_trigger.EARLIER_KEY_TABLE} (key bytea NOT NULL)")
+            cur.execute(f"INSERT INTO {event_trigger.EARLIER_KEY_TABLE} VALUES (%s)", (bytes(range(32)),))  # nosec B608
+            cur.execute(f"CREATE FUNCTION {event_trigger.EARLIER_SENDER.replace('(', '(tag ', 1)} RETURNS pg_catalog.void "
+                        f"LANGUAGE plpgsql SECURITY DEFINER SET search_path = {event_trigger.SEARCH_PATH} "
+                        f"AS $fn${SIGNED_SENDER_BODY.replace(WINDOW, scaled)}$fn$")
+            cur.execute(f"CREATE OR REPLACE FUNCTION {event_trigger.FUNCTION}() RETURNS event_trigger LANGUAGE plpgsql "
+                        f"SECURITY DEFINER AS $fn${SIGNED_BODY.replace(WINDOW, scaled)}$fn$")
         elif kind == "current_scaled":
             scaled = f"{event_trigger.NOTIFY_WINDOW_SECONDS * slowdown:.3f}::pg_catalog.float8"
-            cur.execute(event_trigger.SENDER_SQL.replace(WINDOW, scaled))
             cur.execute(event_trigger.FUNCTION_SQL.replace(WINDOW, scaled))
     conn.close()
 

@@ -1,23 +1,26 @@
 """The PostgreSQL event trigger that makes detection instant, and installing/removing it.
 
-One event trigger on `ddl_command_start` calls a small function that decides whether to send;
-the sender does one thing: `pg_notify` with the command tag, the session user and application
-name, signed with a key only its owner can read, once per transaction and at most once per
-quarter-second window per session. Both functions are SECURITY DEFINER and name every
-function, operator and type by schema; the sender also pins its search_path and swallows every
-exception, so neither can abort nor noticeably slow the user's DDL. NOTIFY is transactional:
-rolled-back or failed DDL never notifies. Everything lives in the `_dbmon` schema, which
-snapshots ignore, so installing the trigger is not itself a change.
+One event trigger on `ddl_command_start` calls one small function that sends `pg_notify` with
+the command tag: once per distinct tag in a transaction block, and for statements that are
+their own transaction at most once per quarter-second window per session. The function names
+every function, operator and type by schema, so the caller's search_path cannot change what it
+runs, and it does nothing that needs a privilege: it runs as whoever runs the DDL. NOTIFY is
+transactional: rolled-back or failed DDL never notifies. Everything lives in the `_dbmon`
+schema, which snapshots ignore, so installing the trigger is not itself a change.
 
-Every user's DDL, a superuser's included, runs those functions. Whoever owns them or their
-schema could rewrite them and act with the rights of the next superuser who runs DDL, so an
-install refuses any `_dbmon` object it did not create itself, and checks the result before
-committing (`trigger_integrity`).
+A notification says only "check now" and which command; who sent it comes from the server
+(the notification carries the sending backend's pid, set by PostgreSQL, which the listener
+looks up), so nothing in it needs signing. Any user may NOTIFY the channel; that costs one
+bounded, coalesced check, attributed to that user's session.
+
+Every user's DDL, a superuser's included, runs the function. Whoever owns it or its schema
+could rewrite it and act with the rights of the next superuser who runs DDL, so an install
+refuses any `_dbmon` object it did not create itself, and checks the result before committing
+(`trigger_integrity`).
 """
 
 from __future__ import annotations
 
-import secrets
 from contextlib import contextmanager
 
 import psycopg2
@@ -30,17 +33,13 @@ from monitor_app.schema.postgres_snapshot import DBMON_SCHEMA, connect
 CHANNEL = "dbmon_schema"
 FUNCTION_NAME = "notify_schema_change"
 FUNCTION = f"{DBMON_SCHEMA}.{FUNCTION_NAME}"
-KEY_TABLE_NAME = "notify_key"
-KEY_TABLE = f"{DBMON_SCHEMA}.{KEY_TABLE_NAME}"
 TRIGGERS = {"dbmon_schema_ddl_start": "ddl_command_start"}
 # What releases before the single ddl_command_start trigger installed; an install drops them.
 EARLIER_TRIGGERS = ("dbmon_schema_ddl_end", "dbmon_schema_sql_drop")
-SENDER_NAME = "send_schema_notification"
-SENDER = f"{DBMON_SCHEMA}.{SENDER_NAME}"
-SENDER_SIGNATURE = f"{SENDER}(pg_catalog.text)"
+# The signed releases' sender and signing key; an install drops them (see `trigger_integrity`).
+EARLIER_SENDER = f"{DBMON_SCHEMA}.send_schema_notification(pg_catalog.text)"
+EARLIER_KEY_TABLE = f"{DBMON_SCHEMA}.notify_key"
 SEARCH_PATH = "pg_catalog, pg_temp"
-SIGNED_PREFIX = "v1."
-SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 EVENT = "ddl_command_start"
 
 # Why `ddl_command_start` alone: an event trigger on `ddl_command_end`, `sql_drop` or
@@ -51,111 +50,62 @@ EVENT = "ddl_command_start"
 # transaction or savepoint rolled back, still never notifies; the notification arrives at the
 # commit, when the listener's check sees the finished change.
 #
-# The notification is `v1.<hex signature>.<json>`; the signature is
-# sha256(key || sha256(key || json)), a keyed hash without length extension that plain
-# PostgreSQL can compute (no pgcrypto). The json names the command tag, the session user, the
-# application name and the sender's pid, nothing that changes from one statement to the next,
-# so the signed payload can be kept in a session setting (`dbmon.notify_<tag>`) and reused
-# instead of reading the key and hashing on every statement. The user can overwrite that
-# setting, but only to the same json with another signature, which the listener reports as a
-# bad signature; anything else is recomputed. The pid is inside, so a replayed copy NOTIFYed
-# from another session is told apart (see `notifications`).
+# Why so little: a PL/pgSQL event trigger function that does nothing already costs a migration
+# about 1 % of its instructions, and everything beyond that is paid per statement or per
+# session. Earlier releases signed a JSON payload with a key in a table, in a SECURITY DEFINER
+# sender with its own search_path, caching the signed payload in session settings; the
+# per-session one-offs (compiling the sender, preparing its expressions, reading the key,
+# creating setting placeholders, each re-sorting the settings array before PostgreSQL 16) and
+# the settings themselves cost more than the rest together. Once a transaction has set any
+# setting, local or not, every nested settings level it leaves afterwards (each CREATE INDEX,
+# each function validation) walks all of the server's ~380 settings before PostgreSQL 16, for
+# the rest of that transaction. Signing bought nothing the server does not give for free: a
+# notification carries the sender's pid, which no session can forge.
 #
-# Every DDL statement runs the trigger function, so it is split in two. The function the trigger
-# calls only decides whether to send, with everything named by schema (so the caller's
-# search_path cannot change what it runs, and it needs no search_path of its own: setting and
-# restoring one on every call cost a quarter of the budget). Sending is `SENDER`, SECURITY
-# DEFINER with the pinned search_path, called about once per transaction or window.
+# So the payload is the bare command tag, and in a transaction block (statement_timestamp()
+# differs from transaction_timestamp()) every DDL statement simply notifies: PostgreSQL drops a
+# notification identical to one already queued by the same transaction, so the transaction
+# delivers one per distinct tag, at its commit, and the function sets no setting at all there.
+# Each value is computed by assignment, not PERFORM: an assignment of a simple expression skips
+# the executor that PERFORM starts.
 #
-# A notification makes its transaction take a database-wide lock and write the queue at commit.
-# So a statement that starts before its transaction has an id (every autocommitted statement,
-# and the first DDL of a transaction that has written nothing) sends nothing when this session
-# already notified within the same window of the clock (NOTIFY_WINDOW_SECONDS long, numbered
-# from the epoch; `dbmon.notified_in` holds the window of the last send). Such a statement
-# starts at most NOTIFY_WINDOW_SECONDS after a notification the listener receives; the listener
-# checks once more that long after the last notification of a burst, and first waits for every
-# session that sent one to be outside a transaction, so a long statement or transaction left
-# out is seen once it has committed (`listener.Coalescer`). A statement of a transaction that
-# has an id sends nothing when the transaction has notified (`dbmon.notified_xact`, set for the
-# transaction only: its id, or, when it notified before it had one, 's' and its start time,
-# replaced by the id at its next statement): one notification per transaction, delivered at its
-# commit. The sender never assigns an id itself: DROP INDEX CONCURRENTLY and the like refuse to
-# run in a transaction that has one. Both settings are transactional, so a rolled-back send (a
-# savepoint's too) is forgotten with its notification; a value set by the database or role
-# default names a window long past or another transaction and suppresses nothing. The window
-# is an integer, whose text no setting of the user's session can change. A user who sets them
-# to the current window or transaction before each statement silences their own session's
-# notifications: their DDL is then found by the next check of any kind (another session's
-# burst, the scheduled check).
+# A statement that is its own transaction (autocommitted, or the first of a simple-query
+# string) notifies at most once per window of the clock (NOTIFY_WINDOW_SECONDS long, numbered
+# from the epoch; `dbmon.notified_in`, a session setting, holds the window of the last send):
+# each notification makes its transaction take a database-wide lock and write the queue at
+# commit, and setting the window there costs only that one statement's transaction. A statement
+# left out starts at most NOTIFY_WINDOW_SECONDS after a notification the listener receives; the
+# listener checks once more that long after the last notification of a burst, and first waits
+# for every session that sent one to be outside a transaction, so a long statement left out is
+# seen once it has committed (`listener.Coalescer`). The setting is transactional, so a
+# rolled-back send is forgotten with its notification; a value set by the database or role
+# default names a window long past and suppresses nothing; the window is an integer, whose text
+# no setting of the user's session can change. A user who sets it to the current window before
+# each statement silences their own session's autocommitted notifications: their DDL is then
+# found by the next check of any kind (another session's burst, the scheduled check).
 NOTIFY_WINDOW_SECONDS = 0.25
 WINDOW_SETTING = "dbmon.notified_in"
 # The number of the clock's current window since the epoch, as text.
 WINDOW_NOW = ("pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) "
               f"OPERATOR(pg_catalog./) {NOTIFY_WINDOW_SECONDS}::pg_catalog.float8))::pg_catalog.text")
-XACT_SETTING = "dbmon.notified_xact"
-XACT_NOW = "pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text"
 FUNCTION_BODY = f"""
+DECLARE
+  this_window pg_catalog.text;
+  sent pg_catalog.text;
 BEGIN
-  IF pg_catalog.pg_current_xact_id_if_assigned() IS NULL THEN
-    IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) {WINDOW_NOW} THEN
+  IF pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() THEN
+    this_window := {WINDOW_NOW};
+    IF pg_catalog.current_setting('{WINDOW_SETTING}', true) OPERATOR(pg_catalog.=) this_window THEN
       RETURN;  -- this session notified in this window: the listener's trailing check covers the statement
     END IF;
-  ELSIF pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=) {XACT_NOW} THEN
-    RETURN;  -- this transaction has notified: its commit delivers that notification
+    sent := pg_catalog.set_config('{WINDOW_SETTING}', this_window, false);
   END IF;
-  PERFORM {SENDER}(TG_TAG);
-END
-"""  # nosec B608 # composed only from this module's constant names
-SENDER_BODY = f"""
-DECLARE
-  body pg_catalog.text;
-  slot pg_catalog.text;
-  payload pg_catalog.text;
-  k pg_catalog.bytea;
-  this_xact pg_catalog.text;
-  started pg_catalog.text;
-BEGIN
-  this_xact := {XACT_NOW};
-  started := 's' OPERATOR(pg_catalog.||) pg_catalog.transaction_timestamp()::pg_catalog.text;
-  IF this_xact IS NOT NULL AND pg_catalog.current_setting('{XACT_SETTING}', true) OPERATOR(pg_catalog.=) started THEN
-    -- This transaction notified before it had an id; the sender must not assign one, as some
-    -- commands refuse to run in a transaction that has one. Remember the id, send no more.
-    PERFORM pg_catalog.set_config('{XACT_SETTING}', this_xact, true);
-    RETURN;
-  END IF;
-  PERFORM pg_catalog.set_config('{WINDOW_SETTING}', {WINDOW_NOW}, false);
-  PERFORM pg_catalog.set_config('{XACT_SETTING}', COALESCE(this_xact, started), true);
-  body := '{{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(tag)
-    OPERATOR(pg_catalog.||) ',"event":"{EVENT}","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
-    OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
-    OPERATOR(pg_catalog.||) ',"pid":' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.||) '}}';
-  slot := 'dbmon.notify_' OPERATOR(pg_catalog.||) pg_catalog.translate(tag, ' ', '_');
-  payload := pg_catalog.current_setting(slot, true);
-  IF payload OPERATOR(pg_catalog.=) body OR pg_catalog.starts_with(payload, '{SIGNED_PREFIX}')
-      AND pg_catalog.substr(payload, {SIGNED_LENGTH + 1}) OPERATOR(pg_catalog.=) body THEN
-    NULL;  -- this session's payload for this tag, already signed
-  ELSE
-    payload := body;
-    BEGIN
-      SELECT key INTO k FROM {KEY_TABLE} LIMIT 1;
-      IF k IS NOT NULL THEN
-        payload := '{SIGNED_PREFIX}' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
-          k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
-          'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
-      END IF;
-      PERFORM pg_catalog.set_config(slot, payload, false);
-    EXCEPTION WHEN OTHERS THEN
-      NULL;  -- a monitoring hook must never break the DDL it watches
-    END;
-  END IF;
-  PERFORM pg_catalog.pg_notify('{CHANNEL}', payload);
+  sent := pg_catalog.pg_notify('{CHANNEL}', TG_TAG)::pg_catalog.text;
 END
 """  # nosec B608 # composed only from this module's constant names
 
-SENDER_SQL = (f"CREATE OR REPLACE FUNCTION {SENDER}(tag pg_catalog.text) RETURNS pg_catalog.void LANGUAGE plpgsql "
-              f"SECURITY DEFINER SET search_path = {SEARCH_PATH} AS $fn${SENDER_BODY}$fn$")
 FUNCTION_SQL = (f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS event_trigger LANGUAGE plpgsql "
-                f"SECURITY DEFINER AS $fn${FUNCTION_BODY}$fn$")
+                f"AS $fn${FUNCTION_BODY}$fn$")
 
 
 class TriggerError(DbmonError):
@@ -215,10 +165,11 @@ def _with_conn(dsn_or_conn, fn):
 
 
 def install(dsn_or_conn) -> None:
-    """Create (or refresh) the schema, key, both functions and the event trigger in one transaction.
+    """Create (or refresh) the schema, the function and the event trigger in one transaction,
+    dropping what earlier releases installed besides.
 
     Refuses, changing nothing, when a `_dbmon` object exists that the installing role does not
-    own, and when the result does not verify."""
+    own or that is no part of an install, and when the result does not verify."""
     _with_conn(dsn_or_conn, _pinned(_install))
 
 
@@ -246,16 +197,21 @@ def _install(conn) -> None:
                                    + f". Whoever owns them could run code as the next superuser who runs "
                                      f"DDL; drop them (DROP SCHEMA {DBMON_SCHEMA} CASCADE) after checking "
                                      f"what they are", permanent=True)
+            extra = trigger_integrity.extra_objects(cur)
+            if extra:
+                raise TriggerError("refusing to install the schema event trigger: " + "; ".join(extra)
+                                   + f". Schema snapshots do not look into {DBMON_SCHEMA}; move or drop them "
+                                     f"after checking what they are", permanent=True)
             # Dropping an event trigger fires none, and the DDL below must not run whatever the
             # function has become; the transaction restores them if the install fails.
             # Those of earlier releases too: an install upgrades to the single trigger.
             for name in (*TRIGGERS, *EARLIER_TRIGGERS):
                 cur.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {DBMON_SCHEMA} AUTHORIZATION CURRENT_USER")
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {KEY_TABLE} (key bytea NOT NULL)")
-            cur.execute(f"INSERT INTO {KEY_TABLE} SELECT %s WHERE NOT EXISTS (SELECT 1 FROM {KEY_TABLE})",  # nosec B608 # constant table name
-                        (secrets.token_bytes(32),))
-            cur.execute(SENDER_SQL)
+            # The signed releases' sender and key: owned by this role (checked above), and the
+            # key, if there, a plain table (anything else is refused as not part of an install).
+            cur.execute(f"DROP FUNCTION IF EXISTS {EARLIER_SENDER}")
+            cur.execute(f"DROP TABLE IF EXISTS {EARLIER_KEY_TABLE}")
             cur.execute(FUNCTION_SQL)
             _revoke_grants(cur, trigger_integrity.foreign_grants(cur))
             for name, event in TRIGGERS.items():

@@ -1,11 +1,12 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration sends one notification when run as one transaction, and, when autocommitted, one
-per session and quarter-second window of the clock (the trigger leaves out statements that
-start within `NOTIFY_WINDOW_SECONDS` of the session's last notification); the check that
-follows should run once, when the burst is over. `Coalescer` is the pure timing rule (quiet
-period, capped by a maximum wait so a never-ending stream still gets checked, and a trailing
-check the window after the last notification, for the statements that sent none). The
+A migration sends one notification per distinct command tag when run as one transaction, and,
+when autocommitted, one per session and quarter-second window of the clock (the trigger leaves
+out statements that start within `NOTIFY_WINDOW_SECONDS` of the session's last notification);
+the check that follows should run once, when the burst is over. `Coalescer` is the pure
+timing rule (quiet period, capped by a maximum wait so a never-ending stream still gets
+checked, and a trailing check the window after the last notification, for the statements that
+sent none). The
 trigger fires when a statement starts, so a statement it left out may still be running, or its
 transaction open, when that trailing check is due: the check first waits until every session
 that sent a notification of the burst is outside a transaction (`pg_locks`, which any role may
@@ -18,9 +19,12 @@ lost, so a check must run anyway; without notifications of its own, that check r
 pre-check marker first and snapshots only when the catalogue moved.
 
 Any user of the database can NOTIFY the channel, so a payload is read by `notifications`
-(malformed ones are dropped and counted), attribution is kept apart by whether the trigger's
-signature vouches for it, and no payload, bug or lost connection ends the listening thread:
-it reports the failure, backs off and starts over, and reports the recovery.
+(malformed ones are dropped and counted) and taken only as a hint naming a command. Who sent
+the notifications of a batch is what the server reports for their senders' pids, looked up once
+as the batch is released. A forged notification can only cause one more check, coalesced with
+the others and attributed to the session that sent it. No payload, bug or lost connection ends
+the listening thread: it reports the failure, backs off and starts over, and reports the
+recovery.
 """
 
 from __future__ import annotations
@@ -35,15 +39,12 @@ from typing import Callable
 import psycopg2
 
 from monitor_app.assets.connection_budget import BudgetExhausted, close_fully
-from monitor_app.schema import notifications, trigger_integrity
-from monitor_app.schema.event_trigger import CHANNEL, KEY_TABLE, NOTIFY_WINDOW_SECONDS, SEARCH_PATH
+from monitor_app.schema import notifications
+from monitor_app.schema.event_trigger import CHANNEL, NOTIFY_WINDOW_SECONDS
 from monitor_app.schema.notifications import Received, RejectedNotification
 
 log = logging.getLogger(__name__)
-MAX_OBJECTS_KEPT = 20
 MAX_NAMES_KEPT = 20
-KEY_REREAD_SECONDS = 5.0
-MAX_EARLIER_KEYS = 3
 MAX_FOLLOW_INTERVAL = 2.0
 FOLLOW_LIMIT_SECONDS = 3600.0
 MAX_SENDERS_FOLLOWED = 1000
@@ -51,6 +52,9 @@ MAX_SENDERS_FOLLOWED = 1000
 # virtual transaction id lock until its commit is visible).
 IN_TRANSACTION = ("SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'virtualxid' "
                   "AND granted AND pid OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.int4[])")
+# Who the server says sent a batch's notifications: visible to any role, like the pid itself.
+SENDERS = ("SELECT pid, usename, application_name FROM pg_catalog.pg_stat_activity "
+           "WHERE pid OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.int4[])")
 
 
 def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
@@ -62,69 +66,62 @@ def _keep(items: list, value, limit: int = MAX_NAMES_KEPT) -> None:
 class Batch:
     """What a burst of notifications told us; becomes the change set's context.
 
-    Tags, users, application names and times come only from notifications the trigger's
-    signature vouches for; what unverified ones claimed is kept apart, marked so. The trigger
-    sends one notification per command tag and transaction and names no objects (the check's
-    diff does); `objects` is filled only by releases before that."""
+    The command tags are what the notifications named: any session may name any. Users and
+    application names are what the server reported for the sending sessions (their pids) when
+    the batch was released; a session that had ended by then is counted, not named. The trigger
+    names no objects: the check's diff says what changed."""
 
     notifications: int = 0
-    verified: int = 0
     tags: list[str] = field(default_factory=list)
+    earlier_release: int = 0  # notifications in the payload shape of a trigger not yet upgraded
+    senders: list[int] = field(default_factory=list)
     users: list[str] = field(default_factory=list)
     application_names: list[str] = field(default_factory=list)
-    unverified_users: list[str] = field(default_factory=list)
-    unverified_tags: list[str] = field(default_factory=list)
-    unverified_objects: list[str] = field(default_factory=list)
-    unverified_application_names: list[str] = field(default_factory=list)
-    unverified_basis: list[str] = field(default_factory=list)
-    objects: list[str] = field(default_factory=list)
+    sessions: list[dict] = field(default_factory=list)
+    ended_sessions: int = 0
     first_at: str | None = None
     last_at: str | None = None
     reconnected: bool = False
     # No notification of its own: the check after a burst's window (see Coalescer); it names the
-    # burst's tags, users and application names, and counts none of its notifications.
+    # burst's tags and senders, and counts none of its notifications.
     trailing: bool = False
 
-    def add(self, received: Received) -> None:
-        note = received.note
+    def add(self, received: Received, sender: int | None = None) -> None:
         self.notifications += 1
-        if not received.verified:
-            _keep(self.unverified_tags, note.tag)
-            _keep(self.unverified_objects, note.object, MAX_OBJECTS_KEPT)
-            _keep(self.unverified_users, note.user)
-            _keep(self.unverified_application_names, note.application_name)
-            _keep(self.unverified_basis, received.basis)
-            return
-        self.verified += 1
-        _keep(self.tags, note.tag)
-        _keep(self.objects, note.object, MAX_OBJECTS_KEPT)
-        _keep(self.users, note.user)
-        _keep(self.application_names, note.application_name)
-        # The trigger no longer stamps each statement (that would defeat NOTIFY's collapsing of
-        # identical payloads); the time of receipt is within milliseconds of the commit.
-        at = (note.at or received.received_at).isoformat()
+        self.earlier_release += received.earlier_release
+        self.follow(received.tag, sender)
+        # The trigger stamps nothing (a time would defeat NOTIFY's collapsing of identical
+        # payloads); the time of receipt is within milliseconds of the commit.
+        at = received.received_at.isoformat()
         self.first_at = self.first_at or at
         self.last_at = at
 
-    def follow(self, note) -> None:
-        """A trailing batch: keep who and what the burst's signed notifications named, counting none."""
-        _keep(self.tags, note.tag)
-        _keep(self.users, note.user)
-        _keep(self.application_names, note.application_name)
+    def follow(self, tag: str, sender: int | None) -> None:
+        """Keep a notification's tag and sender (a trailing batch does so without counting it)."""
+        _keep(self.tags, tag)
+        if sender is not None and sender not in self.senders and len(self.senders) < MAX_SENDERS_FOLLOWED:
+            self.senders.append(sender)
+
+    def attribute(self, found: dict[int, tuple[str | None, str | None]]) -> None:
+        """Name the senders from the server's report, {pid: (user, application name)}."""
+        for pid in self.senders:
+            if pid not in found:
+                self.ended_sessions += 1
+                _keep(self.sessions, {"pid": pid, "ended": True})
+                continue
+            user, application = found[pid]
+            _keep(self.users, user)
+            _keep(self.application_names, application)
+            _keep(self.sessions, {"pid": pid, "user": user, "application_name": application})
 
     def as_context(self) -> dict:
-        unverified = self.notifications - self.verified
         return {"source": "trigger", "notifications": self.notifications, "command_tags": self.tags,
-                "users": self.users, "application_names": self.application_names, "objects": self.objects,
+                "users": self.users, "application_names": self.application_names,
                 "first_at": self.first_at, "last_at": self.last_at, "reconnected": self.reconnected,
                 "trailing": self.trailing,
                 "attribution": {
-                    "verified": self.notifications > 0 and unverified == 0,
-                    "verified_notifications": self.verified, "unverified_notifications": unverified,
-                    "unverified_command_tags": self.unverified_tags, "unverified_objects": self.unverified_objects,
-                    "unverified_users": self.unverified_users,
-                    "unverified_application_names": self.unverified_application_names,
-                    "unverified_because": self.unverified_basis}}
+                    "by": "server", "sessions": self.sessions, "senders": len(self.senders),
+                    "ended_sessions": self.ended_sessions, "earlier_release_payloads": self.earlier_release}}
 
 
 class Coalescer:
@@ -150,13 +147,16 @@ class Coalescer:
     def add(self, received: Received, now: float, sender: int | None = None) -> None:
         if self.batch is None:
             self.batch, self._first = Batch(), now
-        self.batch.add(received)
-        if self.trailing > 0 and received.verified:
+        self.batch.add(received, sender)
+        if self.trailing > 0:
             # What the trailing batch will say of the burst: the statements it can find were left
             # out by the window of these same sessions. On a broker that polls, the burst's check
             # and the trailing one may run side by side, and either may be the one that stores.
+            # Every accepted notification counts, a forged one too: all it can cause is this one
+            # trailing check, coalesced with the burst's, and held back while its sender is in a
+            # transaction for at most FOLLOW_LIMIT_SECONDS.
             self._burst = self._burst or Batch(trailing=True)
-            self._burst.follow(received.note)
+            self._burst.follow(received.tag, sender)
         self._last = now
         if self.trailing > 0:
             self._trailing_at = now + self.trailing + self.quiet
@@ -229,11 +229,6 @@ class SchemaListener:
         self.batches_sent = 0
         self.rejected = 0
         self.failures = 0
-        self._key: bytes | None = None
-        # Sessions that signed before a reinstall with a new key keep that signature (the
-        # trigger reuses it from a session setting) until they reconnect.
-        self._earlier_keys: list[bytes] = []
-        self._key_read_at = 0.0
         self._failed_at: float | None = None
 
     def start(self) -> None:
@@ -274,7 +269,6 @@ class SchemaListener:
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
-                self._read_key(conn)
                 self.coalescer.mark_reconnected(time.monotonic())
                 backoff = 1.0
                 self.listening.set()
@@ -318,45 +312,9 @@ class SchemaListener:
         except Exception:  # noqa: BLE001 - reporting must not stop listening
             log.exception("%s: reporting the listener's state failed", self.name)
 
-    def _read_key(self, conn) -> None:
-        """The trigger's signing key, read only from a verified install; without it nothing verifies.
-
-        Reading a relation can run code (a view calls functions as the reader), so the key is
-        read only after locking it against replacement and verifying that the whole install is
-        dbmon's, with only pg_catalog on the search_path."""
-        if self._key is not None and self._key not in self._earlier_keys:
-            self._earlier_keys = [self._key, *self._earlier_keys][:MAX_EARLIER_KEYS]
-        self._key_read_at, self._key = time.monotonic(), None
-        conn.autocommit = False
+    def _receive(self, notify, now: float) -> None:
         try:
-            with conn.cursor() as cur:
-                cur.execute(f"SET LOCAL search_path = {SEARCH_PATH}")
-                cur.execute(f"LOCK TABLE {KEY_TABLE} IN ACCESS SHARE MODE")
-                if trigger_integrity.inspect(conn).intact:
-                    cur.execute(f"SELECT key FROM {KEY_TABLE} LIMIT 1")  # nosec B608 # constant table name
-                    row = cur.fetchone()
-                    self._key = bytes(row[0]) if row else None
-            conn.rollback()
-        except psycopg2.OperationalError:
-            raise
-        except psycopg2.Error:  # no key table, no right to read it, or not a table
-            conn.rollback()
-        finally:
-            if not conn.closed:
-                conn.autocommit = True
-
-    def _receive(self, conn, notify, now: float) -> None:
-        try:
-            received = notifications.read(notify.payload, notify.pid, self._key)
-            if (not received.verified and received.basis == "bad signature"
-                    and now - self._key_read_at >= KEY_REREAD_SECONDS):
-                self._read_key(conn)  # the trigger may have been reinstalled with a new key
-                received = notifications.read(notify.payload, notify.pid, self._key)
-            for key in self._earlier_keys if received.basis == "bad signature" else ():
-                earlier = notifications.read(notify.payload, notify.pid, key)
-                if earlier.basis != "bad signature":
-                    received = earlier
-                    break
+            received = notifications.read(notify.payload)
         except RejectedNotification as exc:
             self.rejected += 1
             if self.rejected == 1 or self.rejected % 1000 == 0:
@@ -364,6 +322,13 @@ class SchemaListener:
                             self.name, notify.pid, exc, self.rejected)
             return
         self.coalescer.add(received, now, notify.pid)
+
+    def _attribute(self, conn, batch: Batch) -> None:
+        if not batch.senders:
+            return
+        with conn.cursor() as cur:
+            cur.execute(SENDERS, (batch.senders,))
+            batch.attribute({pid: (user, application) for pid, user, application in cur.fetchall()})
 
     def _senders_in_transaction(self, conn) -> bool:
         with conn.cursor() as cur:
@@ -382,7 +347,7 @@ class SchemaListener:
                 conn.poll()
                 now = last_heard = time.monotonic()
                 while conn.notifies:
-                    self._receive(conn, conn.notifies.pop(0), now)
+                    self._receive(conn.notifies.pop(0), now)
             elif wait is None and time.monotonic() - last_heard >= self.idle_timeout:
                 with conn.cursor() as cur:  # a long-silent connection may be dead: find out now
                     cur.execute("SELECT 1")
@@ -397,6 +362,7 @@ class SchemaListener:
         batch = self.coalescer.take_due(now)
         if batch is None:
             return
+        self._attribute(conn, batch)
         self.batches_sent += 1
         try:
             self.on_batch(batch)

@@ -1,17 +1,18 @@
 """Reading one `dbmon_schema` notification, which anyone connected to the database can send.
 
-A payload is hostile until proven otherwise: it is size-limited, parsed by pydantic's JSON
-parser (bounded nesting, no lone surrogates) into a strict model whose strings are short and
-free of control characters, and anything else is rejected. A well-formed payload is only a
-hint to check the schema; what it says (command tag, user, application name) counts as verified
-only when it carries the trigger's signature, made with a key in `_dbmon.notify_key` that
-only the key's owner can read, and was sent by the session it names (its backend pid).
+The trigger sends the bare command tag (`CREATE TABLE`). A payload is hostile until proven
+otherwise: anything but a short tag of capital words is rejected. Earlier releases sent JSON
+(signed: `v1.<signature>.<json>`); a trigger not yet upgraded still does, so such a payload is
+size-limited, parsed by pydantic's JSON parser (bounded nesting, no lone surrogates) into a
+strict model whose strings are short and free of control characters, and only its tag is kept.
+
+Nothing in a payload is trusted: it is a hint to check the schema now, naming the command. Who
+sent it is what the server says of the sending backend's pid (`listener`), which the server
+sets on every notification and no session can forge, so the signature is not checked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,23 +20,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from monitor_app.schema.event_trigger import SIGNED_LENGTH, SIGNED_PREFIX
-
-# The trigger's own payloads stay under 1 kB (a command tag, names of at most 63 bytes, escaped);
+# Earlier releases' JSON stayed under 1 kB (a command tag, names of at most 63 bytes, escaped);
 # PostgreSQL allows 8000 bytes.
 MAX_PAYLOAD_CHARS = 2048
-SIGNATURE = re.compile(r"[0-9a-f]{64}")
+MAX_TAG_CHARS = 64
+TAG = re.compile(r"[A-Z]+(?: [A-Z]+)*")
+SIGNED_PREFIX = "v1."
+SIGNED_LENGTH = len(SIGNED_PREFIX) + 64 + 1  # prefix, hex signature, dot
 
 Text = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Name = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
-class Notification(BaseModel):
-    """What the event trigger sends; unknown keys are ignored, wrong types rejected.
-
-    The trigger sends tag, event (`ddl_command_start`; earlier releases sent `ddl_command_end`),
-    user, application name and pid; `object`, `objects` and `at` are what releases before the
-    per-session payload sent, still read from them."""
+class EarlierNotification(BaseModel):
+    """What earlier releases' triggers sent; unknown keys are ignored, wrong types rejected.
+    Only `tag` is used: the rest is whatever the sender claimed."""
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
@@ -55,46 +54,36 @@ class RejectedNotification(ValueError):
 
 @dataclass(frozen=True)
 class Received:
-    note: Notification
-    verified: bool
-    basis: str  # why it is (not) verified, for the change set's context
+    tag: str
+    earlier_release: bool = False  # in the payload shape of a trigger not yet upgraded
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
-def signature(key: bytes, body: str) -> str:
-    """sha256(key || sha256(key || body)): what the trigger function computes."""
-    inner = hashlib.sha256(key + body.encode("utf-8")).digest()
-    return hashlib.sha256(key + inner).hexdigest()
+def _tag(tag: str) -> str:
+    if len(tag) > MAX_TAG_CHARS or not TAG.fullmatch(tag):
+        raise RejectedNotification("not a command tag")
+    return tag
 
 
-def _split(payload: str) -> tuple[str | None, str]:
-    """(signature or None if unsigned, json). Split by position: the session setting the trigger
-    reuses is the user's to overwrite, with anything of the right length before the json, and
-    that notification must still reach the check (marked a bad signature), not be dropped."""
-    if not payload.startswith(SIGNED_PREFIX):
-        return None, payload
-    if len(payload) <= SIGNED_LENGTH:
-        raise RejectedNotification("malformed signature")
-    sig, dot = payload[len(SIGNED_PREFIX):SIGNED_LENGTH - 1], payload[SIGNED_LENGTH - 1]
-    return (sig if SIGNATURE.fullmatch(sig) and dot == "." else ""), payload[SIGNED_LENGTH:]
-
-
-def read(payload: str, sender_pid: int, key: bytes | None) -> Received:
-    if len(payload) > MAX_PAYLOAD_CHARS:
-        raise RejectedNotification(f"payload of {len(payload)} characters (limit {MAX_PAYLOAD_CHARS})")
-    sig, body = _split(payload)
+def _earlier(payload: str) -> str:
+    """The tag of an earlier release's payload: json, or `v1.` + 64 hex + `.` + json."""
+    body = payload
+    if payload.startswith(SIGNED_PREFIX):
+        if len(payload) <= SIGNED_LENGTH:
+            raise RejectedNotification("malformed signed payload")
+        body = payload[SIGNED_LENGTH:]
     try:
-        note = Notification.model_validate_json(body)
+        note = EarlierNotification.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise RejectedNotification(f"{where}: {first['msg']}"[:200]) from None
-    if sig is None:
-        return Received(note, False, "unsigned: any user of the database can send this")
-    if key is None:
-        return Received(note, False, "signed, but dbmon's role cannot read the trigger's key")
-    if not sig or not hmac.compare_digest(sig, signature(key, body)):
-        return Received(note, False, "bad signature")
-    if note.pid != sender_pid:
-        return Received(note, False, "signed, but re-sent by another session")
-    return Received(note, True, "signed by the event trigger in the session that ran the DDL")
+    return _tag(note.tag)
+
+
+def read(payload: str) -> Received:
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        raise RejectedNotification(f"payload of {len(payload)} characters (limit {MAX_PAYLOAD_CHARS})")
+    if payload.startswith(("{", SIGNED_PREFIX)):
+        return Received(_earlier(payload), earlier_release=True)
+    return Received(_tag(payload))

@@ -20,19 +20,22 @@ from monitor_app.schema import event_trigger, trigger_integrity
 TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"
 # The function bodies of earlier releases: before signed notifications (no key table yet),
 # signing every statement before the per-session payload, notifying every autocommitted
-# statement before the once-a-second window, and the last with two event triggers
-# (ddl_command_end and sql_drop, the function pinning its own search_path, no separate sender).
-# Finding exactly one of those, and nothing else amiss, is an upgrade to do, not a tampering to
-# report.
+# statement before the once-a-second window, the last with two event triggers
+# (ddl_command_end and sql_drop, the function pinning its own search_path, no separate sender),
+# and the last signed one (a deciding function calling a SECURITY DEFINER sender that signed
+# with the key table). Finding exactly one of those, and nothing else amiss, is an upgrade to
+# do, not a tampering to report.
 PREVIOUS_BODY_SHA256 = {"47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d",
                         "7796f14bbf08469f2da855ed75d3dcfd4bef220a33f8f607b7c63704ceeda615",
                         "fd836291aabaac3958528decd08690884864ce7ae3cbd5874288cb9e9c680a00",
-                        "2fae9316db2738d832cd0f0fd3af3bf13ef3c907ae8d13552a65b1d1107980b1"}
+                        "2fae9316db2738d832cd0f0fd3af3bf13ef3c907ae8d13552a65b1d1107980b1",
+                        "e5bd292b167e8c48732f30136f0d7b9e855b3a480e9a917ce4fe8043e6918b7c"}
 PREVIOUS_RELEASE_GAPS = (
     f"function {event_trigger.FUNCTION}() body is not dbmon's",
+    f"function {event_trigger.FUNCTION}() is SECURITY DEFINER, not SECURITY INVOKER",
     trigger_integrity.settings_problem(f"{event_trigger.FUNCTION}()", [f"search_path={event_trigger.SEARCH_PATH}"], []),
-    f"function {event_trigger.SENDER_SIGNATURE} is missing",
-    f"table {event_trigger.KEY_TABLE} is missing",
+    trigger_integrity.earlier_release(event_trigger.EARLIER_SENDER, "function"),
+    trigger_integrity.earlier_release(event_trigger.EARLIER_KEY_TABLE, "table"),
     *(f"event trigger {name} is missing" for name in event_trigger.TRIGGERS),
     *(trigger_integrity.earlier_release(name) for name in event_trigger.EARLIER_TRIGGERS))
 

@@ -72,15 +72,13 @@ def _context(context: object) -> dict:
     ctx = context if isinstance(context, dict) else {}
     found = ctx.get("attribution")
     attribution: dict = found if isinstance(found, dict) else {}
-    unverified = {"users": shown_list(attribution.get("unverified_users")),
-                  "applications": shown_list(attribution.get("unverified_application_names")),
-                  "commands": shown_list(attribution.get("unverified_command_tags")),
-                  "because": shown_list(attribution.get("unverified_because"))}
+    ended = attribution.get("ended_sessions")
     return {"source": shown(ctx.get("source") or "unknown", 40), "who": shown_list(ctx.get("users")),
             "applications": shown_list(ctx.get("application_names")), "commands": shown_list(ctx.get("command_tags")),
             "first_at": shown(ctx.get("first_at"), 40), "last_at": shown(ctx.get("last_at"), 40),
             "trailing": bool(ctx.get("trailing")), "reconnected": bool(ctx.get("reconnected")),
-            "unverified": unverified if any(unverified.values()) else None}
+            # Senders whose session had ended before the server could name them.
+            "ended_sessions": ended if isinstance(ended, int) and not isinstance(ended, bool) and ended > 0 else 0}
 
 
 def schema_timeline(session: Session, asset_id: int) -> dict:

@@ -255,12 +255,14 @@ def test_a_schema_change_set_shows_each_change_with_its_risk_and_context(site, s
     db.execute("DROP TABLE audit")
     db.close()
     outcome = run_check(site.rt, asset_id, {"source": "manual", "users": ["alice"], "application_names": ["migrate.py"],
-                                            "command_tags": ["ALTER TABLE", "DROP TABLE"]})
+                                            "command_tags": ["ALTER TABLE", "DROP TABLE"],
+                                            "attribution": {"by": "server", "ended_sessions": 2}})
     assert outcome["changed"]
     tree = Tree(site.page(asset_id)).root
     [change_set] = tree.find("li", cls="change-set")
     assert f"risk-{outcome['max_risk']}" in change_set.classes()
     assert "alice" in change_set.text and "migrate.py" in change_set.text and "DROP TABLE" in change_set.text
+    assert "2 sending sessions had ended" in change_set.text
     rows = {r.find("code")[0].text: r for r in change_set.find("tr", cls="change")}
     assert set(rows) == {"main.audit", "main.users.nickname"}, set(rows)
     dropped = rows["main.audit"]

@@ -47,18 +47,22 @@ def test_a_ddl_is_stored_through_the_real_processes(deployment, pg_database):
     # Starting to listen asks for a catch-up check (DDL made while nobody listened); a DDL made
     # before it ran would be stored by it, without the trigger's attribution checked below.
     wait_for(lambda: checked_at() != baseline_at, 30, what="the listener's catch-up check")
+    # Who ran the DDL is what the server says of the session that notified, looked up while it
+    # is still connected.
     conn = psycopg2.connect(url, application_name="release-7")
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE invoices (id integer PRIMARY KEY, total numeric(10,2))")
         cur.execute("ALTER TABLE invoices ADD COLUMN paid boolean NOT NULL DEFAULT false")
-    conn.close()
 
     def stored():
         with deployment.runtime.store.session() as s:
             return s.scalars(select(SchemaChangeSet).where(SchemaChangeSet.asset_id == asset_id)).all()
 
-    sets = wait_for(stored, 30, what="change set stored")
+    try:
+        sets = wait_for(stored, 30, what="change set stored")
+    finally:
+        conn.close()
     context = sets[0].context
     assert context["source"] == "trigger" and context["application_names"] == ["release-7"]
     assert "CREATE TABLE" in context["command_tags"]

@@ -58,19 +58,38 @@ def test_a_check_of_a_hostile_database_runs_none_of_the_owners_functions(owned, 
     assert not owned.owner_is_superuser()
 
 
-def test_the_listener_reads_no_key_it_cannot_trust(owned):
-    """A squatted `_dbmon.notify_key` view would run its owner's code as dbmon's superuser."""
+def test_the_listener_runs_none_of_the_owners_functions(owned):
+    """A squatted `_dbmon.notify_key` view (the key earlier releases' listeners read) would run
+    its owner's code as whoever reads it; the senders' lookup runs with the database's
+    search_path, which the owner controls."""
     from monitor_app.schema.listener import SchemaListener
 
+    shadow_catalogue_functions(owned)
     owned.run("CREATE SCHEMA _dbmon",
               "CREATE FUNCTION public.evil_key() RETURNS bytea LANGUAGE plpgsql AS $$ BEGIN "
               "IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN "
               f"EXECUTE 'ALTER ROLE {owned.owner} SUPERUSER'; END IF; RETURN 'x'::bytea; END $$",
-              "CREATE VIEW _dbmon.notify_key AS SELECT public.evil_key() AS key", user=owned.owner)
-    listener = SchemaListener(owned.url, lambda batch: None)
+              "CREATE FUNCTION public.evil_int_eq(integer, integer) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+              "IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN "
+              f"EXECUTE 'ALTER ROLE {owned.owner} SUPERUSER'; END IF; RETURN true; END $$",
+              "CREATE OPERATOR public.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.evil_int_eq)",
+              "CREATE VIEW _dbmon.notify_key AS SELECT public.evil_key() AS key",
+              "CREATE VIEW public.pg_stat_activity AS SELECT public.evil_key() AS pid", user=owned.owner)
+    batches = []
+    listener = SchemaListener(owned.url, batches.append, quiet=0.05, max_wait=0.3)
     listener.start()
     try:
         assert listener.listening.wait(5)
+        sender = owned.connect()
+        try:
+            sender.cursor().execute(f"NOTIFY {event_trigger.CHANNEL}, 'CREATE TABLE'")
+            deadline = time.monotonic() + 5
+            while not any(b.notifications for b in batches) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            sender.close()
+        # Found in pg_catalog's view, by pg_catalog's operator.
+        assert [b.users for b in batches if b.notifications] == [["postgres"]] and listener.failures == 0
     finally:
         listener.stop()
     assert not owned.owner_is_superuser()
@@ -81,9 +100,10 @@ def test_the_listener_reads_no_key_it_cannot_trust(owned):
 SHADOWED_FOR_THE_TRIGGER = {
     "current_setting(text, boolean)": "text", "clock_timestamp()": "timestamptz",
     "date_part(text, timestamptz)": "double precision", "floor(double precision)": "double precision",
-    "int8(double precision)": "bigint", "pg_current_xact_id_if_assigned()": "xid8",
-    "pg_notify(text, text)": "text", "set_config(text, text, boolean)": "text", "to_json(text)": "json",
-    "evil_text_eq(text, text)": "boolean",
+    "int8(double precision)": "bigint", "transaction_timestamp()": "timestamptz",
+    "statement_timestamp()": "timestamptz", "pg_notify(text, text)": "text",
+    "set_config(text, text, boolean)": "text", "text(bigint)": "text",
+    "evil_text_eq(text, text)": "boolean", "evil_timestamptz_eq(timestamptz, timestamptz)": "boolean",
 }
 
 
@@ -94,6 +114,8 @@ def test_ddl_in_a_session_with_a_hostile_search_path_runs_none_of_the_owners_fun
     owned.run(f"ALTER DATABASE {owned.name} SET search_path = public, pg_catalog",
               *(f"CREATE FUNCTION public.{sig} RETURNS {ret} {escalate}" for sig, ret in SHADOWED_FOR_THE_TRIGGER.items()),
               "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_text_eq)",
+              "CREATE OPERATOR public.= (LEFTARG = timestamptz, RIGHTARG = timestamptz, "
+              "FUNCTION = public.evil_timestamptz_eq)",
               user=owned.owner)
     event_trigger.install(owned.url)
     listener = owned.connect()

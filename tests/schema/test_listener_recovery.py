@@ -57,11 +57,11 @@ def test_a_lost_connection_is_reported_and_so_is_the_recovery(pg, sqlite_store, 
 def test_an_unexpected_error_restarts_listening_instead_of_ending_it(pg, sqlite_store, tmp_path, monkeypatch):
     real_read, calls = notifications.read, []
 
-    def read_with_a_bug_once(payload, pid, key):
+    def read_with_a_bug_once(payload):
         calls.append(payload)
         if len(calls) == 1:
             raise RuntimeError("a bug in reading notifications")
-        return real_read(payload, pid, key)
+        return real_read(payload)
 
     monkeypatch.setattr(notifications, "read", read_with_a_bug_once)
     with listening(pg, sqlite_store, tmp_path) as (_, emitted, listener):

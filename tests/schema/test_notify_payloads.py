@@ -1,9 +1,9 @@
 """Anyone connected to a monitored database can NOTIFY dbmon's channel: hostile payloads are
-dropped, the listener keeps working, and attribution it cannot verify is marked so."""
+dropped, the listener keeps working, and who sent a notification is what the server says of
+the sending session, whatever the payload claims."""
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 
@@ -13,11 +13,11 @@ from sqlalchemy import select as sa_select
 
 from api import create_app
 from monitor_app.access.api_keys import create_key
-from monitor_app.schema import event_trigger
+from monitor_app.schema import event_trigger, notifications
 from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener
 from monitor_app.store.models import Event
-from tests.schema.conftest import PgScratch, add_asset, make_runtime, next_window, pg_connection
+from tests.schema.conftest import add_asset, make_runtime, next_window, pg_connection
 from tests.services import role_name
 
 GOOD_SHAPE = '{"tag": "CREATE TABLE", "event": "ddl_command_end", "user": %s}'
@@ -25,8 +25,17 @@ HOSTILE = {
     "array": "[1]",
     "empty object": "{}",
     "null": "null",
+    "empty": "",
     "string": '"CREATE TABLE"',
+    "lower case": "x",
+    "a tag and more": "CREATE TABLE; DROP TABLE",
+    "spaces around": " CREATE TABLE",
+    "two spaces": "CREATE  TABLE",
+    "control characters in a tag": "CREATE\nTABLE",
+    "escape sequence": "\x1b[31mDROP DATABASE",
+    "long tag": "CREATE " * 10 + "TABLE",
     "huge": "x" * 7999,
+    "huge tag": "A" * 7999,
     "huge valid json": '{"tag": "CREATE TABLE", "event": "ddl_command_end", "object": "%s"}' % ("a" * 7000),
     "lone surrogate": GOOD_SHAPE % '"\\ud800"',
     "lone low surrogate": '{"tag": "\\udc80", "event": "sql_drop"}',
@@ -38,9 +47,15 @@ HOSTILE = {
     "negative count": '{"tag": "CREATE TABLE", "event": "ddl_command_end", "objects": -1}',
     "huge number": '{"tag": "CREATE TABLE", "event": "ddl_command_end", "objects": 1e999999}',
     "unknown event": '{"tag": "CREATE TABLE", "event": "table_rewrite"}',
+    "json with a tag that is none": '{"tag": "drop everything", "event": "ddl_command_end"}',
     "bad signature prefix": "v1.not-hex.{}",
     "not json": "\ufffe\U0001f4a5 DROP DATABASE",
     "truncated": '{"tag": "CREATE',
+}
+# What the triggers of earlier releases sent: still a hint to check, with its tag.
+EARLIER_PAYLOADS = {
+    "signed": "v1." + "0" * 64 + '.{"tag":"ALTER TABLE","event":"ddl_command_start","user":"postgres","pid":1}',
+    "unsigned": '{"tag": "DROP TABLE", "event": "ddl_command_end", "object": "public.orders", "user": "postgres"}',
 }
 
 
@@ -97,63 +112,56 @@ def listening(pg):
         mallory.close(pg)
 
 
+def backend_pid(conn) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
 def test_hostile_payloads_never_stop_the_listener(listening):
     db, mallory, listener, recorder = listening
     for payload in HOSTILE.values():
         mallory.notify(payload)
     next_window()
     db.run("CREATE TABLE still_detected (id integer)")
-    batch = recorder.wait_for(lambda b: b.verified > 0)
+    batch = recorder.wait_for(lambda b: b.notifications > 0)
     assert batch.tags == ["CREATE TABLE"] and batch.notifications == 1
+    assert batch.users == ["postgres"] and [s["pid"] for s in batch.sessions] == [backend_pid(db.conn)]
     assert listener.is_alive() and listener.listening.is_set()
     assert listener.rejected == len(HOSTILE) and listener.failures == 0
 
 
-def capture_signed_payload(db) -> str:
-    """What any user LISTENing on the channel sees of a real DDL's notification."""
-    spy = psycopg2.connect(db.url)
-    spy.autocommit = True
-    spy.cursor().execute(f"LISTEN {event_trigger.CHANNEL}")
-    next_window()
-    db.run("CREATE TABLE replay_source (id integer)")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if select.select([spy], [], [], 0.1) != ([], [], []):
-            spy.poll()
-            if spy.notifies:
-                payload = spy.notifies[0].payload
-                spy.close()
-                return payload
-    spy.close()
-    raise AssertionError("the trigger sent nothing")
-
-
-def test_forged_and_replayed_attribution_is_marked_unverified(listening):
+def test_a_notification_is_attributed_to_the_role_that_sent_it_not_to_whom_it_claims(listening):
     db, mallory, listener, recorder = listening
-    replayed = capture_signed_payload(db)
-    recorder.wait_for(lambda b: b.verified > 0)
+    with mallory.conn.cursor() as cur:
+        cur.execute("SET application_name = 'mallory-tool'")
+        cur.execute(f"NOTIFY {event_trigger.CHANNEL}, 'x'")  # not a command tag: dropped
+        cur.execute(f"NOTIFY {event_trigger.CHANNEL}, 'DROP TABLE'")
+    batch = recorder.wait_for(lambda b: b.notifications > 0)
+    context = batch.as_context()
+    assert (context["notifications"], context["command_tags"]) == (1, ["DROP TABLE"])
+    assert (context["users"], context["application_names"]) == ([mallory.role], ["mallory-tool"])
+    assert context["attribution"]["sessions"] == [
+        {"pid": backend_pid(mallory.conn), "user": mallory.role, "application_name": "mallory-tool"}]
+    assert listener.rejected == 1
+    # Claims in an earlier release's payload change nothing: the server names the sender.
     recorder.batches.clear()
-    mallory.notify('{"tag": "DROP TABLE", "event": "sql_drop", "object": "public.orders", "user": "postgres", '
-                   '"application_name": "release-7", "at": "2020-01-01T00:00:00Z"}')
-    mallory.notify(replayed)
+    for payload in EARLIER_PAYLOADS.values():
+        mallory.notify(payload)
     batch = recorder.wait_for(lambda b: b.notifications == 2)
     context = batch.as_context()
-    assert context["users"] == [] and context["application_names"] == [] and context["first_at"] is None
-    assert context["attribution"]["verified"] is False
-    assert context["attribution"]["unverified_users"] == ["postgres"]
-    assert context["attribution"]["unverified_application_names"] == ["release-7"]
-    assert {"unsigned: any user of the database can send this",
-            "signed, but re-sent by another session"} == set(context["attribution"]["unverified_because"])
-    # The real trigger's notification, from the session that ran the DDL, is verified.
+    assert context["command_tags"] == ["ALTER TABLE", "DROP TABLE"]
+    assert (context["users"], context["application_names"]) == ([mallory.role], ["mallory-tool"])
+    assert context["attribution"]["earlier_release_payloads"] == 2
+    # The trigger's own notification is attributed the same way, to the session that ran the DDL.
     recorder.batches.clear()
     next_window()
     db.run("SET application_name = 'deploy-9'", "CREATE TABLE genuine (id integer)")
     genuine = recorder.wait_for(lambda b: "deploy-9" in b.application_names).as_context()
-    assert genuine["users"] == ["postgres"] and genuine["application_names"] == ["deploy-9"]
-    assert genuine["attribution"]["verified"] is True and genuine["attribution"]["unverified_users"] == []
+    assert genuine["users"] == ["postgres"] and genuine["command_tags"] == ["CREATE TABLE"]
 
 
-def test_a_forged_attribution_is_stored_and_served_as_unverified(listening, sqlite_store, tmp_path):
+def test_a_forged_notification_is_stored_and_served_under_its_real_sender(listening, sqlite_store, tmp_path):
     db, mallory, listener, recorder = listening
     rt = make_runtime(sqlite_store, tmp_path, {"schema": {"event_triggers": True}})
     asset_id = add_asset(sqlite_store, name="orders-db", engine="postgresql", connection=pg_connection(db.url))
@@ -164,47 +172,22 @@ def test_a_forged_attribution_is_stored_and_served_as_unverified(listening, sqli
         cur.execute("CREATE TABLE mallory_table (id integer)")
     mallory.notify('{"tag": "CREATE TABLE", "event": "ddl_command_end", "object": "public.mallory_table", '
                    '"user": "deploy_bot", "application_name": "ci-deploy"}')
-    batch = recorder.wait_for(lambda b: "deploy_bot" in b.unverified_users)
+    batch = recorder.wait_for(lambda b: mallory.role in b.users)
     outcome = run_check(rt, asset_id, batch.as_context())
     assert outcome["changed"]
     with sqlite_store.session() as s:
         event = s.scalar(sa_select(Event).where(Event.type == "schema.changed"))
         _, key = create_key(s, name="reader", role="viewer")
-    attribution = event.payload["context"]["attribution"]
-    assert attribution["verified"] is False and "deploy_bot" in attribution["unverified_users"]
-    assert "deploy_bot" not in event.payload["context"]["users"]
+    context = event.payload["context"]
+    assert context["users"] == [mallory.role] and "deploy_bot" not in str(context)
     client = create_app(rt).test_client()
     history = client.get(f"/api/v1/schema/assets/{asset_id}/history", headers={"X-API-Key": key}).get_json()
-    served = history["items"][0]["change_set"]["context"]["attribution"]
-    assert served["verified"] is False and "deploy_bot" in served["unverified_users"]
+    served = history["items"][0]["change_set"]["context"]
+    assert served["users"] == [mallory.role] and served["attribution"]["by"] == "server"
 
 
-def test_a_reinstalled_trigger_with_a_new_key_still_verifies(listening, monkeypatch):
-    from monitor_app.schema import listener as listener_module
-
-    db, mallory, listener, recorder = listening
-    monkeypatch.setattr(listener_module, "KEY_REREAD_SECONDS", 0.0)
-    next_window()
-    db.run("CREATE TABLE before_reinstall (id integer)")  # this session now reuses a payload signed with the old key
-    recorder.wait_for(lambda b: b.verified > 0)
-    recorder.batches.clear()
-    event_trigger.uninstall(db.url)
-    event_trigger.install(db.url)
-    fresh = PgScratch(db.url)
-    try:
-        fresh.run("CREATE TABLE from_a_new_session (id integer)")  # signed with the new key
-        context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
-    finally:
-        fresh.close()
-    assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
-    recorder.batches.clear()
-    next_window()
-    db.run("CREATE TABLE after_reinstall (id integer)")  # still the old key's signature
-    context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
-    assert context["attribution"]["verified"] is True and context["users"] == ["postgres"]
-
-
-def test_a_listener_that_cannot_read_the_key_verifies_nothing(listening):
+def test_a_listener_of_a_plain_role_names_the_senders_too(listening):
+    """pg_stat_activity shows every session's user and application name to any role."""
     db, mallory, _, _ = listening
     from urllib.parse import urlparse, urlunparse
 
@@ -216,35 +199,40 @@ def test_a_listener_that_cannot_read_the_key_verifies_nothing(listening):
     try:
         assert plain.listening.wait(5)
         next_window()
-        db.run("CREATE TABLE seen_unverified (id integer)")
-        context = recorder.wait_for(lambda b: "CREATE TABLE" in b.unverified_tags).as_context()
+        db.run("SET application_name = 'migrate-3'", "CREATE TABLE seen_by_a_plain_role (id integer)")
+        context = recorder.wait_for(lambda b: "CREATE TABLE" in b.tags).as_context()
     finally:
         plain.stop()
-    assert context["users"] == [] and context["attribution"]["unverified_users"] == ["postgres"]
-    assert context["attribution"]["unverified_because"] == ["signed, but dbmon's role cannot read the trigger's key"]
+    assert (context["users"], context["application_names"]) == (["postgres"], ["migrate-3"])
 
 
-def test_a_forged_cached_payload_still_reaches_the_check_marked_a_bad_signature(listening):
-    """The trigger reuses a session setting the user can overwrite: a forgery there must neither
-    verify nor silence the notification of the user's own DDL."""
-    db, mallory, listener, recorder = listening
-    with mallory.conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        body = ('{"tag":"CREATE TABLE","event":"ddl_command_start","user":"%s","application_name":"","pid":%d}'
-                % (mallory.role, cur.fetchone()[0]))
-        for forged in ("0" * 64 + ".", "z" * 64 + "!"):
-            cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', %s, false)",
-                        (event_trigger.SIGNED_PREFIX + forged + body,))
-            next_window()
-            cur.execute("CREATE TABLE IF NOT EXISTS forged_cache (id integer)")
-            context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
-            recorder.batches.clear()
-            assert context["attribution"]["verified"] is False and context["users"] == []
-            assert context["attribution"]["unverified_because"] == ["bad signature"]
-            assert context["attribution"]["unverified_command_tags"] == ["CREATE TABLE"]
-        # Anything but that shape is ignored and the payload signed afresh.
-        cur.execute("SELECT set_config('dbmon.notify_CREATE_TABLE', 'v1.junk', false)")
-        next_window()
-        cur.execute("CREATE TABLE IF NOT EXISTS forged_cache (id integer)")
-    context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
-    assert context["attribution"]["verified"] is True and context["users"] == [mallory.role]
+def test_a_sender_whose_session_ended_is_counted_not_named(pg):
+    event_trigger.install(pg.url)
+    recorder = Recorder()
+    listener = SchemaListener(pg.url, recorder, quiet=0.5, max_wait=1.0)
+    listener.start()
+    try:
+        assert listener.listening.wait(5)
+        brief = psycopg2.connect(pg.url, application_name="gone-soon")
+        brief.autocommit = True
+        brief.cursor().execute("CREATE TABLE from_a_brief_session (id integer)")
+        brief.close()
+        context = recorder.wait_for(lambda b: b.notifications > 0).as_context()
+    finally:
+        listener.stop()
+    assert context["command_tags"] == ["CREATE TABLE"] and context["users"] == []
+    assert context["attribution"]["ended_sessions"] == 1 and context["attribution"]["sessions"][0]["ended"] is True
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_payload_that_is_no_command_tag_is_rejected(name):
+    with pytest.raises(notifications.RejectedNotification):
+        notifications.read(HOSTILE[name])
+
+
+def test_a_command_tag_and_an_earlier_releases_payload_are_read_as_hints():
+    for tag in ("CREATE TABLE", "ALTER DEFAULT PRIVILEGES", "REFRESH MATERIALIZED VIEW", "COMMENT"):
+        read = notifications.read(tag)
+        assert (read.tag, read.earlier_release) == (tag, False)
+    assert [(r.tag, r.earlier_release) for r in map(notifications.read, EARLIER_PAYLOADS.values())] == \
+        [("ALTER TABLE", True), ("DROP TABLE", True)]

@@ -446,10 +446,10 @@ def dbmon_objects(server: Server, database: str) -> dict:
     return {"event triggers": server.value(database, "SELECT count(*) FROM pg_event_trigger"),
             "schema": server.value(database, "SELECT count(*) FROM pg_namespace WHERE nspname = '_dbmon'"),
             "functions": server.value(database, "SELECT count(*) FROM pg_proc WHERE proname IN "
-                                                f"('{event_trigger.FUNCTION_NAME}', '{event_trigger.SENDER_NAME}')")}
+                                                f"('{event_trigger.FUNCTION_NAME}', 'send_schema_notification')")}
 
 
-def test_the_event_trigger_installs_verifies_notifies_signed_and_uninstalls_cleanly(server):
+def test_the_event_trigger_installs_verifies_notifies_and_uninstalls_cleanly(server):
     database = server.new_database("trigger")
     url = server.url(database)
     server.run(database, "CREATE TABLE kept (id integer)")
@@ -461,14 +461,11 @@ def test_the_event_trigger_installs_verifies_notifies_signed_and_uninstalls_clea
         state = trigger_integrity.inspect(conn)
         assert state.intact and state.problems == [] and state.owner == "postgres", state.problems
         assert event_trigger.installed(conn)
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT key FROM {event_trigger.KEY_TABLE}")  # nosec B608 - constant table name
-            key = bytes(cur.fetchone()[0])
     finally:
         conn.close()
     assert diff(before, take_snapshot(url)) == []  # dbmon's own objects are not the schema's
 
-    # The raw notification: signed with the key, by the session that ran the DDL.
+    # The raw notification: the bare tag, from the session that ran the DDL.
     raw = listen(url)
     try:
         ddl = psycopg2.connect(url, application_name="migrate-7")
@@ -478,26 +475,28 @@ def test_the_event_trigger_installs_verifies_notifies_signed_and_uninstalls_clea
             ddl_pid = cur.fetchone()[0]
             cur.execute("CREATE TABLE signed (id integer)")
         (note,) = received(raw, expected=1)
-        # A transaction that has its id before its DDL (it wrote first) notifies once, at commit.
+        # A transaction notifies each distinct tag once, at commit; a rolled-back one nothing.
         ddl.autocommit = False
         with ddl.cursor() as cur:
             cur.execute("INSERT INTO kept VALUES (1)")
             cur.execute("CREATE TABLE in_transaction (id integer)")
             cur.execute("ALTER TABLE in_transaction ADD COLUMN name text")
+            cur.execute("CREATE TABLE in_transaction_too (id integer)")
         assert received(raw, wait=0.3) == []
         ddl.commit()
-        (committed,) = received(raw, expected=1)
+        committed = received(raw, expected=2)
+        with ddl.cursor() as cur:
+            cur.execute("DROP TABLE in_transaction")
+        ddl.rollback()
         ddl.close()
         assert received(raw, wait=0.3) == []
     finally:
         raw.close()
-    assert note.pid == committed.pid == ddl_pid and note.payload.startswith(event_trigger.SIGNED_PREFIX)
-    read = notifications.read(note.payload, note.pid, key)
-    assert read.verified, read.basis
-    assert (read.note.tag, read.note.user, read.note.application_name) == ("CREATE TABLE", "postgres", "migrate-7")
-    assert notifications.read(committed.payload, committed.pid, key).verified
+    assert (note.payload, note.pid) == ("CREATE TABLE", ddl_pid)
+    assert [(n.payload, n.pid) for n in committed] == [("CREATE TABLE", ddl_pid), ("ALTER TABLE", ddl_pid)]
+    assert notifications.read(note.payload).tag == "CREATE TABLE"
 
-    # The listener reads the key only from an install that verifies, and so vouches for it.
+    # The listener names the sender from the server's view of its pid.
     delivered: list = []
     listener = SchemaListener(url, delivered.append, quiet=0.05, max_wait=0.5)
     listener.start()
@@ -505,13 +504,19 @@ def test_the_event_trigger_installs_verifies_notifies_signed_and_uninstalls_clea
         assert listener.listening.wait(5)
         caught_up(delivered)
         next_window()
-        server.run(database, "ALTER TABLE signed ADD COLUMN name text")
+        ddl = server.cluster.connect(database=database)  # connected until the batch names it
+        ddl.autocommit = True
+        with ddl.cursor() as cur:
+            cur.execute("SET application_name = 'migrate-8'")
+            cur.execute("ALTER TABLE signed ADD COLUMN name text")
         wait_for_batches(delivered, 2)  # the notification's, then the trailing check after its window
+        ddl.close()
     finally:
         listener.stop()
     batch, trailing = delivered
-    assert (batch.notifications, batch.verified, batch.tags, batch.users) == (1, 1, ["ALTER TABLE"], ["postgres"])
-    assert batch.as_context()["attribution"]["verified"] is True and listener.rejected == 0
+    assert (batch.notifications, batch.tags, batch.users, batch.application_names) == \
+        (1, ["ALTER TABLE"], ["postgres"], ["migrate-8"])
+    assert batch.as_context()["attribution"]["by"] == "server" and listener.rejected == 0
     assert trailing.trailing and trailing.notifications == 0 and trailing.tags == ["ALTER TABLE"]
 
     with_table = take_snapshot(url)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from sqlalchemy import select
 
-from monitor_app.schema import event_trigger, trigger_integrity
+from monitor_app.schema import event_trigger, trigger_integrity, trigger_upkeep
 from monitor_app.schema.check import run_check
 from monitor_app.store.models import Event
 from monitor_app.store.models.schema import SchemaWatchState
@@ -16,19 +18,20 @@ SENDER = "_dbmon.send_schema_notification(text)"
 
 TAMPERINGS = {
     "body": ("CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
-             "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ BEGIN NULL; END $$", "body is not dbmon's"),
-    "sender body": ("CREATE OR REPLACE FUNCTION _dbmon.send_schema_notification(tag text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
-                    "SET search_path = pg_catalog, pg_temp AS $$ BEGIN NULL; END $$", "body is not dbmon's"),
+             "AS $$ BEGIN NULL; END $$", "body is not dbmon's"),
     "disabled": ("ALTER EVENT TRIGGER dbmon_schema_ddl_start DISABLE", "dbmon_schema_ddl_start is disabled"),
     "replica only": ("ALTER EVENT TRIGGER dbmon_schema_ddl_start ENABLE REPLICA", "enabled only in replica sessions"),
     "trigger dropped": ("DROP EVENT TRIGGER dbmon_schema_ddl_start", "dbmon_schema_ddl_start is missing"),
-    "security invoker": (f"ALTER FUNCTION {FN} SECURITY INVOKER", "SECURITY INVOKER"),
-    "sender security invoker": (f"ALTER FUNCTION {SENDER} SECURITY INVOKER", "SECURITY INVOKER"),
-    "search_path": (f"ALTER FUNCTION {SENDER} SET search_path = public, pg_catalog", "not search_path=pg_catalog"),
+    "security definer": (f"ALTER FUNCTION {FN} SECURITY DEFINER", "SECURITY DEFINER, not SECURITY INVOKER"),
     "a setting on the trigger's function": (f"ALTER FUNCTION {FN} SET search_path = public, pg_catalog",
                                             "settings ['search_path=public, pg_catalog'], not none"),
-    "sender granted": ("GRANT EXECUTE ON FUNCTION " + SENDER + " TO {owner}", "{owner} holds privileges on function"),
+    "function granted": ("GRANT EXECUTE ON FUNCTION " + FN + " TO {owner}", "{owner} holds privileges on function"),
     "grant": ("GRANT CREATE ON SCHEMA _dbmon TO {owner}", "{owner} holds privileges on schema _dbmon"),
+    "an earlier release's sender added": (
+        "CREATE FUNCTION _dbmon.send_schema_notification(tag text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+        "SET search_path = pg_catalog, pg_temp AS $$ BEGIN NULL; END $$", "is not the sender of an earlier release"),
+    "an earlier release's key table added": ("CREATE TABLE _dbmon.notify_key (key bytea NOT NULL)",
+                                             "table _dbmon.notify_key is left from an earlier release"),
     "an earlier release's trigger added": ("CREATE EVENT TRIGGER dbmon_schema_ddl_end ON ddl_command_end "
                                            f"EXECUTE FUNCTION {FN}", "dbmon_schema_ddl_end is left from an earlier release"),
     "uninstalled": ("DROP EVENT TRIGGER dbmon_schema_ddl_start; DROP SCHEMA _dbmon CASCADE", "gone"),
@@ -90,6 +93,21 @@ def test_a_function_handed_to_a_plain_role_is_disarmed(owned, sqlite_store, arme
     owned.run("CREATE TABLE superuser_ddl (id integer)")
     assert not owned.owner_is_superuser()
     assert event_trigger.installed(owned.connect()) is False
+
+
+def test_an_object_added_to_the_schema_is_reported_and_the_trigger_disarmed(owned, sqlite_store, armed):
+    """Nothing but dbmon's function belongs in `_dbmon`, which snapshots do not look into: an
+    install refuses to vouch for what else is there."""
+    rt, asset_id = armed
+    owned.run("CREATE TABLE _dbmon.stash (secret text)")
+    run_check(rt, asset_id, {"source": "manual"})
+    (event,) = tampered_events(sqlite_store)
+    assert "table _dbmon.stash is not part of dbmon's install" in event.payload["problems"]
+    assert event.payload["action"].startswith("disarmed")
+    assert event_trigger.installed(owned.connect()) is False
+    owned.run("DROP TABLE _dbmon.stash")  # the schema is left without its trigger: that is repaired
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "repaired"
+    assert intact(owned)
 
 
 def test_an_untouched_trigger_is_verified_without_events(owned, sqlite_store, armed):
@@ -334,3 +352,137 @@ def test_an_earlier_release_with_a_tampered_leftover_trigger_is_reported(owned, 
     (event,) = tampered_events(sqlite_store)
     assert "event trigger dbmon_schema_sql_drop is disabled" in event.payload["problems"]
     assert intact(owned) and event_triggers(owned) == ["dbmon_schema_ddl_start"]
+
+
+# The last signed release, verbatim: a deciding function (SECURITY DEFINER, no search_path)
+# calling a SECURITY DEFINER sender that signed the payload with the key in _dbmon.notify_key.
+PREVIOUS_SIGNED_FUNCTION_BODY = """
+BEGIN
+  IF pg_catalog.pg_current_xact_id_if_assigned() IS NULL THEN
+    IF pg_catalog.current_setting('dbmon.notified_in', true) OPERATOR(pg_catalog.=) pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog./) 0.25::pg_catalog.float8))::pg_catalog.text THEN
+      RETURN;  -- this session notified in this window: the listener's trailing check covers the statement
+    END IF;
+  ELSIF pg_catalog.current_setting('dbmon.notified_xact', true) OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text THEN
+    RETURN;  -- this transaction has notified: its commit delivers that notification
+  END IF;
+  PERFORM _dbmon.send_schema_notification(TG_TAG);
+END
+"""
+PREVIOUS_SIGNED_SENDER_BODY = """
+DECLARE
+  body pg_catalog.text;
+  slot pg_catalog.text;
+  payload pg_catalog.text;
+  k pg_catalog.bytea;
+  this_xact pg_catalog.text;
+  started pg_catalog.text;
+BEGIN
+  this_xact := pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text;
+  started := 's' OPERATOR(pg_catalog.||) pg_catalog.transaction_timestamp()::pg_catalog.text;
+  IF this_xact IS NOT NULL AND pg_catalog.current_setting('dbmon.notified_xact', true) OPERATOR(pg_catalog.=) started THEN
+    -- This transaction notified before it had an id; the sender must not assign one, as some
+    -- commands refuse to run in a transaction that has one. Remember the id, send no more.
+    PERFORM pg_catalog.set_config('dbmon.notified_xact', this_xact, true);
+    RETURN;
+  END IF;
+  PERFORM pg_catalog.set_config('dbmon.notified_in', pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog./) 0.25::pg_catalog.float8))::pg_catalog.text, false);
+  PERFORM pg_catalog.set_config('dbmon.notified_xact', COALESCE(this_xact, started), true);
+  body := '{"tag":' OPERATOR(pg_catalog.||) pg_catalog.to_json(tag)
+    OPERATOR(pg_catalog.||) ',"event":"ddl_command_start","user":' OPERATOR(pg_catalog.||) pg_catalog.to_json(session_user::pg_catalog.text)
+    OPERATOR(pg_catalog.||) ',"application_name":' OPERATOR(pg_catalog.||) pg_catalog.to_json(pg_catalog.current_setting('application_name'))
+    OPERATOR(pg_catalog.||) ',"pid":' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.||) '}';
+  slot := 'dbmon.notify_' OPERATOR(pg_catalog.||) pg_catalog.translate(tag, ' ', '_');
+  payload := pg_catalog.current_setting(slot, true);
+  IF payload OPERATOR(pg_catalog.=) body OR pg_catalog.starts_with(payload, 'v1.')
+      AND pg_catalog.substr(payload, 69) OPERATOR(pg_catalog.=) body THEN
+    NULL;  -- this session's payload for this tag, already signed
+  ELSE
+    payload := body;
+    BEGIN
+      SELECT key INTO k FROM _dbmon.notify_key LIMIT 1;
+      IF k IS NOT NULL THEN
+        payload := 'v1.' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(
+          k OPERATOR(pg_catalog.||) pg_catalog.sha256(k OPERATOR(pg_catalog.||) pg_catalog.convert_to(body, 'UTF8'))),
+          'hex') OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) body;
+      END IF;
+      PERFORM pg_catalog.set_config(slot, payload, false);
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a monitoring hook must never break the DDL it watches
+    END;
+  END IF;
+  PERFORM pg_catalog.pg_notify('dbmon_schema', payload);
+END
+"""
+PREVIOUS_SIGNED_SQL = (
+    "CREATE SCHEMA IF NOT EXISTS _dbmon AUTHORIZATION CURRENT_USER",
+    "CREATE TABLE IF NOT EXISTS _dbmon.notify_key (key bytea NOT NULL)",
+    "INSERT INTO _dbmon.notify_key SELECT '\\x00112233445566778899'::bytea WHERE NOT EXISTS (SELECT 1 FROM _dbmon.notify_key)",
+    "CREATE OR REPLACE FUNCTION _dbmon.send_schema_notification(tag pg_catalog.text) RETURNS pg_catalog.void LANGUAGE plpgsql "
+    f"SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn${PREVIOUS_SIGNED_SENDER_BODY}$fn$",
+    "CREATE OR REPLACE FUNCTION _dbmon.notify_schema_change() RETURNS event_trigger LANGUAGE plpgsql "
+    f"SECURITY DEFINER AS $fn${PREVIOUS_SIGNED_FUNCTION_BODY}$fn$",
+    "REVOKE ALL ON SCHEMA _dbmon FROM PUBLIC",
+    "REVOKE ALL ON FUNCTION _dbmon.send_schema_notification(pg_catalog.text) FROM PUBLIC",
+    "REVOKE ALL ON FUNCTION _dbmon.notify_schema_change() FROM PUBLIC",
+    "CREATE EVENT TRIGGER dbmon_schema_ddl_start ON ddl_command_start EXECUTE FUNCTION _dbmon.notify_schema_change()",
+)
+
+
+def install_signed_release(db) -> None:
+    event_trigger.uninstall(db.url)
+    db.run(*PREVIOUS_SIGNED_SQL)
+
+
+def dbmon_objects(db) -> list[str]:
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                        "WHERE n.nspname = '_dbmon' UNION ALL SELECT c.oid::regclass::text FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '_dbmon' ORDER BY 1")
+            return [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_the_constants_are_the_signed_release_that_upgrades_recognise():
+    assert hashlib.sha256(PREVIOUS_SIGNED_FUNCTION_BODY.encode()).hexdigest() in trigger_upkeep.PREVIOUS_BODY_SHA256
+    assert hashlib.sha256(PREVIOUS_SIGNED_SENDER_BODY.encode()).hexdigest() == \
+        trigger_integrity.EARLIER_SENDER_BODY_SHA256
+
+
+def test_the_signed_release_is_upgraded_leaving_no_sender_or_key(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    install_signed_release(owned)
+    owned.run("CREATE TABLE made_under_the_signed_release (id integer)")  # it works as it did
+    conn = owned.connect()
+    try:
+        problems = trigger_integrity.inspect(conn).problems
+    finally:
+        conn.close()
+    assert "function _dbmon.send_schema_notification(pg_catalog.text) is left from an earlier release" in problems
+    assert "table _dbmon.notify_key is left from an earlier release" in problems
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
+    assert dbmon_objects(owned) == ["_dbmon.notify_schema_change()"]
+    assert event_triggers(owned) == ["dbmon_schema_ddl_start"]
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "verified"
+
+
+def test_the_signed_release_with_a_tampered_sender_is_reported_and_repaired(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    install_signed_release(owned)
+    owned.run(PREVIOUS_SIGNED_SQL[3].replace("PERFORM pg_catalog.pg_notify", "PERFORM pg_catalog.pg_sleep(0); PERFORM pg_catalog.pg_notify"))
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "repaired"
+    (event,) = tampered_events(sqlite_store)
+    assert any("is not the sender of an earlier release" in p for p in event.payload["problems"])
+    assert intact(owned) and dbmon_objects(owned) == ["_dbmon.notify_schema_change()"]
+
+
+def test_an_install_over_the_signed_release_leaves_nothing_of_it_and_uninstall_removes_everything(owned):
+    install_signed_release(owned)
+    event_trigger.install(owned.url)
+    assert dbmon_objects(owned) == ["_dbmon.notify_schema_change()"] and intact(owned)
+    assert event_trigger.uninstall(owned.url) is True
+    assert owned.value("SELECT count(*) FROM pg_namespace WHERE nspname = '_dbmon'") == 0
+    assert event_triggers(owned) == []

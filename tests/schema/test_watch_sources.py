@@ -55,7 +55,8 @@ def test_it_listens_on_postgresql_assets_allowed_a_trigger(store, tmp_path, pg_d
     # The ALTER committed in the window the CREATE notified in (unless the machine was slow
     # enough to cross into the next one): the trailing check covers it.
     assert first["source"] == "trigger" and first["command_tags"][0] == "CREATE TABLE"
-    assert first["application_names"] == ["deploy"] and first["attribution"]["verified"] is True
+    assert first["application_names"] == ["deploy"] and first["users"] == ["postgres"]
+    assert first["attribution"]["by"] == "server" and first["attribution"]["ended_sessions"] == 0
     assert sum(c["notifications"] for c in contexts) in (1, 2) and len(contexts) <= 3
     assert trailing["source"] == "trigger" and trailing["trailing"] and trailing["notifications"] == 0
 
