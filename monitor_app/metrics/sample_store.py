@@ -13,10 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Callable
 
-from sqlalchemy import Table, and_, bindparam, delete, func, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import and_, delete, func, select
 
 from monitor_app.metrics import chunk_codec
 from monitor_app.metrics.rollup import RAW, ROLLUPS, floor_time, replace_range, to_buckets
@@ -45,12 +44,6 @@ def _insert_ignoring_duplicates(session, model, rows: list[dict], keys: list[str
     session.execute(upsert_insert(session, model).values(rows).on_conflict_do_nothing(index_elements=keys))
 
 
-_SERIES = cast(Table, MetricSeries.__table__)
-_LATEST_UPDATE = (update(_SERIES)
-                  .where(_SERIES.c.id == bindparam("b_id"),
-                         (_SERIES.c.last_at.is_(None)) | (_SERIES.c.last_at < bindparam("b_at")))
-                  .values(last_value=bindparam("b_value"), last_at=bindparam("b_at")))
-_POINTS_INSERT = sqlite.insert(cast(Table, MetricPoint.__table__)).on_conflict_do_nothing(index_elements=["series_id", "at"])
 _PG_POINTS = "INSERT INTO metric_points (series_id, at, value) VALUES %s ON CONFLICT (series_id, at) DO NOTHING"
 _PG_LATEST = ("UPDATE metric_series m SET last_value = v.value, last_at = v.at "
               "FROM (VALUES %s) AS v (id, value, at) WHERE m.id = v.id AND (m.last_at IS NULL OR m.last_at < v.at)")
@@ -69,9 +62,27 @@ def _write_points(session, points: list[tuple[int, datetime, float]], latest: li
             execute_values(cur, _PG_LATEST, latest, template="(%s::bigint, %s::float8, %s::timestamptz)",
                            page_size=1000)
         return
-    # SQLite runs in-process: executemany is one compiled statement stepped per row.
-    connection.execute(_POINTS_INSERT, [{"series_id": i, "at": at, "value": v} for i, at, v in points])
-    connection.execute(_LATEST_UPDATE, [{"b_id": i, "b_value": v, "b_at": at} for i, v, at in latest])
+    # SQLite runs in-process: executemany is one prepared statement stepped per row. It goes to the
+    # driver directly, with times converted by the column type's own bind processor: SQLAlchemy's
+    # per-row parameter handling cost more than the rows themselves.
+    at_param = _sqlite_time(connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(_SQLITE_POINTS, [(i, at_param(at), v) for i, at, v in points])
+        cursor.executemany(_SQLITE_LATEST, [(v, at_param(at), i, at_param(at)) for i, v, at in latest])
+    finally:
+        cursor.close()
+
+
+_SQLITE_POINTS = "INSERT INTO metric_points (series_id, at, value) VALUES (?, ?, ?) ON CONFLICT (series_id, at) DO NOTHING"
+_SQLITE_LATEST = ("UPDATE metric_series SET last_value = ?, last_at = ? "
+                  "WHERE id = ? AND (last_at IS NULL OR last_at < ?)")
+
+
+def _sqlite_time(dialect) -> Callable[[datetime], object]:
+    # The dialect's own implementation: the column type's conversion, then SQLite's text form.
+    bind = MetricPoint.__table__.c.at.type.dialect_impl(dialect).bind_processor(dialect)
+    return bind if bind is not None else (lambda value: value)
 
 
 class SeriesWriter:
