@@ -10,6 +10,9 @@ dbmon's processes over an idle minute, per monitored database; then DDL -> chang
 for databases inside the LISTEN set and outside it (covered by the pre-check), SAMPLES each.
 Finally SIGTERM to `dbmon up` with every listener and pre-check running: time to exit.
 
+`--no-file-watches` runs with `files.auto_watch` off: the watch dbmon derives for a local server's
+data directory covers every file of every database (about 300 each).
+
 Each run is one row of the results; rows of earlier runs are kept (a run of 1,000 does not
 drop the rows of 100), and `medians` gives each size's median over its rows.
 """
@@ -77,11 +80,12 @@ def make_cluster(cluster: PrivateCluster, size: int) -> float:
     return time.monotonic() - started
 
 
-def config(cluster: PrivateCluster, size: int) -> str:
+def config(cluster: PrivateCluster, size: int, file_watches: bool = True) -> str:
     assets = "".join(f"  - name: db{i:04d}\n    engine: postgresql\n    host: {cluster.root}\n    port: {cluster.port}\n"
                      f"    database: scale_{i:04d}\n    user: postgres\n    sslmode: disable\n    insecure: true\n"
                      for i in range(size))
-    return f"assets:\n{assets}schema:\n  event_triggers: true\n  check_interval: 86400\n"
+    files = "" if file_watches else "files:\n  auto_watch: false\n"
+    return f"assets:\n{assets}schema:\n  event_triggers: true\n  check_interval: 86400\n{files}"
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -137,7 +141,7 @@ def private_cluster(size: int) -> PrivateCluster:
     return PrivateCluster()
 
 
-def one_size(size: int) -> dict:
+def one_size(size: int, file_watches: bool = True) -> dict:
     cluster = private_cluster(size)
     sampler = None
     tmp = Path(tempfile.mkdtemp(prefix=f"dbmon-scale-{size}-"))
@@ -151,7 +155,7 @@ def one_size(size: int) -> dict:
         created_s = make_cluster(cluster, size)
         sampler = Sampler(cluster)
         d.migrate()
-        d.write_config(config(cluster, size))
+        d.write_config(config(cluster, size, file_watches))
         up = d.start("up", "up")
         started = time.monotonic()
 
@@ -229,10 +233,13 @@ def earlier_rows() -> list[dict]:
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [100, 1000]
+    args = [a for a in sys.argv[1:] if a != "--no-file-watches"]
+    file_watches = "--no-file-watches" not in sys.argv[1:]
+    sizes = [int(a) for a in args] or [100, 1000]
     results = earlier_rows()
     for size in sizes:
-        r = one_size(size)
+        r = one_size(size, file_watches)
+        r["file_watches"] = file_watches
         results.append(r)
         # Written after each run: a larger size that does not finish keeps the other rows' figures.
         path = write("scale_databases", {"samples": SAMPLES, "idle_seconds": IDLE_SECONDS,
