@@ -24,10 +24,8 @@ from datetime import timedelta
 from typing import Callable, TypeVar
 
 import psycopg2
-from sqlalchemy import func, select
 
 from monitor_app.assets.connection_budget import ConnectionBudget, Lease, close_fully
-from monitor_app.store.models.servers import MonitoredServer, ServerConnectionSlot
 
 log = logging.getLogger("dbmon.metrics.sessions")
 T = TypeVar("T")
@@ -128,12 +126,7 @@ class PersistentSessions:
             return True
         self._checked[server] = time.monotonic()
         try:
-            now = self.budget.clock()
-            with self.budget.store.session() as s:
-                taken = s.scalar(select(func.count()).select_from(ServerConnectionSlot).where(
-                    ServerConnectionSlot.server == server, ServerConnectionSlot.expires_at >= now))
-                row = s.get(MonitoredServer, server)
-            return (taken or 0) < self.budget.budget_for(row)
+            return self.budget.slot_to_spare(server)
         except Exception:  # noqa: BLE001 - when unsure, give the slot back
             log.warning("%s: could not count its held slots; not keeping the connection", server, exc_info=True)
             return False
