@@ -139,7 +139,6 @@ class Coalescer:
         self.batch: Batch | None = None
         self._first = self._last = 0.0
         self._trailing_at: float | None = None
-        self.senders: set[int] = set()
         self._postponed = 0
         self._due_first: float | None = None
         self._burst: Batch | None = None
@@ -157,12 +156,14 @@ class Coalescer:
             # transaction for at most FOLLOW_LIMIT_SECONDS.
             self._burst = self._burst or Batch(trailing=True)
             self._burst.follow(received.tag, sender)
-        self._last = now
-        if self.trailing > 0:
             self._trailing_at = now + self.trailing + self.quiet
             self._postponed, self._due_first = 0, None
-            if sender is not None and len(self.senders) < MAX_SENDERS_FOLLOWED:
-                self.senders.add(sender)
+        self._last = now
+
+    @property
+    def senders(self) -> set[int]:
+        """The sessions that notified in the burst the trailing check follows: it waits for them."""
+        return set(self._burst.senders) if self._burst is not None else set()
 
     def trailing_due(self, now: float) -> bool:
         return self.batch is None and self._trailing_at is not None and self._trailing_at <= now
@@ -196,13 +197,12 @@ class Coalescer:
             return None
         if self.batch is None:
             self._trailing_at, self._postponed, self._due_first = None, 0, None
-            self.senders = set()
             trailing, self._burst = self._burst or Batch(trailing=True), None
             return trailing
         batch, self.batch = self.batch, None
         if self._trailing_at is not None and self._trailing_at <= now:
             self._trailing_at = None  # released late enough to cover the window itself
-            self.senders, self._burst = set(), None
+            self._burst = None
         return batch
 
 
