@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import write  # noqa: E402
 from monitor_app.config.settings import load_settings  # noqa: E402
-from monitor_app.metrics.mysql_connection import kept_for  # noqa: E402
 from monitor_app.metrics.mysql_tier import read_mysql, run_mysql_poll  # noqa: E402
 from monitor_app.platform.runtime import Runtime  # noqa: E402
 from monitor_app.store import Store  # noqa: E402
@@ -57,7 +56,7 @@ def runtime(store_url: str, data_dir: Path) -> Runtime:
 def measure(rt: Runtime, asset_id: int, server_pid: int, rounds: int, polls: int) -> dict:
     for _ in range(3):
         run_mysql_poll(rt, asset_id)
-    kept = kept_for(rt)
+    kept = rt.mysql_sessions
     assert kept.opened == 1, "the poll did not keep its connection"
     conn = kept._kept[kept.kept_servers()[0]].conn
     per_poll: dict[str, list[float]] = {"dbmon_ms": [], "dbmon_read_ms": [], "server_ms": [], "wall_ms": []}
@@ -105,7 +104,6 @@ def main() -> None:
                 results["sqlite_store"] = measure(rt, add_mysql_asset(rt, connection), server.proc.pid, args.rounds,
                                                   args.polls)
             finally:
-                kept_for(rt).close()
                 rt.close()
         store_name, store_url = create_pg_database("dbmon_bench_store")
         try:
@@ -115,7 +113,6 @@ def main() -> None:
                     results["postgresql_store"] = measure(rt, add_mysql_asset(rt, connection), server.proc.pid,
                                                           args.rounds, args.polls)
                 finally:
-                    kept_for(rt).close()
                     rt.close()
         finally:
             drop_pg_database(store_name)

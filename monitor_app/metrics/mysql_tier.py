@@ -3,7 +3,7 @@
 Every asset of engine `mysql` or `mariadb` with credentials is polled at the fast tier's
 interval (`metrics.fast_interval`, per asset too), at its own slot. A poll is one connection in
 one of the server's budget slots, kept for the next poll of the same server by this process
-while another slot is free (`mysql_connection`), and four short statements (variables with the
+while another slot is free (`kept_connections`), and four short statements (variables with the
 server's clock, status, InnoDB's deadlock counter, the replica status); every `medium_interval`
 it also ranks statement digests when performance_schema is on. Counters become the interval's
 rates (`counter_rates`: a restart, a `FLUSH STATUS` or a counter going back drops the interval).
@@ -31,10 +31,10 @@ from monitor_app.errors import DbmonError
 from monitor_app.metrics import mysql_reading as r
 from monitor_app.metrics import pg_polling
 from monitor_app.metrics.counter_rates import CounterPoll, interval
+from monitor_app.metrics.kept_connections import idle_seconds_for
 from monitor_app.metrics.mysql_connection import (CLIENT_ERRORS, SessionLimits, connect, connection_identity,
-                                                  failure_reason, kept_for, server_of)
+                                                  failure_reason, server_of)
 from monitor_app.metrics.mysql_digests import DIGESTS_SQL, parse, rank, since
-from monitor_app.metrics.pg_sessions import idle_seconds_for
 from monitor_app.metrics.poll_tier import PollTier
 from monitor_app.metrics.sample_store import SeriesSample
 from monitor_app.platform.event_log import record_event
@@ -81,10 +81,10 @@ def run_mysql_poll(rt, asset_id: int, now: datetime | None = None, *, due_at: st
                            idle_seconds_for(poll_interval))
     digests_from = since(kept.get("digests")) if _digests_due(kept, now, settings.medium_interval_for(name)) else None
     try:
-        reading, digest_rows = kept_for(rt).run(
+        reading, digest_rows = rt.mysql_sessions.run(
             server_of(connection), connection_identity(connection, password),
             lambda: connect(connection, password, limits),
-            lambda conn: read_mysql(conn, digests_from, settings.statements_tracked), limits.idle_seconds,
+            lambda conn: read_mysql(conn, digests_from, settings.statements_tracked), idle_seconds=limits.idle_seconds,
             # A slot that comes later than half an interval serves the next poll.
             wait=min(rt.connection_budget.wait, poll_interval / 2))
     except BudgetExhausted:

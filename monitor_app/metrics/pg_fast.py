@@ -2,7 +2,7 @@
 
 Every PostgreSQL asset with credentials is polled (no configuration needed), each at its own
 slot in its interval (`platform.spread`). A poll reads through a kept connection
-(`pg_sessions`), writes gauges, raw counters and the rates of the interval since the last poll
+(`kept_connections`), writes gauges, raw counters and the rates of the interval since the last poll
 (`counter_rates`: a reset or restart drops the interval), and reports to collector health: a
 target that times out, refuses or lacks privileges becomes one `metrics.pg_fast.check_failed`
 event, its recovery one `metrics.pg_fast.check_recovered`. A failing poll never raises past the

@@ -1,5 +1,7 @@
 """How every PostgreSQL metrics tier polls one asset: through a kept connection inside the
-server's connection budget, with its own timeouts, and with a failure reported by kind.
+server's connection budget (`kept_connections`), with its own timeouts, and with a failure
+reported by kind. A kept connection the server closed (a restart, a terminated backend) is
+replaced once, silently; a statement or lock timeout is reported, not tried again.
 
 A tier's connection sets `application_name` (so dbmon's sessions are left out of what any tier
 reports), `statement_timeout`, `lock_timeout` and `search_path=pg_catalog`: the database's owner
@@ -10,6 +12,7 @@ tier opened it, so the tiers share one kept connection per server and process.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
@@ -18,9 +21,9 @@ import psycopg2
 from monitor_app.assets.connection_budget import BudgetExhausted, server_key
 from monitor_app.assets.login_target import loginable
 from monitor_app.errors import DbmonError
+from monitor_app.metrics.kept_connections import KeepPolicy
 from monitor_app.metrics.pg_fast_queries import prepare_fast
 from monitor_app.metrics.pg_reading import UnsupportedServer
-from monitor_app.metrics.pg_sessions import connection_key
 from monitor_app.metrics.poll_tier import PollTier
 from monitor_app.schema.check import postgres_dsn
 from monitor_app.store.base import iso, utcnow
@@ -89,6 +92,27 @@ def connector(dsn: str, settings, timeout: float):
     return connect
 
 
+def _closed(conn) -> bool:
+    return bool(getattr(conn, "closed", True))
+
+
+def _connection_lost(exc: BaseException, conn) -> bool:
+    """The kept connection was dead before the poll: the server closed it (a restart, a terminated
+    backend), which psycopg2 shows by marking it closed. A statement or lock timeout is an
+    OperationalError too, on a connection still open: not tried again, which would only double
+    the load on a server already too slow."""
+    return isinstance(exc, psycopg2.InterfaceError) or (isinstance(exc, psycopg2.OperationalError) and _closed(conn))
+
+
+# How the tiers' kept connections (`Runtime.pg_sessions`) are closed and replaced.
+KEEP_POLICY = KeepPolicy(engine="postgresql", gone=_closed, stale=_connection_lost)
+
+
+def connection_key(dsn: str) -> str:
+    """A kept connection's key: its DSN, password included, without holding the password."""
+    return hashlib.sha256(dsn.encode()).hexdigest()
+
+
 def stale(due_at: str | None, poll_interval: float, now: datetime) -> bool:
     """A poll sent longer than an interval ago: a later one has superseded it."""
     if not due_at:
@@ -106,8 +130,9 @@ def read_target(rt, tier: PollTier, asset_id: int, name: str, connection: dict, 
     collector, then raised as permanent (retrying a poll only piles it up behind the next one)."""
     dsn = postgres_dsn(connection, password)
     try:
-        return rt.pg_sessions.run(server_key(connection), connection_key(dsn), purpose,
+        return rt.pg_sessions.run(server_key(connection), connection_key(dsn),
                                   connector(dsn, rt.config.metrics, rt.settings.probe_timeout), reader,
+                                  purpose=purpose,
                                   # A slot that comes later than half an interval serves the next poll.
                                   wait=min(rt.connection_budget.wait, poll_interval / 2))
     except BudgetExhausted:

@@ -56,16 +56,20 @@ class Runtime:
     @cached_property
     def pg_sessions(self):
         """Connections to monitored PostgreSQL kept across metric polls, each holding a budget slot."""
-        from monitor_app.metrics.pg_sessions import PersistentSessions, idle_seconds_for
+        from monitor_app.metrics.kept_connections import KeptConnections, idle_seconds_for
+        from monitor_app.metrics.pg_polling import KEEP_POLICY
 
-        return PersistentSessions(self.connection_budget, idle_seconds=idle_seconds_for(self.config.metrics.fast_interval))
+        return KeptConnections(self.connection_budget, KEEP_POLICY,
+                               idle_seconds=idle_seconds_for(self.config.metrics.fast_interval))
 
     @cached_property
     def mysql_sessions(self):
         """Connections to monitored MySQL and MariaDB servers kept across metric polls, each holding a budget slot."""
-        from monitor_app.metrics.mysql_connection import KeptConnections
+        from monitor_app.metrics.kept_connections import KeptConnections
+        from monitor_app.metrics.mysql_connection import KEEP_POLICY
 
-        return KeptConnections(self.connection_budget)
+        # No idle time of its own: each poll passes its interval's (the server's wait_timeout).
+        return KeptConnections(self.connection_budget, KEEP_POLICY)
 
     @cached_property
     def series_writer(self):

@@ -24,7 +24,6 @@ from monitor_app.assets.connection_budget import (BudgetExhausted, ConnectionBud
                                                   refused_for_slots, server_key)
 from monitor_app.assets.reachability_check import run_check as probe_check
 from monitor_app.errors import DbmonError
-from monitor_app.metrics.mysql_connection import close_kept
 from monitor_app.metrics.mysql_tier import run_mysql_poll
 from monitor_app.schema.check import run_check as schema_check
 from monitor_app.store.base import utcnow
@@ -163,7 +162,7 @@ def test_polls_checks_and_probes_of_two_databases_never_hold_more_than_the_budge
     finally:
         sampler.stop()
         for rt in (metrics, checks, probes):
-            close_kept(rt)
+            rt.mysql_sessions.close()
             rt.connection_budget.close()
     assert all(not o["errors"] and o["ran"] >= 1 for o in outcomes.values()), outcomes
     # The server saw dbmon connected again and again, and never with two connections at once.
@@ -205,7 +204,7 @@ def test_mysql_work_without_a_free_slot_is_deferred_not_failed(store, tmp_path, 
     assert run_mysql_poll(rt, asset_id)["asset_id"] == asset_id
     assert probe_check(rt, asset_id)["status"] == "up"
     assert servers_api(rt, store)["held"] == (1 if budget > 1 else 0)
-    close_kept(rt)
+    rt.mysql_sessions.close()
     assert servers_api(rt, store)["held"] == 0
 
 
@@ -287,7 +286,7 @@ def test_a_full_server_is_backed_off_whichever_path_met_its_refusal(small_server
             holder.close()
     end_backoff(sqlite_store, key)
     assert run_mysql_poll(rt, asset_id)["asset_id"] == asset_id  # room again: polled as before
-    close_kept(rt)
+    rt.mysql_sessions.close()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from monitor_app.errors import DbmonError
-from monitor_app.metrics.mysql_connection import SessionLimits, close_kept, connect, failure_reason, kept_for
+from monitor_app.metrics.mysql_connection import SessionLimits, connect, failure_reason
 from monitor_app.metrics.mysql_tier import POLLS, due_assets, run_mysql_poll
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import Asset, CollectorHealth, MetricPollState
@@ -40,7 +40,7 @@ def polled(sqlite_store, tmp_path, account):
     rt = make_runtime(sqlite_store, tmp_path)
     asset_id = add_mysql_asset(rt, account.connection(), account.password)
     yield rt, asset_id
-    close_kept(rt)
+    rt.mysql_sessions.close()
 
 
 def status(name: str, kind: str = "STATUS") -> float:
@@ -59,7 +59,7 @@ def test_a_poll_stores_the_server_gauges_on_either_store(store, tmp_path, accoun
         result = run_mysql_poll(rt, asset_id)
         second = run_mysql_poll(rt, asset_id)
     finally:
-        close_kept(rt)
+        rt.mysql_sessions.close()
     assert result["engine"] == "mariadb" and result["rates"] == "first poll" and result["problems"] == []
     assert result["statements"].startswith("not available: performance_schema is OFF")
     assert result["replication"] == "not a replica" and second["rates"] == "interval"
@@ -215,7 +215,7 @@ def test_a_role_without_monitoring_privileges_loses_those_parts_only(sqlite_stor
         asset_id = add_mysql_asset(rt, bare.connection(), bare.password)
         result = run_mysql_poll(rt, asset_id)
     finally:
-        close_kept(rt)
+        rt.mysql_sessions.close()
         bare.drop()
     [problem] = result["problems"]
     assert problem.startswith("replication: missing privileges: ") and "SLAVE MONITOR" in problem
@@ -237,11 +237,11 @@ def test_refused_logins_and_a_closed_port_are_reported_once_then_recovered(sqlit
                 run_mysql_poll(rt, asset_id)
             assert failed.value.message.startswith(kind) and failed.value.permanent
     assert event_types(sqlite_store, "metrics.mysql.") == ["metrics.mysql.check_failed"] * 2
-    assert kept_for(rt).kept_servers() == []  # a failed poll keeps no connection
+    assert rt.mysql_sessions.kept_servers() == []  # a failed poll keeps no connection
     with sqlite_store.session() as s:
         s.get(Asset, wrong).secret = rt.credentials.seal({"password": account.password})
     run_mysql_poll(rt, wrong)
-    close_kept(rt)
+    rt.mysql_sessions.close()
     assert event_types(sqlite_store, "metrics.mysql.")[-1] == "metrics.mysql.check_recovered"
 
 
@@ -271,7 +271,7 @@ def test_the_connection_is_kept_between_polls_and_replaced_once_when_killed(poll
     rt, asset_id = polled
     run_mysql_poll(rt, asset_id)
     run_mysql_poll(rt, asset_id)
-    kept = kept_for(rt)
+    kept = rt.mysql_sessions
     assert kept.opened == 1 and kept.kept_servers() == ["127.0.0.1:3306"]
     admin = admin_connect()
     with admin.cursor() as cur:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from monitor_app.errors import DbmonError
-from monitor_app.metrics.mysql_connection import SessionLimits, close_kept, connect
+from monitor_app.metrics.mysql_connection import SessionLimits, connect
 from monitor_app.metrics.mysql_tier import run_mysql_poll
 from monitor_app.store.base import utcnow
 from monitor_app.store.models import MetricSeries
@@ -74,7 +74,7 @@ def test_statement_digests_are_ranked_by_their_time_in_the_interval(servers, sql
         assert run_mysql_poll(rt, asset_id, now=t0 + timedelta(seconds=10))["statements"] == "not due"
         ranked = run_mysql_poll(rt, asset_id, now=t0 + timedelta(seconds=61))
     finally:
-        close_kept(rt)
+        rt.mysql_sessions.close()
     assert ranked["statements"].startswith("read: ") and ranked["problems"] == []
     with sqlite_store.session() as s:
         series = {(x.name, x.labels["query"]): x.last_value for x in s.scalars(
@@ -158,6 +158,6 @@ def test_a_replica_reports_lag_threads_and_its_last_error_as_events_on_change(se
         assert stopped["mysql.replication_io_running"] == 0 and stopped["mysql.replication_sql_running"] == 1
         assert "mysql.replication_lag_seconds" not in stopped
     finally:
-        close_kept(rt)
+        rt.mysql_sessions.close()
         with replica.connect() as conn, conn.cursor() as cur:
             cur.execute("START REPLICA")
