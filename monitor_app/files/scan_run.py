@@ -39,11 +39,8 @@ def path_key(path: str) -> str:
 
 
 def scan_spec(watch: FileWatch, files_config) -> ScanSpec:
-    spec = watch.spec or {}
-    return ScanSpec(root=watch.path, recursive=bool(spec.get("recursive", True)),
-                    include=tuple(spec.get("include") or ()), exclude=tuple(spec.get("exclude") or ()),
-                    hash_content=any(k in HASHED_KINDS for k in watch.kinds),
-                    hash_limit=files_config.hash_limit_bytes, max_entries=files_config.max_entries)
+    return ScanSpec.of_watch(watch.path, watch.spec or {}, hash_content=any(k in HASHED_KINDS for k in watch.kinds),
+                             hash_limit=files_config.hash_limit_bytes, max_entries=files_config.max_entries)
 
 
 def _baseline(s, watch_id: int, paths: list[str] | None = None) -> tuple[dict[str, FileState], dict[str, dict | None]]:

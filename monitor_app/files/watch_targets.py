@@ -62,14 +62,26 @@ def for_sqlite(asset_id: int, path: str) -> list[DesiredWatch]:
     return _single_files("sqlite", asset_id, [path, path + "-wal", path + "-journal"], ("data",))
 
 
+# What a PostgreSQL server writes all day under its data directory, left out of the derived `data`
+# watch: every database's relation files (base/<oid>/..., about 300 a database, and the sort files
+# in base/pgsql_tmp), the shared catalogs and pg_control in global/, and the transaction, statistics
+# and replication state (the same directories in PostgreSQL 13 to 17). With a thousand databases
+# these were 300,000 entries whose writes kept the watch rescanning. The directories themselves stay,
+# so a changed mode or owner of base/16384 is still reported; so do the top-level files. fnmatch's
+# `*` matches `/` too: `base/*/*` is everything two or more levels under base, never base/16384
+# itself, and `global/*` is everything under global. pg_wal is its own watch (kind wal).
+PG_SERVER_WRITTEN = ("pg_wal", "base/*/*", "global/*", "pg_commit_ts/*", "pg_dynshmem/*", "pg_logical/*",
+                     "pg_multixact/*", "pg_notify/*", "pg_replslot/*", "pg_serial/*", "pg_snapshots/*",
+                     "pg_stat/*", "pg_stat_tmp/*", "pg_subtrans/*", "pg_twophase/*", "pg_xact/*")
+
+
 def for_postgresql(asset_id: int, locations: dict[str, str]) -> list[DesiredWatch]:
     out = []
     data = locations.get("data_directory")
     config_files = [locations[k] for k in ("config_file", "hba_file", "ident_file") if locations.get(k)]
     if data:
         data = os.path.normpath(data)
-        # WAL is its own watch (kind wal), so its growth is its own series.
-        out.append(DesiredWatch("postgresql", data, asset_id, ("data",), _spec(("data",), exclude=("pg_wal",))))
+        out.append(DesiredWatch("postgresql", data, asset_id, ("data",), _spec(("data",), exclude=PG_SERVER_WRITTEN)))
         out.append(DesiredWatch("postgresql", os.path.join(data, "pg_wal"), asset_id, ("wal",), _spec(("wal",))))
         config_files.append(os.path.join(data, "postgresql.auto.conf"))
     out += _single_files("postgresql", asset_id, [os.path.normpath(p) for p in config_files], ("config",))

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from monitor_app.files import watch_sync
 from monitor_app.files.scan_run import run_scan
+from monitor_app.files.watch_targets import PG_SERVER_WRITTEN
 from monitor_app.store.models import Asset
 from monitor_app.store.models.files import FileWatch
 from tests.posture.clusters import PrivateCluster
@@ -55,7 +56,7 @@ def test_a_local_server_s_files_are_watched_and_its_config_changes_explained(fil
     watches = _watches(files_rt)
     assert set(watches) == {data, f"{data}/pg_wal"}
     by_kind = {tuple(w.kinds): w for w in _watches_all(files_rt)}
-    assert by_kind[("data",)].spec["exclude"] == ["pg_wal"]
+    assert by_kind[("data",)].spec["exclude"] == list(PG_SERVER_WRITTEN)
     config = by_kind[("config",)]
     assert sorted(config.spec["include"]) == ["pg_hba.conf", "pg_ident.conf", "postgresql.auto.conf", "postgresql.conf"]
     assert all(w.asset_id == asset_id for w in by_kind.values())

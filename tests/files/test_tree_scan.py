@@ -124,3 +124,36 @@ def test_reading_only_the_paths_events_named(tmp_path):
                                                      ("created", f"{tmp_path}/a/three")}
     outside = read_paths(spec, ["/etc/passwd"], before)
     assert outside.states == {}
+
+
+def test_what_a_directory_glob_leaves_out_is_left_out_by_event_reads_too(tmp_path):
+    _tree(tmp_path)
+    (tmp_path / "a" / "deep").mkdir()
+    (tmp_path / "a" / "deep" / "x").write_text("x")
+    (tmp_path / "wal").mkdir()
+    (tmp_path / "wal" / "seg").write_text("s")
+    spec = ScanSpec(str(tmp_path), exclude=("a/*", "wal"))
+    before = scan(spec).states
+    assert set(before) == {str(tmp_path), f"{tmp_path}/a", f"{tmp_path}/two.log"}  # `a` kept, its contents not
+    under = [f"{tmp_path}/a/one.conf", f"{tmp_path}/a/deep", f"{tmp_path}/a/deep/x", f"{tmp_path}/wal/seg"]
+    assert read_paths(spec, under, before).states == {}
+    assert set(read_paths(spec, [f"{tmp_path}/a"], before).states) == {f"{tmp_path}/a"}
+    matcher = spec.matcher()
+    assert matcher.reached("a", True) and not matcher.walked("a") and matcher.walked("two.log")
+    assert not matcher.reached("a/deep/x", False) and not matcher.reached("wal/seg", False)
+
+
+def test_an_event_on_a_directory_that_globs_do_not_record_does_not_add_it(tmp_path):
+    # A config watch: the data directory, not recursive, its config files by name.
+    (tmp_path / "base").mkdir()
+    (tmp_path / "postgresql.conf").write_text("port = 5432\n")
+    spec = ScanSpec(str(tmp_path), recursive=False, include=("postgresql.conf",))
+    before = scan(spec).states
+    assert set(before) == {str(tmp_path), f"{tmp_path}/postgresql.conf"}
+    os.chmod(tmp_path / "base", 0o750)
+    asked = [f"{tmp_path}/base"]
+    partial = read_paths(spec, asked, before)
+    assert partial.states == {} and compare(before, partial.states, event_scope(asked, before, partial.states)) == []
+    recursive = ScanSpec(str(tmp_path), include=("*.conf",))
+    (tmp_path / "base" / "extra.conf").write_text("x = 1\n")
+    assert set(read_paths(recursive, asked, scan(recursive).states).states) == {f"{tmp_path}/base/extra.conf"}

@@ -11,10 +11,11 @@ import time
 import pytest
 
 from monitor_app.config.settings import load_settings
+from monitor_app.files.watch_targets import for_postgresql
 from monitor_app.platform.runtime import Runtime
 from monitor_app.store.models.files import FileWatch
 from tests.harness import wait_for
-from workers.watch_sources.file_changes import OVERFLOW_LOGGER, FileChangesSource
+from workers.watch_sources.file_changes import MAX_PATHS, OVERFLOW_LOGGER, FileChangesSource
 
 
 class Emitted:
@@ -151,3 +152,61 @@ def test_full_rescans_of_one_watch_are_spaced_and_the_last_one_is_still_sent(sou
     wait_for(lambda: emitted.calls, timeout=10, what="the spaced rescan")
     assert time.monotonic() - started >= 4.5
     assert emitted.take() == [{"watch_id": watch_id, "reason": "overflow"}]
+
+
+def test_a_storm_of_writes_the_watch_leaves_out_queues_nothing_and_a_kept_change_still_does(source_for, tmp_path):
+    data = tmp_path / "data"
+    for directory in ("base/16384", "global", "pg_wal", "pg_xact"):
+        (data / directory).mkdir(parents=True)
+    (data / "postgresql.conf").write_text("port = 5432\n")
+    (spec,) = [w.spec for w in for_postgresql(1, {"data_directory": str(data)}) if w.kinds == ("data",)]
+    source, emitted, (watch_id,) = source_for((str(data), spec, False))
+    time.sleep(0.3)
+    relations = [data / "base" / "16384" / f"{oid}{fork}" for oid in range(2600, 2600 + MAX_PATHS)
+                 for fork in ("", "_fsm")]
+    others = [data / "global" / "pg_control", data / "pg_xact" / "0000", data / "pg_wal" / "000000010000000000000001"]
+    for path in relations + others:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * 8192)
+    (data / "base" / "16384" / "pgsql_tmp").mkdir()  # a directory under a left-out one, and a file in it
+    (data / "base" / "16384" / "pgsql_tmp" / "pgsql_tmp42.0").write_bytes(b"sort")
+    wait_for(lambda: source.paths_left_out >= len(relations) + len(others) + 2, timeout=10,
+             what="the storm's events received")
+    time.sleep(1.3)  # past the data watch's one-second gathering
+    assert emitted.take() == [] and source.flush(everything=True) == 0  # no paths, no burst, no full rescan
+
+    os.chmod(data / "base" / "16384", 0o750)
+    (data / "postgresql.conf").write_text("port = 5433\n")
+    kept = {str(data / "base" / "16384"), str(data / "postgresql.conf")}
+    wait_for(lambda: kept <= {p for _, k in emitted.calls for p in k.get("paths", [])}, timeout=5,
+             what="the kept changes pushed")
+    calls = emitted.take()
+    assert all(c["reason"] == "event" and c["watch_id"] == watch_id for c in calls)
+    assert {p for c in calls for p in c["paths"]} == kept
+
+
+def test_include_globs_leave_out_other_files_but_never_a_directory_s_own_event(source_for, tmp_path):
+    (tmp_path / "sub").mkdir()
+    source, emitted, (watch_id,) = source_for((str(tmp_path), {**ALL, "include": ["*.conf"]}, False))
+    time.sleep(0.3)
+    (tmp_path / "sub" / "x.log").write_text("x")
+    os.chmod(tmp_path / "sub", 0o700)  # a scan walks every directory, whatever the include globs say
+    (tmp_path / "sub" / "a.conf").write_text("x")
+    wait_for(lambda: str(tmp_path / "sub" / "a.conf") in {p for _, k in emitted.calls for p in k.get("paths", [])},
+             timeout=5, what="the .conf write pushed")
+    time.sleep(0.3)
+    paths = {p for c in emitted.take() for p in c.get("paths", [])}
+    assert paths == {str(tmp_path / "sub"), str(tmp_path / "sub" / "a.conf")}
+    assert source.paths_left_out >= 1
+
+
+def test_a_watch_whose_globs_change_is_judged_by_the_new_ones(source_for, sqlite_store, tmp_path):
+    source, emitted, (watch_id,) = source_for((str(tmp_path), ALL, False))
+    with sqlite_store.session() as s:
+        s.get(FileWatch, watch_id).spec = {**ALL, "exclude": ["*.tmp"]}
+    source.refresh()
+    (tmp_path / "x.tmp").write_text("x")
+    (tmp_path / "x.conf").write_text("x")
+    wait_for(lambda: emitted.calls, timeout=5, what="the write pushed")
+    time.sleep(0.3)
+    assert {p for c in emitted.take() for p in c.get("paths", [])} == {str(tmp_path / "x.conf")}

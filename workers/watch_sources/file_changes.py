@@ -6,6 +6,10 @@ so a full rescan is also pushed when the kernel's queue overflowed, when this so
 (whatever happened while no watcher ran), and when a path that could not be watched becomes
 watchable. The periodic rescan (beat) is the net under all of it.
 
+A path the watch's globs leave out (a data directory's relation files) is dropped as its event
+arrives, by the scan's own matcher: it would be dropped by the scan anyway, and counted here it
+would turn a busy server's writes into bursts and full rescans.
+
 A single file is watched through its directory: editors and config tools replace files by rename.
 A path whose name is not valid UTF-8 is sent as its directory, which the scan lists itself (the
 ledger stores task arguments as JSON, which cannot carry such a name).
@@ -22,6 +26,7 @@ from sqlalchemy import select
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
+from monitor_app.files.tree_scan import ScanSpec
 from monitor_app.store.models.files import FileWatch
 from workers.watch_sources.refreshing import RefreshingSource
 
@@ -53,12 +58,15 @@ class _OverflowSignal(logging.Handler):
 
 
 class _Root:
-    def __init__(self, watch_id: int, path: str, recursive: bool, events: list[str] | None = None):
-        self.watch_id, self.path, self.recursive = watch_id, path.rstrip("/") or "/", recursive
+    def __init__(self, watch_id: int, path: str, spec: dict):
+        self.watch_id, self.path, self.spec = watch_id, path.rstrip("/") or "/", spec
+        self.recursive = bool(spec.get("recursive", True))
+        events = spec.get("events")
         self.flush_every = FLUSH_SECONDS if CONTENT_EVENTS & set(events or CONTENT_EVENTS) else QUIET_FLUSH_SECONDS
         self.is_file = not os.path.isdir(path)
         # A file is watched through its directory.
         self.directory = os.path.dirname(self.path) if self.is_file else self.path
+        self.matcher = ScanSpec.of_watch(self.path, spec).matcher()
 
     def covers(self, path: str) -> bool:
         if self.is_file:
@@ -68,6 +76,13 @@ class _Root:
         if not path.startswith(self.path + "/"):
             return False
         return self.recursive or "/" not in path[len(self.path) + 1:]
+
+    def leaves_out(self, path: str, is_dir: bool) -> bool:
+        """Whether a covered path is one the watch's scan would never read (excluded, under an
+        excluded directory, or a file its include globs do not pick)."""
+        if path == self.path:
+            return False
+        return not self.matcher.reached(path[len(self.path) + 1:], is_dir)
 
 
 class FileChangesSource(RefreshingSource, FileSystemEventHandler):
@@ -89,6 +104,8 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
         self._flusher: threading.Thread | None = None
         self._overflow = _OverflowSignal(self._on_overflow)
         self.overflows = 0
+        self.events_received = 0
+        self.paths_left_out = 0  # (path, watch) pairs of events that a watch's globs leave out
         self._first_refresh_done = False
         self._last_flush: dict[int, float] = {}
 
@@ -109,9 +126,11 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
             self._unschedule(watch_id)
         for watch_id, row in wanted.items():
             if watch_id in self._scheduled:
-                continue
-            spec = row.spec or {}
-            root = _Root(watch_id, row.path, bool(spec.get("recursive", True)), spec.get("events"))
+                if self.roots[watch_id].spec == (row.spec or {}):
+                    continue
+                # Its globs (and recursion) decide which events count: a changed spec is watched anew.
+                self._unschedule(watch_id)
+            root = _Root(watch_id, row.path, row.spec or {})
             if not os.path.lexists(row.path) or not os.path.isdir(root.directory):
                 continue  # unavailable: the scan says so; retried at the next refresh
             pair = (root.directory, root.recursive and not root.is_file)
@@ -148,6 +167,7 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
             pass
 
     def on_any_event(self, event) -> None:
+        self.events_received += 1  # only the observer's one dispatching thread calls this
         if event.event_type in ("opened", "closed_no_write"):
             return
         # watchdog adds a "modified" event of the parent directory to every create, delete, move and
@@ -163,7 +183,11 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
                     continue
                 path = os.fsdecode(raw)
                 for root in self.roots.values():
-                    if root.covers(path):
+                    if not root.covers(path):
+                        continue
+                    if root.leaves_out(path, event.is_directory):
+                        self.paths_left_out += 1
+                    else:
                         self._add(root, path, full)
 
     def _want_full(self, watch_id: int, reason: str) -> None:
