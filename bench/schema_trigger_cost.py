@@ -7,8 +7,6 @@ order flipped every other pair), with nobody listening. Reported per mode: media
 and median CPU time of the migration's backend (`/proc/<pid>/schedstat`, less disturbed by
 other work on a shared machine), and the overhead as the median of the per-pair ratios, with
 their quartiles and the machine's load average before and after, to say how noisy it was.
-Autocommitted, the trigger notifies at most once per 0.25 s window per session, so most
-statements of that mode send nothing.
 
     python bench/schema_trigger_cost.py [--pairs 9] [--url postgresql://...]
 

@@ -1,17 +1,16 @@
 """LISTEN for the event trigger's notifications and turn each burst into one check.
 
-A migration sends one notification per distinct command tag when run as one transaction, and,
-when autocommitted, one per session and quarter-second window of the clock (the trigger leaves
-out statements that start within `NOTIFY_WINDOW_SECONDS` of the session's last notification);
-the check that follows should run once, when the burst is over. `Coalescer` is the pure
-timing rule (quiet period, capped by a maximum wait so a never-ending stream still gets
-checked, and a trailing check the window after the last notification, for the statements that
-sent none). The
-trigger fires when a statement starts, so a statement it left out may still be running, or its
-transaction open, when that trailing check is due: the check first waits until every session
-that sent a notification of the burst is outside a transaction (`pg_locks`, which any role may
-read), asking again after a growing interval up to `MAX_FOLLOW_INTERVAL`, for at most
-`FOLLOW_LIMIT_SECONDS`.
+A migration sends one notification per distinct command tag when run as one transaction, and
+one per statement when autocommitted; the check that follows should run once, when the burst
+is over. `Coalescer` is the pure timing rule (quiet period, capped by a maximum wait so a
+never-ending stream still gets checked, and a trailing check `TRAILING_CHECK_SECONDS` after the
+last notification). The trigger fires when a statement starts and the notification arrives at
+the first commit, which for a `CONCURRENTLY` command is one of its internal transactions, before
+the command has finished; and a trigger of an earlier release, until the next check upgrades
+it, left out autocommitted statements close behind the session's previous one. So the trailing
+check first waits until every session that sent a notification of the burst is outside a
+transaction (`pg_locks`, which any role may read), asking again after a growing interval up to
+`MAX_FOLLOW_INTERVAL`, for at most `FOLLOW_LIMIT_SECONDS`.
 `SchemaListener` runs it on a thread with its own connection and reconnects with back-off. Each
 time it starts listening, the first time included, it reports a batch with `reconnected=True`:
 notifications sent while nobody listened (a lost connection, a watcher restart or upgrade) are
@@ -40,11 +39,12 @@ import psycopg2
 
 from monitor_app.assets.connection_budget import BudgetExhausted, close_fully
 from monitor_app.schema import notifications
-from monitor_app.schema.event_trigger import CHANNEL, NOTIFY_WINDOW_SECONDS
+from monitor_app.schema.event_trigger import CHANNEL
 from monitor_app.schema.notifications import Received, RejectedNotification
 
 log = logging.getLogger(__name__)
 MAX_NAMES_KEPT = 20
+TRAILING_CHECK_SECONDS = 0.25
 MAX_FOLLOW_INTERVAL = 2.0
 FOLLOW_LIMIT_SECONDS = 3600.0
 MAX_SENDERS_FOLLOWED = 1000
@@ -82,7 +82,7 @@ class Batch:
     first_at: str | None = None
     last_at: str | None = None
     reconnected: bool = False
-    # No notification of its own: the check after a burst's window (see Coalescer); it names the
+    # No notification of its own: the check a while after a burst (see Coalescer); it names the
     # burst's tags and senders, and counts none of its notifications.
     trailing: bool = False
 
@@ -128,10 +128,10 @@ class Coalescer:
     """Release a batch once notifications pause for `quiet` s, or `max_wait` s after the first;
     then one trailing batch `trailing + quiet` s after the last notification.
 
-    The trigger sends nothing for an autocommitted statement that starts within `trailing` s of
-    its session's previous notification; the trailing batch is due after such a statement has
-    started, and the listener holds it back (`postpone_trailing`) while a session that sent a
-    notification (`senders`) is still inside a transaction. A notification arriving meanwhile
+    The trailing batch is for what a notification arrived ahead of (a `CONCURRENTLY` command's
+    later transactions, statements an earlier release's trigger left out); the listener holds it
+    back (`postpone_trailing`) while a session that sent a notification (`senders`) is still
+    inside a transaction. A notification arriving meanwhile
     starts a batch and moves the trailing one later. `trailing=0` turns it off."""
 
     def __init__(self, quiet: float = 0.05, max_wait: float = 0.5, trailing: float = 0.0):
@@ -148,8 +148,8 @@ class Coalescer:
             self.batch, self._first = Batch(), now
         self.batch.add(received, sender)
         if self.trailing > 0:
-            # What the trailing batch will say of the burst: the statements it can find were left
-            # out by the window of these same sessions. On a broker that polls, the burst's check
+            # What the trailing batch will say of the burst: what it can find was done by these
+            # same sessions after their notifications. On a broker that polls, the burst's check
             # and the trailing one may run side by side, and either may be the one that stores.
             # Every accepted notification counts, a forged one too: all it can cause is this one
             # trailing check, coalesced with the burst's, and held back while its sender is in a
@@ -201,7 +201,7 @@ class Coalescer:
             return trailing
         batch, self.batch = self.batch, None
         if self._trailing_at is not None and self._trailing_at <= now:
-            self._trailing_at = None  # released late enough to cover the window itself
+            self._trailing_at = None  # released late enough to be the trailing check itself
             self._burst = None
         return batch
 
@@ -213,7 +213,7 @@ class SchemaListener:
     anything unexpected), `on_recovery(seconds_down)` once it works again."""
 
     def __init__(self, dsn: str, on_batch: Callable[[Batch], None], *, quiet: float = 0.05,
-                 max_wait: float = 0.5, trailing: float = NOTIFY_WINDOW_SECONDS, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = "",
+                 max_wait: float = 0.5, trailing: float = TRAILING_CHECK_SECONDS, idle_timeout: float = 5.0, max_backoff: float = 30.0, name: str = "",
                  on_failure: Callable[[str], None] | None = None,
                  on_recovery: Callable[[float], None] | None = None, budget=None, server: str = ""):
         self.dsn, self.on_batch = dsn, on_batch

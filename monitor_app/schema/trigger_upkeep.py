@@ -22,14 +22,16 @@ TAMPERED, REFUSED = "schema.trigger_tampered", "schema.trigger_refused"
 # signing every statement before the per-session payload, notifying every autocommitted
 # statement before the once-a-second window, the last with two event triggers
 # (ddl_command_end and sql_drop, the function pinning its own search_path, no separate sender),
-# and the last signed one (a deciding function calling a SECURITY DEFINER sender that signed
-# with the key table). Finding exactly one of those, and nothing else amiss, is an upgrade to
+# the last signed one (a deciding function calling a SECURITY DEFINER sender that signed with
+# the key table), and the last with a per-session quarter-second window for autocommitted
+# statements (a session setting). Finding exactly one of those, and nothing else amiss, is an upgrade to
 # do, not a tampering to report.
 PREVIOUS_BODY_SHA256 = {"47c391531b0f470a6b5c99760854a030278b8b825f54f6ee4a226985bd79954d",
                         "7796f14bbf08469f2da855ed75d3dcfd4bef220a33f8f607b7c63704ceeda615",
                         "fd836291aabaac3958528decd08690884864ce7ae3cbd5874288cb9e9c680a00",
                         "2fae9316db2738d832cd0f0fd3af3bf13ef3c907ae8d13552a65b1d1107980b1",
-                        "e5bd292b167e8c48732f30136f0d7b9e855b3a480e9a917ce4fe8043e6918b7c"}
+                        "e5bd292b167e8c48732f30136f0d7b9e855b3a480e9a917ce4fe8043e6918b7c",
+                        "d0e8824e589b9ab8153eee89e905e0d591ec9504ee5c91ac1960ee17dae95b2f"}
 PREVIOUS_RELEASE_GAPS = (
     f"function {event_trigger.FUNCTION}() body is not dbmon's",
     f"function {event_trigger.FUNCTION}() is SECURITY DEFINER, not SECURITY INVOKER",

@@ -117,28 +117,6 @@ class SqliteFile:
                               new_dsn=f"sqlite:///{self.path}")
 
 
-def next_window() -> None:
-    """Wait into the clock's next notification window: a session's autocommitted DDL notifies
-    once per window, so a test that wants a statement's own notification starts it in a fresh one."""
-    from monitor_app.schema.event_trigger import NOTIFY_WINDOW_SECONDS as window
-
-    time.sleep(window + 0.01 - time.time() % window)
-
-
-def in_one_window(steps, attempts: int = 5) -> None:
-    """Run `steps()` from the start of a window until it finished within that window (a loaded
-    machine can stretch a few statements past its end); fails after `attempts`."""
-    from monitor_app.schema.event_trigger import NOTIFY_WINDOW_SECONDS as window
-
-    for _ in range(attempts):
-        next_window()
-        started = time.time() // window
-        steps()
-        if time.time() // window == started:
-            return
-    raise AssertionError(f"the steps never fit in one {window} s window")
-
-
 def caught_up(delivered: list, timeout: float = 5.0) -> None:
     """Wait for the catch-up batch a listener reports each time it starts listening, then forget
     it, so that `delivered` collects only what the test's own statements cause."""

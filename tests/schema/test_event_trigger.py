@@ -11,10 +11,10 @@ import pytest
 
 from monitor_app.schema import event_trigger, notifications
 from monitor_app.schema.diff import diff
-from monitor_app.schema.listener import Coalescer, SchemaListener
+from monitor_app.schema.listener import TRAILING_CHECK_SECONDS, Coalescer, SchemaListener
 from monitor_app.schema.notifications import Received
 from monitor_app.schema.precheck import postgres_marker
-from tests.schema.conftest import PgScratch, caught_up, in_one_window, next_window
+from tests.schema.conftest import PgScratch, caught_up
 from tests.services import role_name
 
 
@@ -54,7 +54,6 @@ def test_it_notifies_the_bare_tag_from_the_session_that_ran_the_ddl(watched):
     db, listener = watched
     db.run("SET application_name = 'migrate-42'", "CREATE TABLE t (id integer)")
     assert drain(listener) == [{"tag": "CREATE TABLE", "pid": backend_pid(db), "payload": "CREATE TABLE"}]
-    next_window()
     db.run("DROP TABLE t")
     assert [(n["payload"], n["pid"]) for n in drain(listener)] == [("DROP TABLE", backend_pid(db))]
 
@@ -92,48 +91,49 @@ def test_a_migration_in_one_transaction_notifies_each_distinct_tag_once_at_commi
     assert drain(listener) == []
 
 
-def test_a_transaction_block_sets_no_setting(watched):
+def test_the_trigger_sets_no_setting(watched):
     """Setting anything inside a transaction makes PostgreSQL before 16 walk all its settings at
-    every nested level the transaction leaves afterwards: the trigger sets none there."""
+    every nested level the transaction leaves afterwards: the trigger sets none, anywhere."""
     db, listener = watched
+    ours = "SELECT count(*) FROM pg_settings WHERE name LIKE 'dbmon.%'"
+    db.run("CREATE TABLE quiet_autocommit (id integer)")
     db.conn.autocommit = False
     with db.conn.cursor() as cur:
         cur.execute("CREATE TABLE quiet_settings (id integer)")
-        cur.execute("SELECT current_setting('dbmon.notified_in', true)")
-        assert cur.fetchone()[0] in (None, "")
+        cur.execute(ours)
+        assert cur.fetchone()[0] == 0
     db.conn.commit()
     db.conn.autocommit = True
-    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE", "CREATE TABLE"]
+    with db.conn.cursor() as cur:
+        cur.execute(ours)
+        assert cur.fetchone()[0] == 0
+        cur.execute("SELECT provolatile FROM pg_proc WHERE oid = %s::regprocedure", (f"{event_trigger.FUNCTION}()",))
+        assert cur.fetchone()[0] == "s"  # no snapshot taken per call
 
 
-def test_autocommitted_ddl_notifies_once_a_window_per_session(watched):
+def test_every_autocommitted_ddl_statement_notifies(watched):
     db, listener = watched
-    created = iter(range(1000))
-    in_one_window(lambda: db.run(*(f"CREATE TABLE n_{next(created)} (id integer)" for _ in range(5))))
-    # Attempts that ran past their window sent one more each; the last fitted and sent one.
-    assert [n["tag"] for n in drain(listener)][-1:] == ["CREATE TABLE"]
-    in_one_window(lambda: db.run(*(f"CREATE TABLE n_{next(created)} (id integer)" for _ in range(5))))
+    db.run(*(f"CREATE TABLE n_{i} (id integer)" for i in range(20)))
     notes = drain(listener)
-    assert 1 <= len(notes) < 5 * len(notes) and notes[-1]["tag"] == "CREATE TABLE"
-    next_window()
+    assert [n["tag"] for n in notes] == ["CREATE TABLE"] * 20
+    assert {n["pid"] for n in notes} == {backend_pid(db)}
     db.run("ALTER TABLE n_0 ADD COLUMN name text")
     assert [n["tag"] for n in drain(listener)] == ["ALTER TABLE"]
-    # Statements of one simple-query string share their implicit transaction and its window.
-    next_window()
-    db.run("CREATE TABLE q_1 (id integer); ALTER TABLE q_1 ADD COLUMN name text; DROP TABLE n_1")
-    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]
-    # Another session has its own window.
+    # Statements of one simple-query string share their implicit transaction: one per distinct tag.
+    db.run("CREATE TABLE q_1 (id integer); CREATE TABLE q_2 (id integer); ALTER TABLE q_1 ADD COLUMN name text; "
+           "DROP TABLE n_1")
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE", "ALTER TABLE", "DROP TABLE"]
     other = PgScratch(db.url)
     try:
-        next_window()
         db.run("CREATE TABLE mine (id integer)")
         other.run("CREATE TABLE theirs (id integer)")
-        assert len(drain(listener)) == 2
+        assert len({n["pid"] for n in drain(listener)}) == 2
     finally:
         other.close()
 
 
-def test_an_explicit_transaction_notifies_at_commit_and_leaves_the_window_alone(watched):
+def test_an_explicit_transaction_notifies_at_commit(watched):
     db, listener = watched
     db.conn.autocommit = False
     with db.conn.cursor() as cur:
@@ -144,7 +144,7 @@ def test_an_explicit_transaction_notifies_at_commit_and_leaves_the_window_alone(
         cur.execute("DROP TABLE in_transaction")
     db.conn.rollback()
     db.conn.autocommit = True
-    db.run("CREATE TABLE after_rollback (id integer)")  # the session's first autocommitted DDL: it notifies
+    db.run("CREATE TABLE after_rollback (id integer)")
     assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE", "ALTER TABLE", "CREATE TABLE"]
     # A transaction that wrote before its DDL notifies the same way.
     db.conn.autocommit = False
@@ -157,33 +157,26 @@ def test_an_explicit_transaction_notifies_at_commit_and_leaves_the_window_alone(
     assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE", "ALTER TABLE"]
 
 
-def test_a_failed_autocommitted_send_is_forgotten_with_its_window(watched):
+def test_a_failed_autocommitted_statement_sends_nothing_and_silences_nothing(watched):
     db, listener = watched
-    attempt = iter(range(100))
-
-    def only_a_failed_send():
-        i = next(attempt)
+    for i in range(5):
         with pytest.raises(psycopg2.errors.DivisionByZero):
             db.run(f"CREATE TABLE undone_{i} (id integer); SELECT 1/0")
         db.run(f"CREATE TABLE done_{i} (id integer)")
-
-    in_one_window(only_a_failed_send)  # the window's only send failed, and is forgotten with it
-    notes = drain(listener)
-    assert notes and all(n["tag"] == "CREATE TABLE" for n in notes)
-    with db.conn.cursor() as cur:  # one notification per attempt: the done_ tables, none silenced
-        cur.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'done\\_%'")
-        assert cur.fetchone()[0] == len(notes)
-
-
-def test_a_window_set_as_a_database_default_silences_nothing(watched):
-    db, listener = watched
-    window = event_trigger.NOTIFY_WINDOW_SECONDS
+    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"] * 5
     with db.conn.cursor() as cur:
-        cur.execute("SELECT current_database()")
-        name = cur.fetchone()[0]
-        cur.execute(f"SELECT floor(extract(epoch FROM clock_timestamp()) / {window})::bigint")
-        now = cur.fetchone()[0]
-    for stamp in (now - 40, now + 14400, "junk"):
+        cur.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'undone\\_%'")
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_setting_of_an_earlier_release_silences_nothing(watched):
+    """The release before notified an autocommitting session once per window recorded in
+    `dbmon.notified_in`; a value left as a database default means nothing now."""
+    db, listener = watched
+    with db.conn.cursor() as cur:
+        cur.execute("SELECT current_database(), floor(extract(epoch FROM clock_timestamp()) / 0.25)::bigint")
+        name, now = cur.fetchone()
+    for stamp in (now, now + 1, "junk"):
         db.run(f"ALTER DATABASE {name} SET dbmon.notified_in = '{stamp}'")
         fresh = PgScratch(db.url)
         try:
@@ -345,8 +338,8 @@ def test_the_trailing_batch_names_the_bursts_tags_and_senders_but_counts_no_noti
 
 @pytest.mark.slow
 def test_a_burst_of_autocommitted_ddl_ends_with_a_check_that_sees_its_last_statement(watched):
-    """The trigger leaves out most statements of the burst; the trailing batch comes after the
-    last one committed, and a check run for it sees that statement."""
+    """Every statement notifies, the batches coalesce them, and the last check, the trailing one,
+    comes after the last statement committed and sees it."""
     db, _ = watched
     seen, done = [], threading.Event()
     probe = psycopg2.connect(db.url)
@@ -369,22 +362,21 @@ def test_a_burst_of_autocommitted_ddl_ends_with_a_check_that_sees_its_last_state
             db.run(f"CREATE TABLE burst_{i} (id integer)")
         elapsed = time.monotonic() - started
         assert done.wait(10)
-        time.sleep(event_trigger.NOTIFY_WINDOW_SECONDS + 0.3)  # nothing more comes
+        time.sleep(TRAILING_CHECK_SECONDS + 0.3)  # nothing more comes
     finally:
         listener.stop()
         probe.close()
-    notified = sum(batch.notifications for batch, _ in seen)
-    window = event_trigger.NOTIFY_WINDOW_SECONDS
-    assert 1 <= notified <= elapsed / window + 2, f"{notified} notifications for a {elapsed:.1f}s burst"
+    assert sum(batch.notifications for batch, _ in seen) == 300
     assert seen[0][0].tags == ["CREATE TABLE"] and seen[0][0].users == ["postgres"]
     trailing = [(batch, count) for batch, count in seen if batch.trailing]
-    # A statement slowed past the window by a loaded machine leaves a gap in which a trailing
-    # check may also run mid-burst; the last check is always the trailing one, and sees it all.
+    # A statement slowed past the trailing delay by a loaded machine leaves a gap in which a
+    # trailing check may also run mid-burst; the last check is always the trailing one, and sees it all.
     assert trailing and seen[-1] == trailing[-1] and trailing[-1][1] == 300
-    assert len(seen) <= elapsed / window + 3
+    # Batches are released only after a quiet gap or the maximum wait, so far fewer than statements.
+    assert len(seen) <= elapsed / 0.05 + len(trailing) + 1 and len(seen) < 300
 
 
-def test_a_single_ddl_is_checked_promptly_then_once_more_after_the_window(watched):
+def test_a_single_ddl_is_checked_promptly_then_once_more_a_while_after(watched):
     db, _ = watched
     batches = []
     listener = SchemaListener(db.url, lambda b: batches.append((time.monotonic(), b)), quiet=0.05, max_wait=0.5)
@@ -392,7 +384,6 @@ def test_a_single_ddl_is_checked_promptly_then_once_more_after_the_window(watche
     try:
         assert listener.listening.wait(5)
         caught_up(batches)
-        next_window()
         committed = time.monotonic()
         db.run("CREATE TABLE single (id integer)")
         deadline = time.monotonic() + 5
@@ -403,7 +394,7 @@ def test_a_single_ddl_is_checked_promptly_then_once_more_after_the_window(watche
     (first_at, first), (trailing_at, trailing) = batches
     assert first.notifications == 1 and first.tags == ["CREATE TABLE"] and first_at - committed < 0.5
     assert trailing.trailing and trailing.notifications == 0
-    assert trailing_at - committed >= event_trigger.NOTIFY_WINDOW_SECONDS
+    assert trailing_at - committed >= TRAILING_CHECK_SECONDS
 
 
 def test_the_listener_asks_for_a_check_when_it_starts_and_after_each_reconnect(watched):
@@ -450,8 +441,12 @@ def test_the_trailing_batch_waits_while_a_sender_is_in_a_transaction():
     assert c.postpone_trailing(30.3) and not c.postpone_trailing(30.3 + 3600)  # followed at most an hour
 
 
-def _checks_after(db, statements) -> list[tuple[float, bool, bool]]:
-    """(when, trailing, table `held` visible) for each batch a listener released while
+HELD_TABLE = "SELECT to_regclass('public.held') IS NOT NULL"
+HELD_INDEX_VALID = "SELECT coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('public.held')), false)"
+
+
+def _checks_after(db, statements, seen_query: str = HELD_TABLE) -> list[tuple[float, bool, bool]]:
+    """(when, trailing, what `seen_query` says) for each batch a listener released while
     `statements(db)` ran and for a while after."""
     seen = []
     probe = psycopg2.connect(db.url)
@@ -459,7 +454,7 @@ def _checks_after(db, statements) -> list[tuple[float, bool, bool]]:
 
     def on_batch(batch):
         with probe.cursor() as cur:  # what a check started now would find
-            cur.execute("SELECT to_regclass('public.held') IS NOT NULL")
+            cur.execute(seen_query)
             seen.append((time.monotonic(), batch.trailing, cur.fetchone()[0]))
 
     listener = SchemaListener(db.url, on_batch, quiet=0.05, max_wait=0.5)
@@ -479,28 +474,40 @@ def _checks_after(db, statements) -> list[tuple[float, bool, bool]]:
 
 
 @pytest.mark.slow
-def test_a_long_statement_left_out_by_the_window_is_checked_once_it_commits(watched):
-    """The trigger fires as a statement starts: one left out because its session notified in the
-    same window may commit long after the trailing check was due, which waits for it."""
+def test_a_concurrent_index_build_is_checked_once_it_has_finished(watched):
+    """CREATE INDEX CONCURRENTLY commits its first internal transaction, which delivers the
+    notification, before it builds the index, then waits for other writers: the first check
+    sees an invalid index, and the trailing check waits for the build to finish."""
     db, listener = watched
+    db.run("CREATE TABLE built (id integer)")
+    drain(listener)
+    writer = psycopg2.connect(db.url)
 
-    def quick_then_slow(db):
-        next_window()
-        db.run("CREATE TABLE opener (id integer)", "CREATE TABLE held AS SELECT 1 AS id FROM pg_sleep(1.5)")
+    def build_behind_a_writer(db):
+        with writer.cursor() as cur:
+            cur.execute("INSERT INTO built VALUES (1)")  # an open writer the build must wait for
+        release = threading.Timer(1.5, writer.commit)
+        release.start()
+        try:
+            db.run("CREATE INDEX CONCURRENTLY held ON built (id)")
+        finally:
+            release.join()
 
-    checks = _checks_after(db, quick_then_slow)
-    assert [n["tag"] for n in drain(listener)] == ["CREATE TABLE"]  # the slow one was left out
-    assert not any(held for at, _, held in checks if at < 0)
-    assert [(trailing, held) for at, trailing, held in checks if at >= 0] == [(True, True)], checks
+    try:
+        checks = _checks_after(db, build_behind_a_writer, HELD_INDEX_VALID)
+    finally:
+        writer.close()
+    assert [n["tag"] for n in drain(listener)] == ["CREATE INDEX"]
+    assert any(at < 0 for at, _, _ in checks) and not any(valid for at, _, valid in checks if at < 0), checks
+    assert [(trailing, valid) for at, trailing, valid in checks if at >= 0] == [(True, True)], checks
 
 
 @pytest.mark.slow
 def test_an_explicit_transaction_after_a_notification_is_checked_after_its_commit(watched):
-    """A transaction block notifies at its commit whatever the window: the check follows it."""
+    """A transaction block notifies at its commit: the check follows it."""
     db, listener = watched
 
     def opener_then_held_transaction(db):
-        next_window()
         db.run("CREATE TABLE opener (id integer)")
         db.conn.autocommit = False
         with db.conn.cursor() as cur:

@@ -17,7 +17,7 @@ from monitor_app.schema import event_trigger, notifications
 from monitor_app.schema.check import run_check
 from monitor_app.schema.listener import SchemaListener
 from monitor_app.store.models import Event
-from tests.schema.conftest import add_asset, make_runtime, next_window, pg_connection
+from tests.schema.conftest import add_asset, make_runtime, pg_connection
 from tests.services import role_name
 
 GOOD_SHAPE = '{"tag": "CREATE TABLE", "event": "ddl_command_end", "user": %s}'
@@ -122,7 +122,6 @@ def test_hostile_payloads_never_stop_the_listener(listening):
     db, mallory, listener, recorder = listening
     for payload in HOSTILE.values():
         mallory.notify(payload)
-    next_window()
     db.run("CREATE TABLE still_detected (id integer)")
     batch = recorder.wait_for(lambda b: b.notifications > 0)
     assert batch.tags == ["CREATE TABLE"] and batch.notifications == 1
@@ -155,7 +154,6 @@ def test_a_notification_is_attributed_to_the_role_that_sent_it_not_to_whom_it_cl
     assert context["attribution"]["earlier_release_payloads"] == 2
     # The trigger's own notification is attributed the same way, to the session that ran the DDL.
     recorder.batches.clear()
-    next_window()
     db.run("SET application_name = 'deploy-9'", "CREATE TABLE genuine (id integer)")
     genuine = recorder.wait_for(lambda b: "deploy-9" in b.application_names).as_context()
     assert genuine["users"] == ["postgres"] and genuine["command_tags"] == ["CREATE TABLE"]
@@ -198,7 +196,6 @@ def test_a_listener_of_a_plain_role_names_the_senders_too(listening):
     plain.start()
     try:
         assert plain.listening.wait(5)
-        next_window()
         db.run("SET application_name = 'migrate-3'", "CREATE TABLE seen_by_a_plain_role (id integer)")
         context = recorder.wait_for(lambda b: "CREATE TABLE" in b.tags).as_context()
     finally:

@@ -486,3 +486,34 @@ def test_an_install_over_the_signed_release_leaves_nothing_of_it_and_uninstall_r
     assert event_trigger.uninstall(owned.url) is True
     assert owned.value("SELECT count(*) FROM pg_namespace WHERE nspname = '_dbmon'") == 0
     assert event_triggers(owned) == []
+
+# The function body of the last release with a per-session quarter-second window for
+# autocommitted statements (same trigger and function shape as now), verbatim.
+PREVIOUS_WINDOW_BODY = """
+DECLARE
+  this_window pg_catalog.text;
+  sent pg_catalog.text;
+BEGIN
+  IF pg_catalog.transaction_timestamp() OPERATOR(pg_catalog.=) pg_catalog.statement_timestamp() THEN
+    this_window := pg_catalog.int8(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) OPERATOR(pg_catalog./) 0.25::pg_catalog.float8))::pg_catalog.text;
+    IF pg_catalog.current_setting('dbmon.notified_in', true) OPERATOR(pg_catalog.=) this_window THEN
+      RETURN;  -- this session notified in this window: the listener's trailing check covers the statement
+    END IF;
+    sent := pg_catalog.set_config('dbmon.notified_in', this_window, false);
+  END IF;
+  sent := pg_catalog.pg_notify('dbmon_schema', TG_TAG)::pg_catalog.text;
+END
+"""
+
+
+def test_the_window_release_is_upgraded_without_an_alarm(owned, sqlite_store, armed):
+    rt, asset_id = armed
+    assert hashlib.sha256(PREVIOUS_WINDOW_BODY.encode()).hexdigest() in trigger_upkeep.PREVIOUS_BODY_SHA256
+    event_trigger.install(owned.url)
+    owned.run(f"CREATE OR REPLACE FUNCTION {event_trigger.FUNCTION}() RETURNS event_trigger LANGUAGE plpgsql "
+              f"VOLATILE AS $fn${PREVIOUS_WINDOW_BODY}$fn$")
+    assert not intact(owned)
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "upgraded"
+    assert tampered_events(sqlite_store) == [] and intact(owned)
+    assert owned.value(f"SELECT provolatile FROM pg_proc WHERE oid = '{event_trigger.FUNCTION}()'::regprocedure") == "s"
+    assert run_check(rt, asset_id, {"source": "manual"})["trigger"] == "verified"
