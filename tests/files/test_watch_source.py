@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 
 import pytest
 
 from monitor_app.config.settings import load_settings
-from monitor_app.files.watch_targets import for_postgresql
+from monitor_app.files.watch_targets import for_postgresql, for_sqlite
 from monitor_app.platform.runtime import Runtime
+from monitor_app.store.models import Asset
 from monitor_app.store.models.files import FileWatch
 from tests.harness import wait_for
 from workers.watch_sources.file_changes import MAX_PATHS, OVERFLOW_LOGGER, FileChangesSource
+from workers.watch_sources.sqlite_schema import SqliteSchemaSource
 
 
 class Emitted:
@@ -176,7 +179,7 @@ def test_a_storm_of_writes_the_watch_leaves_out_queues_nothing_and_a_kept_change
     assert emitted.take() == [] and source.flush(everything=True) == 0  # no paths, no burst, no full rescan
 
     os.chmod(data / "base" / "16384", 0o750)
-    (data / "postgresql.conf").write_text("port = 5433\n")
+    os.chmod(data / "postgresql.conf", 0o640)  # its content is the config watch's: a data watch is not sent writes
     kept = {str(data / "base" / "16384"), str(data / "postgresql.conf")}
     wait_for(lambda: kept <= {p for _, k in emitted.calls for p in k.get("paths", [])}, timeout=5,
              what="the kept changes pushed")
@@ -210,3 +213,92 @@ def test_a_watch_whose_globs_change_is_judged_by_the_new_ones(source_for, sqlite
     wait_for(lambda: emitted.calls, timeout=5, what="the write pushed")
     time.sleep(0.3)
     assert {p for c in emitted.take() for p in c.get("paths", [])} == {str(tmp_path / "x.conf")}
+
+
+QUIET = {"recursive": True, "events": ["permissions"]}
+
+
+def _named(emitted: Emitted) -> set[str]:
+    with emitted.lock:
+        return {p for _, k in emitted.calls for p in k.get("paths", [])}
+
+
+def test_a_watch_that_reports_no_content_is_sent_no_writes_but_still_attributes_creates_and_deletes(
+        source_for, tmp_path):
+    (tmp_path / "sub").mkdir()
+    kept = tmp_path / "sub" / "000000010000000000000001"
+    kept.write_bytes(b"\0" * 8192)
+    source, emitted, (watch_id,) = source_for((str(tmp_path), QUIET, False))
+    time.sleep(0.3)
+    for _ in range(200):  # a busy server: appends and in-place writes to a file the watch keeps
+        with open(kept, "ab") as fh:
+            fh.write(b"x" * 512)
+        with open(kept, "r+b") as fh:
+            fh.write(b"y")
+    time.sleep(1.3)  # past the quiet watch's one-second gathering
+    assert source.events_received == 0
+    assert emitted.take() == []
+
+    os.chmod(kept, 0o600)
+    wait_for(lambda: str(kept) in _named(emitted), timeout=5, what="the chmod pushed")
+    new = tmp_path / "sub" / "000000010000000000000002"
+    new.write_bytes(b"\0")
+    wait_for(lambda: str(new) in _named(emitted), timeout=5, what="the create pushed")
+    emitted.take()
+    kept.unlink()
+    wait_for(lambda: str(kept) in _named(emitted), timeout=5, what="the delete pushed")
+    assert all(c["watch_id"] == watch_id and c["reason"] == "event" for c in emitted.take())
+
+
+def test_a_config_watch_of_a_directory_a_quiet_watch_also_watches_still_gets_its_writes(source_for, tmp_path):
+    # The derived watches of one data directory: its config files through the directory, then the
+    # quiet data watch of the same directory. One inotify instance keeps one mask per directory, so
+    # the data watch's would take the writes away from the config watch if they shared one.
+    conf = tmp_path / "postgresql.conf"
+    conf.write_text("port = 5432\n")
+    watches = for_postgresql(1, {"data_directory": str(tmp_path), "config_file": str(conf)})
+    (config_spec,) = [w.spec for w in watches if w.kinds == ("config",)]
+    (data_spec,) = [w.spec for w in watches if w.kinds == ("data",)]
+    source, emitted, (config_id, data_id) = source_for((str(tmp_path), config_spec, False),
+                                                       (str(tmp_path), data_spec, False))
+    time.sleep(0.3)
+    with open(conf, "r+") as fh:  # in place: no create, rename or truncation, only writes
+        fh.write("port = 5433\n")
+    wait_for(lambda: any(c["watch_id"] == config_id and str(conf) in c.get("paths", []) for _, c in emitted.calls),
+             timeout=5, what="the config write pushed to the config watch")
+
+
+def test_a_sqlite_schema_change_is_still_found_while_a_quiet_watch_covers_its_file(source_for, tmp_path):
+    path = tmp_path / "app" / "app.db"  # not beside the store, whose own writes would be events here
+    path.parent.mkdir()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    (watch,) = for_sqlite(1, str(path))
+    source, emitted, _ = source_for((watch.path, watch.spec, False))
+    writes: list[str] = []  # file writes the file source was sent
+    dispatch = source.on_any_event
+
+    def recording(event) -> None:
+        if event.event_type in ("modified", "closed") and not event.is_directory:
+            writes.append(event.src_path)
+        dispatch(event)
+
+    source.on_any_event = recording  # type: ignore[method-assign]
+    with source.runtime.store.session() as s:
+        s.add(Asset(kind="database", engine="sqlite", name="app", source="config", external_id="app", labels={},
+                    connection={"path": str(path)}, details={}, status="up"))
+    checks = Emitted()
+    schema = SqliteSchemaSource(source.runtime, checks)
+    schema.start()
+    try:
+        time.sleep(0.3)
+        for i in range(20):
+            db.execute(f"INSERT INTO t VALUES ({i})")
+        db.execute("ALTER TABLE t ADD COLUMN name TEXT")
+        wait_for(lambda: checks.calls, timeout=5, what="the schema check")
+    finally:
+        schema.stop()
+        db.close()
+    assert [task for task, _ in checks.calls] == ["schema.check"]
+    assert writes == []  # they went to the schema source's own inotify instance only

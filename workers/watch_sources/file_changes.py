@@ -6,6 +6,10 @@ so a full rescan is also pushed when the kernel's queue overflowed, when this so
 (whatever happened while no watcher ran), and when a path that could not be watched becomes
 watchable. The periodic rescan (beat) is the net under all of it.
 
+A watch that reports no content change (a data directory, WAL: permissions only) asks the
+kernel for no writes either (inotify_masks): a busy database's writes never reach the process. Its
+scans then follow creates, deletes, renames and attribute changes, and the periodic rescan.
+
 A path the watch's globs leave out (a data directory's relation files) is dropped as its event
 arrives, by the scan's own matcher: it would be dropped by the scan anyway, and counted here it
 would turn a busy server's writes into bursts and full rescans.
@@ -24,10 +28,11 @@ import time
 
 from sqlalchemy import select
 from watchdog.events import FileSystemEventHandler
-from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from monitor_app.files.tree_scan import ScanSpec
 from monitor_app.store.models.files import FileWatch
+from workers.watch_sources.inotify_masks import MaskedObserver
 from workers.watch_sources.refreshing import RefreshingSource
 
 log = logging.getLogger("dbmon.watcher.files")
@@ -42,6 +47,7 @@ FULL_RESCAN_SPACING = 5.0
 MAX_PATHS = 500
 REFRESH_SECONDS = 15.0
 OVERFLOW_LOGGER = "watchdog.observers.inotify_c"
+_Pair = tuple[str, bool, bool]
 
 
 class _OverflowSignal(logging.Handler):
@@ -62,7 +68,9 @@ class _Root:
         self.watch_id, self.path, self.spec = watch_id, path.rstrip("/") or "/", spec
         self.recursive = bool(spec.get("recursive", True))
         events = spec.get("events")
-        self.flush_every = FLUSH_SECONDS if CONTENT_EVENTS & set(events or CONTENT_EVENTS) else QUIET_FLUSH_SECONDS
+        # Quiet: no event it reports follows a write, so it is not sent writes at all.
+        self.quiet = not CONTENT_EVENTS & set(events or CONTENT_EVENTS)
+        self.flush_every = QUIET_FLUSH_SECONDS if self.quiet else FLUSH_SECONDS
         self.is_file = not os.path.isdir(path)
         # A file is watched through its directory.
         self.directory = os.path.dirname(self.path) if self.is_file else self.path
@@ -92,15 +100,15 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
     def __init__(self, runtime, emit):
         super().__init__(runtime, emit)
         self.roots: dict[int, _Root] = {}
-        self._scheduled: dict[int, tuple[str, bool]] = {}  # watch id -> its inotify (directory, recursive)
-        # One inotify watch per (directory, recursive), shared by the watches under it: watchdog
-        # hands back the same watch for the same pair, and unscheduling it ends it for all.
-        self._inotify: dict[tuple[str, bool], tuple[object, set[int]]] = {}
+        self._scheduled: dict[int, _Pair] = {}  # watch id -> its inotify (directory, recursive, quiet)
+        # One inotify watch per (directory, recursive, quiet), shared by the watches under it: watchdog
+        # hands back the same watch for the same directory and recursion, and unscheduling it ends it for all.
+        self._inotify: dict[_Pair, tuple[ObservedWatch, set[int]]] = {}
         self._pending: dict[int, set[str] | None] = {}  # None: a full rescan
         self._full_reason: dict[int, str] = {}  # why a full rescan is pending: start, appeared, burst, overflow
         self._last_full: dict[int, float] = {}
         self._lock = threading.Lock()
-        self._observer: Observer | None = None
+        self._observers: dict[bool, MaskedObserver] = {}  # quiet -> the observer asking for its mask
         self._flusher: threading.Thread | None = None
         self._overflow = _OverflowSignal(self._on_overflow)
         self.overflows = 0
@@ -110,8 +118,6 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
         self._last_flush: dict[int, float] = {}
 
     def start(self) -> None:
-        self._observer = Observer()
-        self._observer.start()
         logging.getLogger(OVERFLOW_LOGGER).addHandler(self._overflow)
         self.start_refreshing()
         self._flusher = threading.Thread(target=self._flush_loop, name="file-changes-flush", daemon=True)
@@ -133,10 +139,11 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
             root = _Root(watch_id, row.path, row.spec or {})
             if not os.path.lexists(row.path) or not os.path.isdir(root.directory):
                 continue  # unavailable: the scan says so; retried at the next refresh
-            pair = (root.directory, root.recursive and not root.is_file)
+            pair = (root.directory, root.recursive and not root.is_file, root.quiet)
             if pair not in self._inotify:
                 try:
-                    self._inotify[pair] = (self._observer.schedule(self, pair[0], recursive=pair[1]), set())
+                    self._inotify[pair] = (self._observer(root.quiet).schedule(self, pair[0], recursive=pair[1]),
+                                           set())
                 except OSError as exc:
                     log.warning("cannot watch %s (%s); it gets its periodic rescans only", row.path, exc)
                     continue
@@ -150,6 +157,14 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
                     self._want_full(watch_id, "appeared" if self._first_refresh_done else "start")
         self._first_refresh_done = True
 
+    def _observer(self, quiet: bool) -> MaskedObserver:
+        """Started at first need: each is an inotify instance, of which a user has 128 by default."""
+        if quiet not in self._observers:
+            observer = MaskedObserver(quiet=quiet)
+            observer.start()
+            self._observers[quiet] = observer
+        return self._observers[quiet]
+
     def _unschedule(self, watch_id: int) -> None:
         pair = self._scheduled.pop(watch_id)
         with self._lock:
@@ -162,12 +177,16 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
             return
         del self._inotify[pair]
         try:
-            self._observer.unschedule(observed)
+            self._observers[pair[2]].unschedule(observed)
         except (KeyError, OSError):
             pass
 
     def on_any_event(self, event) -> None:
-        self.events_received += 1  # only the observer's one dispatching thread calls this
+        with self._lock:  # each observer dispatches from its own thread
+            self._on_event(event)
+
+    def _on_event(self, event) -> None:
+        self.events_received += 1
         if event.event_type in ("opened", "closed_no_write"):
             return
         # watchdog adds a "modified" event of the parent directory to every create, delete, move and
@@ -177,18 +196,17 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
         if event.is_directory and event.event_type == "modified":
             return
         full = event.is_directory and event.event_type == "moved"  # a tree moved in: its contents are unseen
-        with self._lock:
-            for raw in (event.src_path, getattr(event, "dest_path", "")):
-                if not raw:
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if not raw:
+                continue
+            path = os.fsdecode(raw)
+            for root in self.roots.values():
+                if not root.covers(path):
                     continue
-                path = os.fsdecode(raw)
-                for root in self.roots.values():
-                    if not root.covers(path):
-                        continue
-                    if root.leaves_out(path, event.is_directory):
-                        self.paths_left_out += 1
-                    else:
-                        self._add(root, path, full)
+                if root.leaves_out(path, event.is_directory):
+                    self.paths_left_out += 1
+                else:
+                    self._add(root, path, full)
 
     def _want_full(self, watch_id: int, reason: str) -> None:
         """Under the lock: a full rescan of the watch replaces whatever paths were pending."""
@@ -248,8 +266,8 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
                     for watch_id, (paths, reason) in batch.items():
                         if paths is None:
                             self._want_full(watch_id, reason)
-                        elif self._pending.get(watch_id, set()) is not None:
-                            self._pending[watch_id] = self._pending.get(watch_id, set()) | paths
+                        elif (pending := self._pending.get(watch_id, set())) is not None:
+                            self._pending[watch_id] = pending | paths
         return sent
 
     def is_alive(self) -> bool:
@@ -264,6 +282,7 @@ class FileChangesSource(RefreshingSource, FileSystemEventHandler):
             self.flush(everything=True)  # what was seen before the stop is pushed, not dropped
         except Exception:  # noqa: BLE001
             log.exception("could not push the last file changes")
-        if self._observer:
-            self._observer.stop()
-            self._observer.join(timeout=5)
+        for observer in self._observers.values():
+            observer.stop()
+        for observer in self._observers.values():
+            observer.join(timeout=5)
