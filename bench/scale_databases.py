@@ -10,8 +10,8 @@ dbmon's processes over an idle minute, per monitored database; then DDL -> chang
 for databases inside the LISTEN set and outside it (covered by the pre-check), SAMPLES each.
 Finally SIGTERM to `dbmon up` with every listener and pre-check running: time to exit.
 
-`--no-file-watches` runs with `files.auto_watch` off: the watch dbmon derives for a local server's
-data directory covers every file of every database (about 300 each).
+`--no-file-watches` runs with `files.auto_watch` off (no watch derived for the local server's data
+directory, WAL and config files), to tell their share apart.
 
 Each run is one row of the results; rows of earlier runs are kept (a run of 1,000 does not
 drop the rows of 100), and `medians` gives each size's median over its rows.
