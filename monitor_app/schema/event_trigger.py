@@ -59,8 +59,8 @@ EVENT = "ddl_command_start"
 # session notified at most four times a second. Measured in instructions, each PL/pgSQL
 # expression costs a statement that is its own transaction about 4,000 to 9,000 instructions
 # (0.4 to 0.9 %), since its evaluation state is rebuilt in every transaction, while a
-# notification itself (queued, then the queue lock and entry at commit) costs about 2,500: the
-# window's three expressions cost more than the notifications they saved (+3.6 % against
+# notification itself (queued, then the queue lock and entry at commit) costs about 2,700: the
+# window's three expressions cost more than the notifications they saved (+3.4 % against
 # +1.9 % for a 452-statement autocommitted migration). Setting any setting also made a
 # transaction walk all of the server's ~380 settings at every nested level it left before
 # PostgreSQL 16. Signing bought nothing the server does not give for free: a notification
