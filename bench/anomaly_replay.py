@@ -37,7 +37,7 @@ from monitor_app.metrics import pg_fast, pg_medium  # noqa: E402
 from monitor_app.metrics.sample_store import SeriesSample, SeriesWriter  # noqa: E402
 from monitor_app.store.models import Asset, MetricPoint, MetricSeries  # noqa: E402
 from monitor_app.store.models.analysis import MetricAnomaly  # noqa: E402
-from tests.posture.clusters import PG_BIN, PrivateCluster  # noqa: E402
+from tests.posture.clusters import PrivateCluster  # noqa: E402
 
 DAY = 86400.0
 BASE_RATE, HIGH_RATE = 40, 120
@@ -46,8 +46,8 @@ SLOW_EPISODE = (15 / 24, 15.75 / 24)
 
 
 def pgbench(cluster: PrivateCluster, rate: int, seconds: float) -> None:
-    subprocess.run([str(PG_BIN / "pgbench"), "-h", str(cluster.root), "-p", str(cluster.port), "-U", "postgres",
-                    "-c", "4", "-j", "2", "-S", "-n", "-R", str(rate), "-T", str(max(1, round(seconds))), "postgres"],
+    subprocess.run(cluster.pgbench_command("-c", "4", "-j", "2", "-S", "-n", "-R", str(rate), "-T",
+                                           str(max(1, round(seconds)))),
                    capture_output=True, text=True, timeout=seconds + 120, check=True)  # nosec B603
 
 
@@ -174,8 +174,8 @@ def collect_day(work: Path, real_day: float):
     try:
         cluster.start(listen="", shared_preload_libraries="pg_stat_statements")
         cluster.run("CREATE EXTENSION pg_stat_statements")
-        subprocess.run([str(PG_BIN / "pgbench"), "-h", str(cluster.root), "-p", str(cluster.port), "-U", "postgres",
-                        "-i", "-s", "5", "-q", "postgres"], capture_output=True, check=True, timeout=300)  # nosec B603
+        subprocess.run(cluster.pgbench_command("-i", "-s", "5", "-q"), capture_output=True, check=True,
+                       timeout=300)  # nosec B603
         rt = runtime(f"sqlite:///{work / 'collect.db'}", work)
         with rt.store.session() as s:
             a = Asset(kind="database", engine="postgresql", name="bench-target", source="config",

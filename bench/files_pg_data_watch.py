@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil  # noqa: E402
 
 from bench.stats import write  # noqa: E402
-from tests.posture.clusters import PG_BIN, PrivateCluster  # noqa: E402
+from tests.posture.clusters import PrivateCluster  # noqa: E402
 
 IDLE_S = 10.0
 
@@ -159,8 +159,7 @@ def _delta(a: dict, b: dict) -> dict:
 
 def _pgbench(cluster: PrivateCluster, *args: str) -> float:
     started = time.monotonic()
-    done = subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pgbench"), "-h", str(cluster.root),
-                           "-p", str(cluster.port), *args, "postgres"], capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(cluster.pgbench_command(*args), capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     return round(time.monotonic() - started, 1)
 

@@ -37,7 +37,7 @@ from bench.pg_fast_poll_cpu import backend_cpu, backend_pid, runtime  # noqa: E4
 from bench.stats import percentile, write  # noqa: E402
 from monitor_app.metrics.pg_fast import run_poll  # noqa: E402
 from monitor_app.store.models import Asset  # noqa: E402
-from tests.posture.clusters import PG_BIN, PrivateCluster  # noqa: E402
+from tests.posture.clusters import PrivateCluster  # noqa: E402
 
 WORKLOADS = {"select_only": ["-S"], "tpcb_like": []}
 CLIENTS, SCALE = 4, 5
@@ -88,9 +88,8 @@ class Progress:
 
 
 def pgbench(cluster: PrivateCluster, args: list[str], seconds: int, *more: str) -> subprocess.Popen:
-    return subprocess.Popen([str(PG_BIN / "pgbench"), "-h", str(cluster.root), "-p", str(cluster.port), "-U",
-                             "postgres", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-n", *more, *args,
-                             "postgres"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cluster.pgbench_command("-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-n", *more, *args),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen, seconds: int) -> str:
@@ -201,8 +200,7 @@ def main() -> None:
     started = time.monotonic()
     try:
         cluster.start(listen="", **SERVER_SETTINGS)
-        done = subprocess.run([str(PG_BIN / "pgbench"), "-h", str(cluster.root), "-p", str(cluster.port), "-U",
-                               "postgres", "-i", "-s", str(SCALE), "-q", "postgres"], capture_output=True, text=True,
+        done = subprocess.run(cluster.pgbench_command("-i", "-s", str(SCALE), "-q"), capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0, done.stderr
         with tempfile.TemporaryDirectory() as tmp:

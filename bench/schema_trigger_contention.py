@@ -28,14 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg2  # noqa: E402
-
-from bench.schema_trigger_instructions import WINDOW_BODY  # noqa: E402
+from bench.schema_trigger_instructions import set_trigger  # noqa: E402
 from bench.stats import write  # noqa: E402
-from monitor_app.schema import event_trigger  # noqa: E402
-from tests.posture.clusters import PG_BIN, PrivateCluster  # noqa: E402
+from tests.posture.clusters import PrivateCluster  # noqa: E402
 
 KINDS = ("none", "window_release", "current")
+# How `schema_trigger_instructions` installs each; the window release's window unscaled.
+INSTALLED_AS = {"none": "none", "window_release": "window_scaled", "current": "current"}
 SCRIPTS = {
     "autocommit": "CREATE TEMP TABLE IF NOT EXISTS scratch (x int);\nDROP TABLE scratch;\n",
     "transaction": "BEGIN;\nCREATE TEMP TABLE scratch (x int) ON COMMIT DROP;\nINSERT INTO scratch VALUES (1);\nCOMMIT;\n",
@@ -43,24 +42,9 @@ SCRIPTS = {
 CLIENTS = (1, 8)
 
 
-def set_trigger(dsn: str, kind: str) -> None:
-    event_trigger.uninstall(dsn)
-    if kind == "none":
-        return
-    event_trigger.install(dsn)
-    if kind == "window_release":
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE OR REPLACE FUNCTION {event_trigger.FUNCTION}() RETURNS event_trigger "
-                        f"LANGUAGE plpgsql VOLATILE AS $fn${WINDOW_BODY}$fn$")
-        conn.close()
-
-
 def pgbench(cluster: PrivateCluster, script: Path, clients: int, seconds: int) -> float:
-    done = subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pgbench"), "-n", "-h", str(cluster.root),
-                           "-p", str(cluster.port), "-c", str(clients), "-j", "2", "-T", str(seconds),
-                           "-f", str(script), "postgres"], capture_output=True, text=True, check=True)
+    done = subprocess.run(cluster.pgbench_command("-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
+                                                  "-f", str(script)), capture_output=True, text=True, check=True)
     return float(re.search(r"tps = ([\d.]+)", done.stdout).group(1))
 
 
@@ -74,14 +58,13 @@ def main() -> None:
         for name, text in SCRIPTS.items():
             scripts[name] = Path(tmp) / f"{name}.sql"
             scripts[name].write_text(text)
-        Path(tmp).chmod(0o755)
         cluster = PrivateCluster()
         cluster.start(listen="", max_connections="50")
         tps: dict[str, list[float]] = {}
         try:
             for run in range(args.rounds):
                 for kind in KINDS if run % 2 == 0 else KINDS[::-1]:
-                    set_trigger(cluster.dsn(), kind)
+                    set_trigger(cluster.dsn(), INSTALLED_AS[kind], slowdown=1.0)
                     for script, path in scripts.items():
                         for clients in CLIENTS:
                             tps.setdefault(f"{script}/{clients}/{kind}", []).append(

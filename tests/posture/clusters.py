@@ -101,6 +101,11 @@ class PrivateCluster:
         finally:
             conn.close()
 
+    def pgbench_command(self, *args: str) -> list[str]:
+        """pgbench against this cluster's `postgres` database as its superuser. PostgreSQL 15's
+        client, whatever the server: the other majors' builds carry only the server."""
+        return [str(PG_BIN / "pgbench"), "-h", str(self.root), "-p", str(self.port), "-U", "postgres", *args, "postgres"]
+
     def server_version_num(self) -> int:
         conn = self.connect()
         try:
